@@ -1,0 +1,27 @@
+# `make demo` and `make test` each set everything up on a fresh machine.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+PIP_INSTALL := $(BIN)/pip install --disable-pip-version-check -q
+
+.PHONY: demo test install bench clean
+
+$(BIN)/ckptkit: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PIP_INSTALL) --upgrade pip
+	$(PIP_INSTALL) -e '.[test]'
+	touch $(BIN)/ckptkit
+
+install: $(BIN)/ckptkit
+
+demo: install
+	bash examples/demo.sh $(BIN)
+
+test: install
+	$(BIN)/python -m pytest -n 2 --dist loadgroup
+
+bench: install
+	$(BIN)/python benchmarks/run_all.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache demo-out

@@ -1,0 +1,1 @@
+"""Checkpoint formats, the conversion plan and the model families."""
