@@ -1,0 +1,60 @@
+"""A Hugging Face hub folder: ``config.json`` beside safetensors or PyTorch weights.
+
+Example:
+    >>> open_hub_folder("no/such/folder")
+    Traceback (most recent call last):
+    ...
+    ckptkit.errors.CheckpointNotFoundError: no/such/folder: hub folder not found
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+from ckptkit.converters.tensors import Checkpoint
+from ckptkit.errors import CheckpointNotFoundError, ConfigError
+
+__all__ = ["open_hub_folder", "read_config", "WEIGHT_FILES"]
+
+# Preference order: the first weights file present is read. (file name, format module opener)
+WEIGHT_FILES: tuple[tuple[str, str], ...] = (
+    ("model.safetensors.index.json", "safetensors"),
+    ("model.safetensors", "safetensors"),
+    ("pytorch_model.bin.index.json", "pytorch"),
+    ("pytorch_model.bin", "pytorch"),
+)
+
+
+def read_config(folder: str) -> dict:
+    """The folder's ``config.json`` as a dict ({} when absent)."""
+    path = os.path.join(folder, "config.json")
+    if not os.path.isfile(path):
+        return {}
+    try:
+        with open(path, encoding="utf-8") as f:
+            config = json.load(f)
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ConfigError(f"not valid JSON ({e})", path=path) from e
+    if not isinstance(config, dict):
+        raise ConfigError("not a JSON object", path=path)
+    return config
+
+
+def open_hub_folder(path: str) -> Checkpoint:
+    """Open the weights of a hub folder lazily; ``extras["config"]`` holds its config.json."""
+    from ckptkit.converters.formats.safetensors_io import open_safetensors
+    from ckptkit.converters.formats.torch_bin import open_torch_bin
+
+    if not os.path.isdir(path):
+        raise CheckpointNotFoundError("hub folder not found", path=path)
+    openers = {"safetensors": open_safetensors, "pytorch": open_torch_bin}
+    for filename, fmt in WEIGHT_FILES:
+        weights = os.path.join(path, filename)
+        if os.path.isfile(weights):
+            ckpt = openers[fmt](weights)
+            ckpt.extras.update(config=read_config(path), weights_format=fmt, folder=path)
+            ckpt.format = "hub"
+            return ckpt
+    raise CheckpointNotFoundError("no weights in hub folder", path=path,
+                                  hint="expected " + " or ".join(name for name, _ in WEIGHT_FILES))

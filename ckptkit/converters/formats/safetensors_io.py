@@ -1,0 +1,306 @@
+"""safetensors: a validating lazy reader (single file or sharded index) and a streaming writer.
+
+The reader parses the JSON header, checks every offset against the file size and hands out
+zero-copy views of a memory map. The writer knows every tensor's dtype and shape up front
+(from a Plan), so it sizes the file, writes the header, and lets the executor fill each
+tensor's bytes straight into the mapped output.
+
+Example:
+    >>> import numpy as np, tempfile, os
+    >>> path = os.path.join(tempfile.mkdtemp(), "w.safetensors")
+    >>> save_safetensors(path, {"a": np.arange(4, dtype=np.float32)})
+    >>> with open_safetensors(path) as ckpt:
+    ...     ckpt["a"].read().tolist()
+    [0.0, 1.0, 2.0, 3.0]
+"""
+
+from __future__ import annotations
+
+import json
+import mmap
+import os
+import struct
+from pathlib import Path
+from typing import Iterable, Mapping
+
+import numpy as np
+
+from ckptkit.converters.tensors import Checkpoint, DType, LazyTensor, dtype_by_safetensors, dtype_of
+from ckptkit.errors import CheckpointNotFoundError, CorruptCheckpointError, UnsafeCheckpointError
+
+__all__ = ["open_safetensors", "save_safetensors", "SafetensorsWriter", "read_weight_index", "TensorSpec"]
+
+_MAX_HEADER = 100 * 1024 * 1024  # safetensors' own limit
+
+
+class TensorSpec(tuple):
+    """(name, dtype, shape) of a tensor to be written."""
+
+    __slots__ = ()
+
+    def __new__(cls, name: str, dtype: DType, shape: tuple[int, ...]):
+        return super().__new__(cls, (name, dtype, tuple(int(s) for s in shape)))
+
+    name = property(lambda self: self[0])
+    dtype = property(lambda self: self[1])
+    shape = property(lambda self: self[2])
+
+    @property
+    def nbytes(self) -> int:
+        return int(np.prod(self.shape, dtype=np.int64)) * self.dtype.itemsize
+
+
+class SafetensorsCheckpoint(Checkpoint):
+    format = "safetensors"
+
+    def __init__(self, path: str, tensors: Mapping[str, LazyTensor], *, files: list[str], maps: list,
+                 extras: dict):
+        super().__init__(path, tensors, files=files, extras=extras)
+        self._maps = maps
+
+    def close(self) -> None:
+        self._maps.clear()  # np.memmap views keep their own reference; the file closes when unused
+
+
+def _parse_header(path: str, mapped: np.ndarray) -> tuple[dict, int]:
+    size = mapped.size
+    if size < 8:
+        raise CorruptCheckpointError("file is too short to be safetensors", path=path)
+    (header_len,) = struct.unpack("<Q", mapped[:8].tobytes())
+    if header_len > min(_MAX_HEADER, size - 8):
+        raise CorruptCheckpointError(f"header length {header_len} exceeds the file ({size} bytes)", path=path,
+                                     hint="the file is truncated or not safetensors")
+    try:
+        header = json.loads(mapped[8:8 + header_len].tobytes())
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise CorruptCheckpointError(f"header is not valid JSON ({e})", path=path) from e
+    if not isinstance(header, dict):
+        raise CorruptCheckpointError("header is not a JSON object", path=path)
+    return header, 8 + header_len
+
+
+def _file_tensors(path: str) -> tuple[dict[str, LazyTensor], np.ndarray, dict]:
+    if not os.path.isfile(path):
+        raise CheckpointNotFoundError("file not found", path=path)
+    if os.path.getsize(path) == 0:
+        raise CorruptCheckpointError("file is empty", path=path)
+    mapped = np.memmap(path, dtype=np.uint8, mode="r")
+    header, data_start = _parse_header(path, mapped)
+    metadata = header.pop("__metadata__", None) or {}
+    data_len = mapped.size - data_start
+    tensors = {}
+    for name, entry in header.items():
+        try:
+            dtype = dtype_by_safetensors(entry["dtype"])
+            shape = tuple(int(s) for s in entry["shape"])
+            begin, end = (int(x) for x in entry["data_offsets"])
+        except (KeyError, TypeError, ValueError) as e:
+            raise CorruptCheckpointError(f"bad header entry for tensor {name!r} ({e})", path=path) from e
+        expected = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+        if min(shape, default=0) < 0 or not 0 <= begin <= end <= data_len or end - begin != expected:
+            raise CorruptCheckpointError(
+                f"tensor {name!r} claims bytes {begin}..{end} for shape {list(shape)} {dtype.name} "
+                f"but the data section has {data_len} bytes", path=path, hint="the file is truncated or corrupt")
+        tensors[name] = LazyTensor(name, dtype, shape, loader=_view_loader(mapped, data_start + begin, dtype, shape),
+                                   location=f"{path}@{data_start + begin}")
+    return tensors, mapped, metadata
+
+
+def _view_loader(mapped: np.ndarray, offset: int, dtype: DType, shape: tuple[int, ...]):
+    nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+
+    def load() -> np.ndarray:
+        raw = mapped[offset:offset + nbytes]
+        if offset % dtype.itemsize == 0:
+            return raw.view(dtype.numpy).reshape(shape)
+        return np.frombuffer(raw.tobytes(), dtype=dtype.numpy).reshape(shape)
+
+    return load
+
+
+def read_weight_index(index_path: str) -> dict[str, str]:
+    """Read a ``*.index.json`` and return its weight_map with paths checked to stay in the folder.
+
+    Example:
+        >>> read_weight_index("missing.index.json")
+        Traceback (most recent call last):
+        ...
+        ckptkit.errors.CheckpointNotFoundError: missing.index.json: index file not found
+    """
+    if not os.path.isfile(index_path):
+        raise CheckpointNotFoundError("index file not found", path=index_path)
+    try:
+        with open(index_path, encoding="utf-8") as f:
+            weight_map = json.load(f)["weight_map"]
+        if not isinstance(weight_map, dict):
+            raise TypeError("weight_map is not an object")
+    except (json.JSONDecodeError, KeyError, TypeError, UnicodeDecodeError) as e:
+        raise CorruptCheckpointError(f"not a valid weight index ({e})", path=index_path) from e
+    folder = Path(index_path).resolve().parent
+    for name, shard in weight_map.items():
+        target = (folder / str(shard)).resolve()
+        if Path(str(shard)).is_absolute() or folder not in target.parents:
+            raise UnsafeCheckpointError(f"tensor {name!r} points to {shard!r}, outside the checkpoint folder",
+                                        path=index_path, hint="fix the index; ckptkit reads only files beside it")
+        if not target.is_file():
+            raise CheckpointNotFoundError(f"shard {shard!r} named in the index is missing", path=index_path,
+                                          hint="copy every shard next to the index")
+    return weight_map
+
+
+def open_safetensors(path: str) -> SafetensorsCheckpoint:
+    """Open a ``.safetensors`` file or a sharded ``model.safetensors.index.json`` lazily.
+
+    Args:
+        path: the file, the index json, or a folder holding either.
+
+    Returns:
+        A checkpoint mapping whose tensors are zero-copy views of the memory-mapped files.
+
+    Example:
+        >>> open_safetensors("nope.safetensors")
+        Traceback (most recent call last):
+        ...
+        ckptkit.errors.CheckpointNotFoundError: nope.safetensors: file not found
+    """
+    if os.path.isdir(path):
+        for candidate in ("model.safetensors.index.json", "model.safetensors"):
+            if os.path.isfile(os.path.join(path, candidate)):
+                path = os.path.join(path, candidate)
+                break
+    if path.endswith(".index.json"):
+        weight_map = read_weight_index(path)
+        folder = os.path.dirname(path)
+        tensors, maps, files, metadata = {}, [], [], {}
+        for shard in dict.fromkeys(weight_map.values()):
+            shard_path = os.path.join(folder, shard)
+            shard_tensors, mapped, metadata = _file_tensors(shard_path)
+            maps.append(mapped)
+            files.append(shard_path)
+            tensors.update({n: t for n, t in shard_tensors.items() if weight_map.get(n) == shard})
+        missing = sorted(set(weight_map) - set(tensors))
+        if missing:
+            raise CorruptCheckpointError(f"{len(missing)} tensors named in the index are not in their shards, "
+                                         f"e.g. {missing[0]!r}", path=path)
+        return SafetensorsCheckpoint(path, tensors, files=files, maps=maps,
+                                     extras={"metadata": metadata, "sharded": True})
+    tensors, mapped, metadata = _file_tensors(path)
+    return SafetensorsCheckpoint(path, tensors, files=[path], maps=[mapped],
+                                 extras={"metadata": metadata, "sharded": False})
+
+
+class SafetensorsWriter:
+    """Write one safetensors file whose tensors are all declared up front.
+
+    Stages: construction (header written, file sized and mapped) -> ``buffer``/``write`` for each
+    tensor -> ``close`` (flush and atomic rename) or ``abort`` (temporary file removed).
+
+    Example:
+        >>> import tempfile, os
+        >>> from ckptkit.converters.tensors import dtype_by_name
+        >>> path = os.path.join(tempfile.mkdtemp(), "x.safetensors")
+        >>> w = SafetensorsWriter(path, [TensorSpec("x", dtype_by_name("int32"), (2,))])
+        >>> w.write("x", np.array([7, 8], np.int32)); w.close()
+        >>> open_safetensors(path)["x"].read().tolist()
+        [7, 8]
+    """
+
+    def __init__(self, path: str, specs: Iterable[TensorSpec], *, metadata: Mapping[str, str] | None = None):
+        self.path = os.fspath(path)
+        specs = list(specs)
+        # Largest element size first keeps every tensor aligned to its own itemsize.
+        ordered = sorted(specs, key=lambda s: (-s.dtype.itemsize, s.name))
+        header: dict = {"__metadata__": dict(metadata)} if metadata else {}
+        self._slots: dict[str, tuple[int, TensorSpec]] = {}
+        offset = 0
+        for spec in ordered:
+            header[spec.name] = {"dtype": spec.dtype.safetensors, "shape": list(spec.shape),
+                                 "data_offsets": [offset, offset + spec.nbytes]}
+            self._slots[spec.name] = (offset, spec)
+            offset += spec.nbytes
+        blob = json.dumps(header, separators=(",", ":")).encode()
+        blob += b" " * (-len(blob) % 8)
+        self._data_start = 8 + len(blob)
+        total = self._data_start + offset
+        self._tmp = f"{self.path}.tmp-{os.getpid()}"
+        self._file = open(self._tmp, "w+b")
+        self._file.truncate(total)
+        self._file.write(struct.pack("<Q", len(blob)) + blob)
+        self._file.flush()
+        self._map = mmap.mmap(self._file.fileno(), total) if offset else None
+        self._pending = set(self._slots)
+
+    def buffer(self, name: str) -> np.ndarray:
+        """A writable view of the output bytes of tensor ``name`` (fill it, then call ``write``)."""
+        offset, spec = self._slot(name)
+        start = self._data_start + offset
+        return np.frombuffer(self._map, dtype=spec.dtype.numpy, count=int(np.prod(spec.shape, dtype=np.int64)),
+                             offset=start).reshape(spec.shape) if spec.nbytes else np.empty(spec.shape,
+                                                                                             spec.dtype.numpy)
+
+    def write(self, name: str, array: np.ndarray) -> None:
+        """Store ``array`` as tensor ``name`` (a no-op copy if it already is this tensor's buffer)."""
+        offset, spec = self._slot(name)
+        if tuple(array.shape) != spec.shape or dtype_of(array.dtype) != spec.dtype:
+            raise ValueError(f"tensor {name!r}: got {array.dtype}{list(array.shape)}, declared "
+                             f"{spec.dtype.name}{list(spec.shape)}")
+        if spec.nbytes:
+            target = self.buffer(name)
+            if not np.shares_memory(target, array):
+                np.copyto(target, array, casting="no")
+        self._pending.discard(name)
+
+    def _slot(self, name: str) -> tuple[int, TensorSpec]:
+        if self._file is None:
+            raise ValueError(f"{self.path}: writer is closed")
+        if name not in self._slots:
+            raise KeyError(f"tensor {name!r} was not declared for {self.path}")
+        return self._slots[name]
+
+    def close(self) -> None:
+        """Flush and move the file into place; every declared tensor must have been written."""
+        if self._pending:
+            missing = sorted(self._pending)
+            self.abort()
+            raise ValueError(f"{self.path}: {len(missing)} declared tensors never written, e.g. {missing[0]!r}")
+        if self._map is not None:
+            self._map.flush()
+            self._map.close()
+        self._file.close()
+        self._file = None
+        os.replace(self._tmp, self.path)
+
+    def abort(self) -> None:
+        """Drop the temporary file; nothing appears at ``path``."""
+        if self._file is not None:
+            if self._map is not None:
+                try:
+                    self._map.close()
+                except BufferError:
+                    pass
+            self._file.close()
+            self._file = None
+        if os.path.exists(self._tmp):
+            os.remove(self._tmp)
+
+
+def save_safetensors(path: str, tensors: Mapping[str, np.ndarray], *, metadata: Mapping[str, str] | None = None
+                     ) -> None:
+    """Write NumPy arrays to one safetensors file (atomically).
+
+    Example:
+        >>> import tempfile, os
+        >>> p = os.path.join(tempfile.mkdtemp(), "t.safetensors")
+        >>> save_safetensors(p, {"b": np.ones((2, 2), np.float16)}, metadata={"format": "pt"})
+        >>> open_safetensors(p).extras["metadata"]
+        {'format': 'pt'}
+    """
+    writer = SafetensorsWriter(path, [TensorSpec(n, dtype_of(a.dtype), a.shape) for n, a in tensors.items()],
+                               metadata=metadata)
+    try:
+        for name, array in tensors.items():
+            writer.write(name, np.asarray(array))
+    except BaseException:
+        writer.abort()
+        raise
+    writer.close()

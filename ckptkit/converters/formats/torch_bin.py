@@ -1,0 +1,142 @@
+"""PyTorch ``.bin`` checkpoints (single or sharded): read with ``weights_only=True``, never executing code.
+
+torch is imported only when a ``.bin`` file is actually opened or written.
+
+Example:
+    >>> import numpy as np, tempfile, os
+    >>> path = os.path.join(tempfile.mkdtemp(), "pytorch_model.bin")
+    >>> save_torch_bin(path, {"w": np.eye(2, dtype=np.float32)})
+    >>> open_torch_bin(path)["w"].read().tolist()
+    [[1.0, 0.0], [0.0, 1.0]]
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import zipfile
+from typing import Mapping
+
+import numpy as np
+
+from ckptkit.converters.formats.safetensors_io import read_weight_index
+from ckptkit.converters.tensors import Checkpoint, LazyTensor, dtype_by_name
+from ckptkit.errors import CheckpointNotFoundError, CorruptCheckpointError, UnsafeCheckpointError
+
+__all__ = ["open_torch_bin", "save_torch_bin", "tensor_to_numpy", "numpy_to_tensor"]
+
+
+def tensor_to_numpy(tensor) -> np.ndarray:
+    """A torch tensor as a NumPy array (bfloat16/float8 through ml_dtypes; zero-copy when contiguous)."""
+    import torch
+
+    tensor = tensor.detach().cpu()
+    name = str(tensor.dtype).removeprefix("torch.")
+    dtype = dtype_by_name(name)
+    if tensor.dtype in (torch.bfloat16, torch.float8_e5m2, torch.float8_e4m3fn):
+        carrier = torch.int16 if tensor.dtype == torch.bfloat16 else torch.uint8
+        return tensor.contiguous().view(carrier).numpy().view(dtype.numpy)
+    return tensor.numpy() if tensor.is_contiguous() else tensor.contiguous().numpy()
+
+
+def numpy_to_tensor(array: np.ndarray):
+    """A NumPy array as a torch tensor sharing memory where torch allows it."""
+    import torch
+
+    name = np.dtype(array.dtype).name
+    carriers = {"bfloat16": (np.int16, torch.bfloat16), "float8_e5m2": (np.uint8, torch.float8_e5m2),
+                "float8_e4m3fn": (np.uint8, torch.float8_e4m3fn)}
+    array = np.ascontiguousarray(array)
+    if name in carriers:
+        carrier, torch_dtype = carriers[name]
+        return torch.from_numpy(array.view(carrier).copy() if not array.flags.writeable else array.view(carrier)
+                                ).view(torch_dtype)
+    if not array.flags.writeable:
+        array = array.copy()
+    return torch.from_numpy(array)
+
+
+def _load_state_dict(path: str) -> dict:
+    import torch
+
+    if not os.path.isfile(path):
+        raise CheckpointNotFoundError("file not found", path=path)
+    use_mmap = zipfile.is_zipfile(path)  # the legacy (pre-1.6) format cannot be memory-mapped
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True, mmap=use_mmap)
+    except pickle.UnpicklingError as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise UnsafeCheckpointError(f"refused to unpickle: it needs code execution beyond tensors ({first})",
+                                    path=path, hint="convert it in a trusted environment first") from e
+    except (RuntimeError, EOFError, ValueError, zipfile.BadZipFile) as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise CorruptCheckpointError(f"not a readable PyTorch checkpoint ({first})", path=path) from e
+    if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
+        state = state["state_dict"]
+    if not isinstance(state, dict):
+        raise CorruptCheckpointError(f"holds a {type(state).__name__}, not a state dict", path=path)
+    return {k: v for k, v in state.items() if isinstance(v, torch.Tensor)}
+
+
+def _lazy(name: str, tensor, path: str) -> LazyTensor:
+    dtype = dtype_by_name(str(tensor.dtype).removeprefix("torch."))
+    return LazyTensor(name, dtype, tuple(tensor.shape), loader=lambda: tensor_to_numpy(tensor), location=path)
+
+
+def open_torch_bin(path: str) -> Checkpoint:
+    """Open ``pytorch_model.bin`` (or a ``.bin.index.json`` of shards) without running pickled code.
+
+    Tensors are memory-mapped (``torch.load(..., weights_only=True, mmap=True)``), so opening
+    reads no tensor data. Tensors sharing storage (tied weights) are reported in
+    ``extras["shared"]`` as groups of names.
+
+    Example:
+        >>> open_torch_bin("missing.bin")
+        Traceback (most recent call last):
+        ...
+        ckptkit.errors.CheckpointNotFoundError: missing.bin: file not found
+    """
+    if os.path.isdir(path):
+        for candidate in ("pytorch_model.bin.index.json", "pytorch_model.bin"):
+            if os.path.isfile(os.path.join(path, candidate)):
+                path = os.path.join(path, candidate)
+                break
+    if path.endswith(".index.json"):
+        weight_map = read_weight_index(path)
+        folder = os.path.dirname(path)
+        shard_paths = [os.path.join(folder, s) for s in dict.fromkeys(weight_map.values())]
+    else:
+        weight_map, shard_paths = None, [path]
+    tensors, storages = {}, {}
+    for shard_path in shard_paths:
+        for name, tensor in _load_state_dict(shard_path).items():
+            if weight_map is not None and os.path.join(folder, weight_map.get(name, "")) != shard_path:
+                continue
+            tensors[name] = _lazy(name, tensor, shard_path)
+            key = (shard_path, tensor.untyped_storage().data_ptr(), tensor.storage_offset(), tuple(tensor.shape))
+            storages.setdefault(key, []).append(name)
+    shared = [names for names in storages.values() if len(names) > 1]
+    ckpt = Checkpoint(path, tensors, files=shard_paths, extras={"shared": shared, "sharded": weight_map is not None})
+    ckpt.format = "pytorch"
+    return ckpt
+
+
+def save_torch_bin(path: str, tensors: Mapping[str, np.ndarray]) -> None:
+    """Write NumPy arrays as a PyTorch state dict (zip format), atomically.
+
+    Example:
+        >>> import tempfile, os
+        >>> p = os.path.join(tempfile.mkdtemp(), "m.bin")
+        >>> save_torch_bin(p, {"x": np.zeros(3, np.int64)})
+        >>> open_torch_bin(p)["x"].shape
+        (3,)
+    """
+    import torch
+
+    tmp = f"{path}.tmp-{os.getpid()}"
+    try:
+        torch.save({name: numpy_to_tensor(a) for name, a in tensors.items()}, tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
