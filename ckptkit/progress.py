@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from typing import Iterable, Iterator, TypeVar
+from typing import Callable, Iterable, Iterator, TypeVar
 
 T = TypeVar("T")
 
@@ -35,3 +35,21 @@ def progress(iterable: Iterable[T], *, total: int | None = None, desc: str = "",
 
     yield from tqdm(iterable, total=total, desc=desc, unit=unit, unit_scale=unit_scale, leave=False,
                     file=sys.stderr)
+
+
+def progress_by_size(iterable: Iterable[T], *, total: int, size: Callable[[T], int], desc: str = "") -> Iterator[T]:
+    """Like :func:`progress`, but the bar advances by ``size(item)`` bytes after each item.
+
+    Example:
+        >>> list(progress_by_size(["ab", "c"], total=3, size=len))
+        ['ab', 'c']
+    """
+    if _quiet or not sys.stderr.isatty():
+        yield from iterable
+        return
+    from tqdm.auto import tqdm
+
+    with tqdm(total=total, desc=desc, unit="B", unit_scale=True, leave=False, file=sys.stderr) as bar:
+        for item in iterable:
+            yield item
+            bar.update(size(item))
