@@ -1,0 +1,158 @@
+"""The fixed KoBERT tokenizer: a transformers ``PreTrainedTokenizer`` over SentencePiece + vocab.txt.
+
+Special tokens (``[UNK] [PAD] [CLS] [SEP] [MASK]``, ids 0-4) are split off the text first; every
+other span goes through the SentencePiece model and its pieces are looked up in ``vocab.txt``
+(pieces missing there become ``[UNK]``). Pairs are ``[CLS] A [SEP] B [SEP]`` with token type ids
+0 for ``[CLS] A [SEP]`` and 1 for ``B [SEP]``.
+
+Example:
+    >>> tok = KoBertTokenizer(sp_model_file="../shared/kobert/tokenizer_78b3253a26.model",
+    ...                       vocab_file="../shared/kobert/vocab.txt")  # doctest: +SKIP
+    >>> tok.tokenize("[CLS] 한국어 모델을 공유합니다. [SEP]")  # doctest: +SKIP
+    ['[CLS]', '▁한국', '어', '▁모델', '을', '▁공유', '합니다', '.', '[SEP]']
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+import sentencepiece as spm
+from transformers import AddedToken, PreTrainedTokenizer
+
+from ckptkit.errors import ConfigError
+from ckptkit.tokenizers.resources import find_kobert_files, kobert_config, read_vocab_txt
+
+__all__ = ["KoBertTokenizer", "SPIECE_UNDERLINE"]
+
+SPIECE_UNDERLINE = "▁"
+_CONFIG = kobert_config()
+_SPECIALS: dict[str, dict[str, Any]] = _CONFIG["special_tokens"]
+
+
+def _special(name: str) -> AddedToken:
+    return AddedToken(_SPECIALS[name]["content"], lstrip=False, rstrip=False, normalized=False, special=True)
+
+
+def _check_vocab(tokens: list[str], path: str | os.PathLike) -> None:
+    for name, spec in _SPECIALS.items():
+        found = tokens[spec["id"]] if spec["id"] < len(tokens) else None
+        if found != spec["content"]:
+            raise ConfigError(f"vocab id {spec['id']} is {found!r}, expected {spec['content']!r} ({name})",
+                              path=path, hint="KoBERT vocab.txt starts [UNK] [PAD] [CLS] [SEP] [MASK]")
+
+
+class KoBertTokenizer(PreTrainedTokenizer):
+    """KoBERT's SentencePiece tokenizer with BERT-style special tokens, for transformers 5.
+
+    Args:
+        vocab_file: ``vocab.txt`` (8002 entries for KoBERT); found automatically when None.
+        sp_model_file: the SentencePiece model; found automatically when None.
+        do_lower_case: lower-case text (not special tokens) before SentencePiece. KoBERT: False.
+
+    Example:
+        >>> tok = KoBertTokenizer()  # with $CKPTKIT_KOBERT_DIR set or monologg/kobert cached  # doctest: +SKIP
+        >>> tok("한국어", "모델")["token_type_ids"]  # doctest: +SKIP
+        [0, 0, 0, 0, 1, 1]
+    """
+
+    vocab_files_names = {"vocab_file": _CONFIG["vocab_filename"], "sp_model_file": _CONFIG["sp_model_filename"]}
+    model_input_names = list(_CONFIG["model_input_names"])
+
+    def __init__(self, vocab_file: str | os.PathLike | None = None,
+                 sp_model_file: str | os.PathLike | None = None, *,
+                 do_lower_case: bool = _CONFIG["do_lower_case"], **kwargs: Any):
+        files = find_kobert_files(spm_file=sp_model_file, vocab_file=vocab_file)
+        self.vocab_file = str(files.vocab_file)
+        self.sp_model_file = str(files.spm_file)
+        self.do_lower_case = do_lower_case
+        tokens = read_vocab_txt(files.vocab_file)
+        _check_vocab(tokens, files.vocab_file)
+        self.ids_to_tokens: list[str] = tokens
+        self.vocab: dict[str, int] = {t: i for i, t in enumerate(tokens)}
+        self.sp_model = spm.SentencePieceProcessor()
+        try:
+            self.sp_model.Load(self.sp_model_file)
+        except (OSError, RuntimeError) as e:
+            raise ConfigError(f"not a SentencePiece model: {e}", path=files.spm_file,
+                              hint="pass KoBERT's tokenizer_78b3253a26.model") from e
+        for name in _SPECIALS:
+            kwargs.setdefault(name, _special(name))
+        kwargs.setdefault("model_max_length", _CONFIG["model_max_length"])
+        kwargs.setdefault("clean_up_tokenization_spaces", False)
+        kwargs.setdefault("special_tokens_pattern", "cls_sep")
+        kwargs.setdefault("token_type_ids_pattern", "bert_style")
+        super().__init__(do_lower_case=do_lower_case, **kwargs)
+
+    # -- vocabulary ---------------------------------------------------------------------------
+    @property
+    def vocab_size(self) -> int:
+        return len(self.ids_to_tokens)
+
+    def get_vocab(self) -> dict[str, int]:
+        return {**self.vocab, **self.added_tokens_encoder}
+
+    def _convert_token_to_id(self, token: str) -> int:
+        return self.vocab.get(token, self.vocab[str(self.unk_token)])
+
+    def _convert_id_to_token(self, index: int) -> str:
+        if 0 <= index < len(self.ids_to_tokens):
+            return self.ids_to_tokens[index]
+        return str(self.unk_token)
+
+    # -- text <-> tokens ----------------------------------------------------------------------
+    def _tokenize(self, text: str, **kwargs: Any) -> list[str]:
+        """SentencePiece pieces of one span that contains no special token."""
+        if self.do_lower_case:
+            text = text.lower()
+        return self.sp_model.encode(text, out_type=str)
+
+    def convert_tokens_to_string(self, tokens: list[str]) -> str:
+        """Join pieces, turning ``▁`` back into spaces.
+
+        Example:
+            >>> tok.convert_tokens_to_string(["▁한국", "어", "▁모델"])  # doctest: +SKIP
+            '한국어 모델'
+        """
+        return "".join(tokens).replace(SPIECE_UNDERLINE, " ").strip()
+
+    # -- special tokens -----------------------------------------------------------------------
+    def build_inputs_with_special_tokens(self, token_ids_0: list[int],
+                                         token_ids_1: list[int] | None = None) -> list[int]:
+        cls, sep = [self.cls_token_id], [self.sep_token_id]
+        if token_ids_1 is None:
+            return cls + token_ids_0 + sep
+        return cls + token_ids_0 + sep + token_ids_1 + sep
+
+    def get_special_tokens_mask(self, token_ids_0: list[int], token_ids_1: list[int] | None = None,
+                                already_has_special_tokens: bool = False) -> list[int]:
+        if already_has_special_tokens:
+            if token_ids_1 is not None:
+                raise ValueError("token_ids_1 must be None when the ids already contain special tokens")
+            special = set(self.all_special_ids)
+            return [int(i in special) for i in token_ids_0]
+        if token_ids_1 is None:
+            return [1] + [0] * len(token_ids_0) + [1]
+        return [1] + [0] * len(token_ids_0) + [1] + [0] * len(token_ids_1) + [1]
+
+    def create_token_type_ids_from_sequences(self, token_ids_0: list[int],
+                                             token_ids_1: list[int] | None = None) -> list[int]:
+        first = [0] * (len(token_ids_0) + 2)
+        return first if token_ids_1 is None else first + [1] * (len(token_ids_1) + 1)
+
+    # -- saving -------------------------------------------------------------------------------
+    def save_vocabulary(self, save_directory: str, filename_prefix: str | None = None) -> tuple[str, ...]:
+        folder = Path(save_directory)
+        if not folder.is_dir():
+            raise ConfigError("not a directory", path=folder, hint="create it first")
+        prefix = f"{filename_prefix}-" if filename_prefix else ""
+        written = []
+        for source, name in ((self.vocab_file, self.vocab_files_names["vocab_file"]),
+                             (self.sp_model_file, self.vocab_files_names["sp_model_file"])):
+            target = folder / f"{prefix}{name}"
+            if not target.exists() or not os.path.samefile(source, target):
+                shutil.copyfile(source, target)
+            written.append(str(target))
+        return tuple(written)
