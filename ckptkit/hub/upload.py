@@ -1,0 +1,380 @@
+"""Publish a hub folder to the Hugging Face Hub with huggingface_hub's HfApi.
+
+What happens, in order: the folder is listed (temporary and cache files are skipped, see
+:data:`SKIP_RULES`); the model card is refreshed from ckptkit.json so its snippet names the
+repo; the repo is created if missing; the branch named by ``revision`` is created if missing;
+then every file goes up in **one commit** (``HfApi.create_commit``; large files go to the Hub's
+large-file storage first and are committed only once all have arrived). Folders past
+:data:`LARGE_FOLDER_FILES` files or :data:`LARGE_FOLDER_BYTES` bytes use huggingface_hub's
+large-folder path (``HfApi.upload_folder``: streamed, resumable, several commits).
+
+Nothing is left that a retry cannot complete: a commit either lands whole or not at all, and
+running the same call again skips what the Hub already has. Every failure becomes one
+:class:`~ckptkit.errors.HubError` line saying what to do; the token is never printed.
+
+Example:
+    >>> result = upload_folder("out/kobert", repo_id="me/kobert", dry_run=True)  # doctest: +SKIP
+    >>> [f.path for f in result.uploaded]  # doctest: +SKIP
+    ['README.md', 'ckptkit.json', 'config.json', 'model.safetensors']
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import glob
+import os
+import re
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from ckptkit import __version__
+from ckptkit.errors import CheckpointNotFoundError, CkptkitError, HubError, UsageError
+
+__all__ = ["upload_folder", "plan_files", "UploadResult", "FileAction", "resolve_endpoint",
+           "SKIP_RULES", "LARGE_FOLDER_FILES", "LARGE_FOLDER_BYTES"]
+
+DEFAULT_ENDPOINT = "https://huggingface.co"
+DEFAULT_REVISION = "main"
+LARGE_FOLDER_FILES = 256
+LARGE_FOLDER_BYTES = 20 * 2**30
+# files the Hub stores in large-file storage (it decides; this is only the dry-run's guess)
+LFS_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".ckpt", ".h5", ".msgpack", ".model", ".npz", ".onnx")
+LFS_MIN_BYTES = 10 * 2**20
+
+# (glob on the path relative to the folder, or on any one of its parts) -> why it is not uploaded
+SKIP_RULES: tuple[tuple[str, str], ...] = (
+    (".git", "git metadata"),
+    (".cache", "cache"),
+    ("__pycache__", "cache"),
+    (".ipynb_checkpoints", "cache"),
+    ("*.pyc", "cache"),
+    (".DS_Store", "cache"),
+    ("*.tmp", "temporary file"),
+    (".tmp*", "temporary file"),
+    (".*.tmp.*", "temporary file"),
+    ("*.part", "temporary file"),
+    ("*.partial", "temporary file"),
+    ("*.incomplete", "temporary file"),
+    ("*.lock", "temporary file"),
+    ("*~", "temporary file"),
+    (".*.swp", "temporary file"),
+)
+_REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]{0,95}/[A-Za-z0-9][\w.-]{0,95}$")
+
+
+@dataclass(frozen=True)
+class FileAction:
+    """One file of the folder and what the upload does with it (``upload``, ``upload (LFS)``, ``skip: …``)."""
+
+    path: str
+    size: int
+    action: str
+
+    @property
+    def skipped(self) -> bool:
+        return self.action.startswith("skip")
+
+
+@dataclass(frozen=True)
+class UploadResult:
+    """What :func:`upload_folder` did (or, with ``dry_run``, would do)."""
+
+    repo_id: str
+    revision: str
+    commit_message: str
+    dry_run: bool
+    strategy: str  # "single commit" | "large folder"
+    steps: tuple[str, ...]
+    files: tuple[FileAction, ...]
+    endpoint: str
+    repo_url: str | None = None
+    commit_url: str | None = None
+    commit_oid: str | None = None
+    pr_url: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def uploaded(self) -> list[FileAction]:
+        return [f for f in self.files if not f.skipped]
+
+    @property
+    def skipped(self) -> list[FileAction]:
+        return [f for f in self.files if f.skipped]
+
+    @property
+    def total_bytes(self) -> int:
+        return sum(f.size for f in self.uploaded)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict (what ``ckptkit upload --json`` prints)."""
+        return {
+            "repo_id": self.repo_id, "revision": self.revision, "commit_message": self.commit_message,
+            "dry_run": self.dry_run, "strategy": self.strategy, "steps": list(self.steps),
+            "endpoint": self.endpoint, "repo_url": self.repo_url, "commit_url": self.commit_url,
+            "commit_oid": self.commit_oid, "pr_url": self.pr_url, "total_bytes": self.total_bytes,
+            "files": [{"path": f.path, "size": f.size, "action": f.action} for f in self.files],
+        }
+
+
+# ----------------------------------------------------------------------------- planning (no network)
+def _skip_reason(relative: str) -> str | None:
+    parts = relative.split("/")
+    for pattern, reason in SKIP_RULES:
+        if fnmatch.fnmatch(relative, pattern) or any(fnmatch.fnmatch(p, pattern) for p in parts):
+            return reason
+    return None
+
+
+def _upload_action(relative: str, size: int) -> str:
+    return "upload (LFS)" if size >= LFS_MIN_BYTES or relative.endswith(LFS_SUFFIXES) else "upload"
+
+
+def plan_files(folder: str | os.PathLike) -> list[FileAction]:
+    """Every file under ``folder`` (sorted) with its size and what an upload does with it.
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> d = pathlib.Path(tempfile.mkdtemp())
+        >>> _ = (d / "config.json").write_text("{}"); _ = (d / "model.safetensors.tmp").write_text("x")
+        >>> [(f.path, f.action) for f in plan_files(d)]
+        [('config.json', 'upload'), ('model.safetensors.tmp', 'skip: temporary file')]
+    """
+    root = Path(folder)
+    if not root.is_dir():
+        raise CheckpointNotFoundError("folder does not exist", path=root, hint="give the folder ckptkit wrote")
+    actions = []
+    for path in sorted(p for p in root.rglob("*") if p.is_file()):
+        relative = path.relative_to(root).as_posix()
+        size = path.stat().st_size
+        reason = _skip_reason(relative)
+        actions.append(FileAction(relative, size, f"skip: {reason}" if reason else _upload_action(relative, size)))
+    return actions
+
+
+def resolve_endpoint(endpoint: str | None = None) -> str:
+    """The Hub URL to talk to: ``endpoint``, else ``$HF_ENDPOINT`` (read now, not at import), else huggingface.co.
+
+    Example:
+        >>> resolve_endpoint("http://127.0.0.1:8000/")
+        'http://127.0.0.1:8000'
+    """
+    return (endpoint or os.environ.get("HF_ENDPOINT") or DEFAULT_ENDPOINT).rstrip("/")
+
+
+def _steps(*, repo_id: str, private: bool, revision: str, create_pr: bool, strategy: str, message: str,
+           n_files: int, refresh_card: bool) -> tuple[str, ...]:
+    steps = []
+    if refresh_card:
+        steps.append("refresh README.md from ckptkit.json (usage snippet names the repo)")
+    steps.append(f"create {'private' if private else 'public'} repo {repo_id} if missing")
+    if revision != DEFAULT_REVISION:
+        steps.append(f"create branch '{revision}' if missing" if not create_pr else
+                     f"target existing branch '{revision}'")
+    target = f"a pull request against '{revision}'" if create_pr else f"branch '{revision}'"
+    how = "in one commit" if strategy == "single commit" else "with the resumable large-folder upload"
+    steps.append(f"upload {n_files} files {how} to {target}: {message!r}")
+    return tuple(steps)
+
+
+# ----------------------------------------------------------------------------- error translation
+def _status(error: BaseException) -> int | None:
+    response = getattr(error, "response", None)
+    return getattr(response, "status_code", None)
+
+
+def _server_says(error: BaseException) -> str:
+    text = getattr(error, "server_message", None) or str(error)
+    line = next((ln.strip() for ln in text.splitlines() if ln.strip() and not ln.strip().endswith("Client Error.")),
+                "")
+    return line[:200]
+
+
+def _error_rules() -> list[tuple[Callable[[BaseException], bool], Callable[[BaseException, dict], tuple[str, str]]]]:
+    """(matches, (message, hint)) pairs, first match wins; imports huggingface_hub lazily."""
+    from huggingface_hub import errors as hf
+
+    try:
+        import httpx2 as httpx
+    except ImportError:  # huggingface_hub < 2 uses httpx
+        import httpx  # type: ignore[no-redef]
+    http = hf.HfHubHTTPError
+
+    def status(*codes: int) -> Callable[[BaseException], bool]:
+        return lambda e: isinstance(e, http) and _status(e) in codes
+
+    def is_(*types: type) -> Callable[[BaseException], bool]:
+        return lambda e: isinstance(e, types)
+
+    return [
+        (is_(hf.OfflineModeIsEnabled), lambda e, c: (
+            "huggingface_hub is in offline mode", "unset HF_HUB_OFFLINE and TRANSFORMERS_OFFLINE to upload")),
+        (is_(hf.LocalTokenNotFoundError), lambda e, c: (
+            "no Hugging Face token found", "set HF_TOKEN or run `hf auth login` with a write token")),
+        (status(401), lambda e, c: (
+            f"{c['endpoint']} rejected the token (401 Unauthorized) for {c['repo_id']}",
+            "set a valid write token in HF_TOKEN or run `hf auth login`, then run the same command again")),
+        (is_(hf.RevisionNotFoundError), lambda e, c: (
+            f"branch '{c['revision']}' does not exist in {c['repo_id']}",
+            "create it first or drop --revision; a pull request needs an existing target branch")),
+        (lambda e: isinstance(e, hf.RepositoryNotFoundError) or status(404)(e), lambda e, c: (
+            f"repository {c['repo_id']} or namespace '{c['namespace']}' not found (404)",
+            f"check --repo-id and that your token may write to '{c['namespace']}'")),
+        (status(403), lambda e, c: (
+            f"no write access to {c['repo_id']} (403 Forbidden)",
+            f"use a token with write access to '{c['namespace']}', or a namespace you own")),
+        (status(429), lambda e, c: (
+            "the Hub is rate-limiting this account (429)", "wait a few minutes, then run the same command again")),
+        (lambda e: isinstance(e, http) and (_status(e) or 0) >= 500, lambda e, c: (
+            f"{c['endpoint']} answered {_status(e)} (server error); nothing was committed",
+            "run the same command again later: it resumes and skips what already arrived")),
+        (lambda e: isinstance(e, http) and (_status(e) or 0) in (400, 409, 413, 422), lambda e, c: (
+            f"the Hub rejected the upload ({_status(e)}): {_server_says(e)}",
+            "fix or remove the file it names, then run the same command again")),
+        (lambda e: isinstance(e, ValueError) and ("LFS batch" in str(e) or "README.md" in str(e)), lambda e, c: (
+            f"the Hub rejected a file: {' '.join(str(e).split())[:200]}", "fix or remove that file, then run the same command again")),
+        (is_(httpx.TransportError, ConnectionError, TimeoutError), lambda e, c: (
+            f"cannot reach {c['endpoint']} ({type(e).__name__})",
+            "check the network connection (or HF_ENDPOINT / --endpoint), then run the same command again to resume")),
+        (is_(http), lambda e, c: (
+            f"the Hub answered {_status(e)}: {_server_says(e)}", "run the same command again; if it persists, report it")),
+    ]
+
+
+def _causes(error: BaseException):
+    seen = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        yield error
+        error = error.__cause__ or error.__context__
+
+
+def _explain(error: BaseException, context: dict[str, str]) -> tuple[str, str]:
+    rules = _error_rules()
+    for cause in _causes(error):
+        for matches, explain in rules:
+            if matches(cause):
+                return explain(cause, context)
+    return (f"upload to {context['repo_id']} failed ({type(error).__name__})",
+            "run again with --debug to see the traceback")
+
+
+def _translate(error: BaseException, context: dict[str, str], token: str | None) -> HubError:
+    """The one place where huggingface_hub and network errors become a one-line HubError."""
+    message, hint = _explain(error, context)
+    if token:  # never echo a secret, even if a server put it in its answer
+        message, hint = message.replace(token, "***"), hint.replace(token, "***")
+    return HubError(message, hint=hint)
+
+
+# ----------------------------------------------------------------------------- the upload
+def _check_options(repo_id: str, *, revision: str, create_pr: bool, strategy: str) -> None:
+    if not _REPO_ID.match(repo_id):
+        raise UsageError(f"--repo-id {repo_id!r} is not NAMESPACE/NAME",
+                         hint="e.g. --repo-id my-user/kobert-base (letters, digits, '-', '_', '.')")
+    if create_pr and strategy == "large folder" and revision != DEFAULT_REVISION:
+        raise UsageError("a large-folder upload opens pull requests against 'main' only",
+                         hint="drop --revision or --create-pr")
+
+
+def _quiet_hub_progress() -> None:
+    from ckptkit.progress import is_quiet
+
+    if is_quiet() or not sys.stderr.isatty():
+        from huggingface_hub.utils import disable_progress_bars
+
+        disable_progress_bars()
+
+
+def _allow_pattern(path: str) -> str:
+    return glob.escape(path)
+
+
+def upload_folder(folder: str | os.PathLike, *, repo_id: str, private: bool = False,
+                  commit_message: str | None = None, revision: str | None = None, create_pr: bool = False,
+                  token: str | None = None, dry_run: bool = False, endpoint: str | None = None,
+                  update_card: bool = True, large: bool | None = None) -> UploadResult:
+    """Upload a hub folder to ``repo_id`` in one commit (create the repo and branch if missing).
+
+    Args:
+        folder: the folder ckptkit wrote (config.json, weights, README.md, ckptkit.json, ...).
+        repo_id: ``NAMESPACE/NAME`` on the Hub.
+        private: create the repo private (an existing repo keeps its visibility).
+        commit_message: default ``"Upload NAME with ckptkit VERSION"``.
+        revision: the branch to commit to (created if missing); default ``main``.
+        create_pr: open a pull request instead of committing to the branch.
+        token: default: huggingface_hub's lookup (``HF_TOKEN``, then ``hf auth login``'s file).
+        dry_run: only list the files and the steps; needs neither a token nor the network.
+        endpoint: the Hub URL; default ``$HF_ENDPOINT`` read at call time, else huggingface.co.
+        update_card: refresh README.md from ckptkit.json first (when the folder has one).
+        large: force (True) or forbid (False) the large-folder upload; default: by size.
+
+    Returns:
+        An :class:`UploadResult` (commit URL, pull request URL, every file and its action).
+
+    Raises:
+        HubError: one line saying what went wrong and what to do.
+
+    Example:
+        >>> upload_folder("out/kobert", repo_id="me/kobert", private=True)  # doctest: +SKIP
+        UploadResult(repo_id='me/kobert', ..., commit_url='https://huggingface.co/me/kobert/commit/...')
+    """
+    folder = Path(folder)
+    files = plan_files(folder)
+    uploads = [f for f in files if not f.skipped]
+    if not uploads:
+        raise UsageError("nothing to upload", path=folder, hint="the folder has no files besides skipped ones")
+    total = sum(f.size for f in uploads)
+    if large is None:
+        large = len(uploads) > LARGE_FOLDER_FILES or total > LARGE_FOLDER_BYTES
+    strategy = "large folder" if large else "single commit"
+    branch = revision or DEFAULT_REVISION
+    _check_options(repo_id, revision=branch, create_pr=create_pr, strategy=strategy)
+    message = commit_message or f"Upload {repo_id.split('/')[1]} with ckptkit {__version__}"
+    has_record = (folder / "ckptkit.json").is_file()
+    refresh_card = update_card and has_record and not dry_run
+    hub = resolve_endpoint(endpoint)
+    steps = _steps(repo_id=repo_id, private=private, revision=branch, create_pr=create_pr, strategy=strategy,
+                   message=message, n_files=len(uploads), refresh_card=update_card and has_record)
+    result = dict(repo_id=repo_id, revision=branch, commit_message=message, strategy=strategy, steps=steps,
+                  endpoint=hub)
+    if dry_run:
+        return UploadResult(dry_run=True, files=tuple(files), **result)
+
+    if refresh_card:
+        from ckptkit.hub.model_card import write_model_card
+
+        write_model_card(folder, repo_id=repo_id)
+        files = plan_files(folder)
+        uploads = [f for f in files if not f.skipped]
+
+    context = {"repo_id": repo_id, "namespace": repo_id.split("/")[0], "revision": branch, "endpoint": hub}
+    resolved_token = token
+    try:
+        from huggingface_hub import CommitOperationAdd, HfApi, get_token
+
+        _quiet_hub_progress()
+        resolved_token = token or get_token()
+        if not resolved_token:
+            raise HubError("no Hugging Face token found", hint="set HF_TOKEN or run `hf auth login` with a write token")
+        api = HfApi(endpoint=hub, token=resolved_token, library_name="ckptkit", library_version=__version__)
+        repo_url = api.create_repo(repo_id, private=private or None, exist_ok=True, repo_type="model")
+        if branch != DEFAULT_REVISION and not create_pr:
+            api.create_branch(repo_id, branch=branch, exist_ok=True, repo_type="model")
+        if large:
+            info = api.upload_folder(repo_id=repo_id, folder_path=folder, commit_message=message,
+                                     revision=revision, create_pr=create_pr, repo_type="model",
+                                     allow_patterns=[_allow_pattern(f.path) for f in uploads])
+        else:
+            operations = [CommitOperationAdd(path_in_repo=f.path, path_or_fileobj=str(folder / f.path))
+                          for f in uploads]
+            info = api.create_commit(repo_id, operations, commit_message=message, revision=revision,
+                                     create_pr=create_pr, repo_type="model")
+    except CkptkitError:
+        raise
+    except Exception as e:  # the one translation point: huggingface_hub, HTTP and network errors
+        raise _translate(e, context, resolved_token) from e
+    return UploadResult(dry_run=False, files=tuple(files), repo_url=str(repo_url),
+                        commit_url=getattr(info, "commit_url", None), commit_oid=getattr(info, "oid", None),
+                        pr_url=getattr(info, "pr_url", None), **result)
