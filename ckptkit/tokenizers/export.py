@@ -103,7 +103,12 @@ def _spm_pipeline(tok, proto, *, lowercase: bool) -> None:
     from tokenizers import Regex, decoders, normalizers, pre_tokenizers
 
     spec = proto.normalizer_spec
-    steps = [normalizers.Precompiled(spec.precompiled_charsmap)] if spec.precompiled_charsmap else []
+    steps = []
+    if spec.precompiled_charsmap:
+        # Precompiled maps one grapheme at a time; SentencePiece matches longest prefixes across
+        # graphemes, so it also composes sequences such as compatibility jamo "ㅋㅠ" -> "큐".
+        # NFC after the per-grapheme NFKC map gives the same composed text.
+        steps += [normalizers.Precompiled(spec.precompiled_charsmap), normalizers.NFC()]
     if lowercase:
         steps.append(normalizers.Lowercase())
     if spec.remove_extra_whitespaces or not spec.HasField("remove_extra_whitespaces"):

@@ -21,6 +21,7 @@ from typing import Any
 
 import sentencepiece as spm
 from transformers import AddedToken, PreTrainedTokenizer
+from transformers.tokenization_utils_base import TruncationStrategy
 
 from ckptkit.errors import ConfigError
 from ckptkit.tokenizers.resources import find_kobert_files, kobert_config, read_vocab_txt
@@ -42,6 +43,24 @@ def _check_vocab(tokens: list[str], path: str | os.PathLike) -> None:
         if found != spec["content"]:
             raise ConfigError(f"vocab id {spec['id']} is {found!r}, expected {spec['content']!r} ({name})",
                               path=path, hint="KoBERT vocab.txt starts [UNK] [PAD] [CLS] [SEP] [MASK]")
+
+
+def _longest_first_lengths(first: int, second: int, budget: int) -> tuple[int, int]:
+    """Lengths that ``longest_first`` keeps of a pair within ``budget`` tokens (tokenizers' rule).
+
+    Example:
+        >>> _longest_first_lengths(34, 166, 29), _longest_first_lengths(5, 40, 29)
+        ((14, 15), (5, 24))
+    """
+    if first + second <= budget:
+        return first, second
+    swap = first > second
+    short, long_ = (second, first) if swap else (first, second)
+    if short <= budget // 2:
+        short, long_ = short, budget - short
+    else:
+        short, long_ = budget // 2, budget - budget // 2
+    return (long_, short) if swap else (short, long_)
 
 
 class KoBertTokenizer(PreTrainedTokenizer):
@@ -110,13 +129,14 @@ class KoBertTokenizer(PreTrainedTokenizer):
         return self.sp_model.encode(text, out_type=str)
 
     def convert_tokens_to_string(self, tokens: list[str]) -> str:
-        """Join pieces, turning ``▁`` back into spaces.
+        """Join pieces, turning ``▁`` back into spaces (the dummy prefix of the first one is dropped).
 
         Example:
             >>> tok.convert_tokens_to_string(["▁한국", "어", "▁모델"])  # doctest: +SKIP
             '한국어 모델'
         """
-        return "".join(tokens).replace(SPIECE_UNDERLINE, " ").strip()
+        text = "".join(tokens).replace(SPIECE_UNDERLINE, " ")
+        return text[1:] if tokens and tokens[0].startswith(SPIECE_UNDERLINE) else text
 
     # -- special tokens -----------------------------------------------------------------------
     def build_inputs_with_special_tokens(self, token_ids_0: list[int],
@@ -141,6 +161,35 @@ class KoBertTokenizer(PreTrainedTokenizer):
                                              token_ids_1: list[int] | None = None) -> list[int]:
         first = [0] * (len(token_ids_0) + 2)
         return first if token_ids_1 is None else first + [1] * (len(token_ids_1) + 1)
+
+    # -- truncation ---------------------------------------------------------------------------
+    def truncate_sequences(self, ids: list[int], pair_ids: list[int] | None = None, num_tokens_to_remove: int = 0,
+                           truncation_strategy: str | TruncationStrategy = "longest_first",
+                           stride: int = 0) -> tuple[list[int], list[int] | None, list[int]]:
+        """Truncate like the ``tokenizers`` library does, so slow and fast agree on pairs.
+
+        ``longest_first`` on a pair keeps the shorter sequence whole when it fits in half the budget,
+        otherwise splits the budget in halves with the odd token going to the longer one;
+        ``only_first``/``only_second`` raise when the chosen sequence is too short.
+
+        Example:
+            >>> tok.truncate_sequences(list(range(34)), list(range(166)), 171)[:2]  # doctest: +SKIP
+            (list(range(14)), list(range(15)))
+        """
+        strategy = TruncationStrategy(truncation_strategy)
+        if num_tokens_to_remove <= 0 or pair_ids is None or strategy == TruncationStrategy.DO_NOT_TRUNCATE:
+            return super().truncate_sequences(ids, pair_ids, num_tokens_to_remove, strategy, stride)
+        if strategy == TruncationStrategy.LONGEST_FIRST:
+            first, second = _longest_first_lengths(len(ids), len(pair_ids), len(ids) + len(pair_ids)
+                                                   - num_tokens_to_remove)
+            return self._keep(ids, first), self._keep(pair_ids, second), []
+        target = ids if strategy == TruncationStrategy.ONLY_FIRST else pair_ids
+        if len(target) <= num_tokens_to_remove:
+            raise ValueError("Truncation error: Sequence to truncate too short to respect the provided max_length")
+        return super().truncate_sequences(ids, pair_ids, num_tokens_to_remove, strategy, stride)
+
+    def _keep(self, ids: list[int], length: int) -> list[int]:
+        return ids[:length] if self.truncation_side == "right" else ids[len(ids) - length:]
 
     # -- saving -------------------------------------------------------------------------------
     def save_vocabulary(self, save_directory: str, filename_prefix: str | None = None) -> tuple[str, ...]:
