@@ -179,6 +179,7 @@ class TFSink:
         self.max_shard_size = parse_size(max_shard_size)
         self._writer = None
         self.files: list[str] = []
+        self.extra_tensors: dict[str, np.ndarray] = {}  # written after the plan (e.g. global_step)
 
     def begin(self, outputs: Sequence[PlannedTensor]) -> None:
         from ckptkit.converters.formats.tf1 import TFCheckpointWriter
@@ -195,6 +196,8 @@ class TFSink:
         self._writer.add(planned.name, array)
 
     def finish(self) -> None:
+        for name, array in self.extra_tensors.items():
+            self._writer.add(name, array)
         self._writer.close()
         self.files = sorted(n for n in os.listdir(self.folder) if n.startswith("model.ckpt") or n == "checkpoint")
 

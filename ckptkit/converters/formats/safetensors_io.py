@@ -17,7 +17,6 @@ Example:
 from __future__ import annotations
 
 import json
-import mmap
 import os
 import struct
 from pathlib import Path
@@ -227,16 +226,17 @@ class SafetensorsWriter:
         self._file.truncate(total)
         self._file.write(struct.pack("<Q", len(blob)) + blob)
         self._file.flush()
-        self._map = mmap.mmap(self._file.fileno(), total) if offset else None
+        # np.memmap: views handed out by buffer() keep the mapping alive on their own.
+        self._map = np.memmap(self._file, dtype=np.uint8, mode="r+", shape=(total,)) if offset else None
         self._pending = set(self._slots)
 
     def buffer(self, name: str) -> np.ndarray:
         """A writable view of the output bytes of tensor ``name`` (fill it, then call ``write``)."""
         offset, spec = self._slot(name)
+        if not spec.nbytes:
+            return np.empty(spec.shape, spec.dtype.numpy)
         start = self._data_start + offset
-        return np.frombuffer(self._map, dtype=spec.dtype.numpy, count=int(np.prod(spec.shape, dtype=np.int64)),
-                             offset=start).reshape(spec.shape) if spec.nbytes else np.empty(spec.shape,
-                                                                                             spec.dtype.numpy)
+        return self._map[start:start + spec.nbytes].view(spec.dtype.numpy).reshape(spec.shape)
 
     def write(self, name: str, array: np.ndarray) -> None:
         """Store ``array`` as tensor ``name`` (a no-op copy if it already is this tensor's buffer)."""
@@ -265,7 +265,7 @@ class SafetensorsWriter:
             raise ValueError(f"{self.path}: {len(missing)} declared tensors never written, e.g. {missing[0]!r}")
         if self._map is not None:
             self._map.flush()
-            self._map.close()
+            self._map = None
         self._file.close()
         self._file = None
         os.replace(self._tmp, self.path)
@@ -273,11 +273,7 @@ class SafetensorsWriter:
     def abort(self) -> None:
         """Drop the temporary file; nothing appears at ``path``."""
         if self._file is not None:
-            if self._map is not None:
-                try:
-                    self._map.close()
-                except BufferError:
-                    pass
+            self._map = None
             self._file.close()
             self._file = None
         if os.path.exists(self._tmp):

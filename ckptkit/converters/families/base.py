@@ -1,0 +1,284 @@
+"""What a model family is, and the two generic plan builders that use it.
+
+A family is data: name rules (TF pattern <-> HF pattern + a transform, with a ``{layer}``
+placeholder), the HF model classes and the head groups each holds, and the config
+translation. :func:`plan_tf_to_hf` and :func:`plan_hf_to_tf` are the same for every family;
+the reverse direction is derived from the same rules.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Callable, Mapping, Sequence
+
+from ckptkit.converters.plan import Dropped, Plan, PlannedTensor, Step, output_shape
+from ckptkit.converters.tensors import ROLE_COUNTER, ROLE_METADATA, ROLE_OPTIMIZER, ROLE_WEIGHT, DType, LazyTensor
+from ckptkit.errors import ConfigError, PlanError, UsageError
+
+__all__ = ["Rule", "Transform", "TRANSFORMS", "ModelClass", "Family", "NameTable", "plan_tf_to_hf",
+           "plan_hf_to_tf", "cast_dtype", "ROLE_DROP_REASONS"]
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One TF name pattern <-> one HF name pattern. ``{layer}`` is the layer index; ``{base}``
+    the HF base-model prefix of the chosen class (``bert.`` or empty)."""
+
+    tf: str
+    hf: str
+    transform: str = "copy"
+    group: str = "base"
+    optional: bool = False
+
+
+@dataclass(frozen=True)
+class Transform:
+    """Steps from the TF layout to the HF layout and back, given the source shape and HF config."""
+
+    to_hf: Callable[[tuple[int, ...], Mapping], tuple[Step, ...]]
+    to_tf: Callable[[tuple[int, ...], Mapping], tuple[Step, ...]]
+
+
+def _no_steps(shape, config) -> tuple[Step, ...]:
+    return ()
+
+
+def _transpose(shape, config) -> tuple[Step, ...]:
+    return (Step("transpose", (1, 0)),)
+
+
+def _head_size(config: Mapping) -> int:
+    return config["hidden_size"] // config["num_attention_heads"]
+
+
+# name -> Transform. Families may register more (BigBird's 3-D attention kernels).
+TRANSFORMS: dict[str, Transform] = {
+    "copy": Transform(_no_steps, _no_steps),
+    "transpose": Transform(_transpose, _transpose),
+    # [hidden, heads, head_size] (TF, in x out) <-> [heads*head_size, hidden] (HF, out x in)
+    "qkv_3d": Transform(
+        lambda s, c: (Step("reshape", (s[0], s[1] * s[2])), Step("transpose", (1, 0))),
+        lambda s, c: (Step("transpose", (1, 0)), Step("reshape", (s[1], c["num_attention_heads"], _head_size(c))))),
+    # [heads, head_size] bias <-> [heads*head_size]
+    "bias_3d": Transform(lambda s, c: (Step("reshape", (s[0] * s[1],)),),
+                         lambda s, c: (Step("reshape", (c["num_attention_heads"], _head_size(c))),)),
+    # [heads, head_size, hidden] (TF, in x out) <-> [hidden, heads*head_size] (HF, out x in)
+    "out_3d": Transform(
+        lambda s, c: (Step("reshape", (s[0] * s[1], s[2])), Step("transpose", (1, 0))),
+        lambda s, c: (Step("transpose", (1, 0)), Step("reshape", (c["num_attention_heads"], _head_size(c), s[0])))),
+}
+
+
+@dataclass(frozen=True)
+class ModelClass:
+    """An HF model class: which head groups it holds and the prefix of its base model."""
+
+    name: str
+    groups: frozenset[str]
+    prefix: str
+    auto_class: str
+    pipeline_tag: str | None = None
+
+    @property
+    def heads(self) -> frozenset[str]:
+        return self.groups - {"base", "pooler"}
+
+
+ROLE_DROP_REASONS = {ROLE_OPTIMIZER: "optimizer state", ROLE_COUNTER: "training counter",
+                     ROLE_METADATA: "checkpoint metadata"}
+
+
+@dataclass(frozen=True)
+class Family:
+    """A model family as data plus a few functions (config translation, detection)."""
+
+    name: str
+    model_type: str
+    rules: tuple[Rule, ...]
+    classes: tuple[ModelClass, ...]
+    config_to_hf: Callable[..., dict]          # (tf_config, shapes, model_class) -> HF config.json dict
+    config_to_tf: Callable[[Mapping], dict]    # HF config -> TF config json (e.g. bert_config.json)
+    infer_tf_config: Callable[..., dict]       # (shapes, num_heads) -> TF config from tensor shapes
+    tied: Mapping[str, str] = field(default_factory=dict)  # HF name -> name it is tied to (not written)
+    check_tf_config: Callable[..., None] | None = None  # (tf_config, shapes, config_path=) -> raises ConfigError
+    read_tf_config: Callable[[str], dict] | None = None  # path -> TF config dict (default: JSON)
+    tf_config_name: str = "bert_config.json"
+    reference: str = ""                        # "module:function" NumPy forward pass over TF names (verify)
+
+    def model_class(self, name: str) -> ModelClass:
+        for cls in self.classes:
+            if cls.name == name:
+                return cls
+        raise UsageError(f"{name!r} is not a {self.name} model class",
+                         hint="one of " + ", ".join(c.name for c in self.classes))
+
+    def class_for_heads(self, heads: frozenset[str]) -> ModelClass:
+        for cls in self.classes:
+            if cls.heads == heads:
+                return cls
+        raise PlanError(f"no {self.name} model class holds exactly the heads {sorted(heads)}",
+                        hint="choose one with --model-class")
+
+
+_LAYER = r"(?P<layer>\d+)"
+
+
+class NameTable:
+    """The rules compiled for one HF prefix: lookups in both directions, naming what failed.
+
+    Example:
+        >>> from ckptkit.converters.families.bert import BERT
+        >>> table = NameTable(BERT.rules, prefix="bert.")
+        >>> table.tf_to_hf("bert/encoder/layer_3/output/dense/kernel")[0]
+        'bert.encoder.layer.3.output.dense.weight'
+        >>> table.hf_to_tf("bert.encoder.layer.3.output.dense.weight")[0]
+        'bert/encoder/layer_3/output/dense/kernel'
+    """
+
+    def __init__(self, rules: Sequence[Rule], *, prefix: str):
+        def compile_(pattern: str) -> re.Pattern:
+            parts = pattern.replace("{base}", prefix).split("{layer}")
+            return re.compile(_LAYER.join(re.escape(p) for p in parts) + r"\Z")
+
+        self.rules = tuple(rules)
+        self.prefix = prefix
+        self._tf = [(compile_(r.tf), r) for r in rules]
+        self._hf = [(compile_(r.hf), r) for r in rules]
+
+    @staticmethod
+    def _lookup(table, name: str, target: Callable[[Rule], str], prefix: str):
+        for pattern, rule in table:
+            m = pattern.match(name)
+            if m:
+                layer = m.groupdict().get("layer")
+                return target(rule).replace("{base}", prefix).replace("{layer}", layer or ""), rule, layer
+        return None
+
+    def tf_to_hf(self, name: str) -> tuple[str, Rule, str | None] | None:
+        return self._lookup(self._tf, name, lambda r: r.hf, self.prefix)
+
+    def hf_to_tf(self, name: str) -> tuple[str, Rule, str | None] | None:
+        return self._lookup(self._hf, name, lambda r: r.tf, self.prefix)
+
+    def expected(self, groups: frozenset[str], num_layers: int, *, side: str) -> set[str]:
+        """Every required name of ``groups`` on one side (``tf`` or ``hf``) for ``num_layers`` layers."""
+        names = set()
+        for rule in self.rules:
+            if rule.group in groups and not rule.optional:
+                pattern = (rule.tf if side == "tf" else rule.hf).replace("{base}", self.prefix)
+                layers = range(num_layers) if "{layer}" in pattern else [None]
+                names.update(pattern.replace("{layer}", str(i)) for i in layers)
+        return names
+
+
+def cast_dtype(source: DType, target: DType | None) -> DType:
+    """Floating tensors take the requested dtype; integer and bool tensors keep theirs."""
+    return target if target is not None and source.is_float else source
+
+
+def _drop_non_weights(source: Mapping[str, LazyTensor]) -> tuple[list[str], list[Dropped]]:
+    weights, dropped = [], []
+    for name, tensor in source.items():
+        if tensor.role == ROLE_WEIGHT:
+            weights.append(name)
+        else:
+            dropped.append(Dropped(name, ROLE_DROP_REASONS.get(tensor.role, tensor.role)))
+    return weights, dropped
+
+
+def _unknown(names: list[str], family: Family, allow_unused: bool, dropped: list[Dropped], side: str) -> None:
+    if not names:
+        return
+    if not allow_unused:
+        shown = ", ".join(sorted(names)[:3])
+        raise PlanError(f"{len(names)} tensors are not {family.name} {side} variables: {shown}"
+                        + (" ..." if len(names) > 3 else ""),
+                        hint="pass --family if detection was wrong, or --allow-unused to drop them")
+    dropped.extend(Dropped(n, f"not a {family.name} variable (--allow-unused)") for n in names)
+
+
+def plan_tf_to_hf(family: Family, source: Mapping[str, LazyTensor], *, hf_config: Mapping,
+                  model_class: str | None = None, dtype: DType | None = None, allow_unused: bool = False,
+                  tf_rename: Callable[[str], str] | None = None) -> Plan:
+    """Plan a TF checkpoint (TF names) -> HF state dict for ``family``.
+
+    ``tf_rename`` maps a source name to the family's canonical TF name (e.g. ELECTRA's generator
+    scope); the plan still reads the original name.
+    """
+    weights, dropped = _drop_non_weights(source)
+    probe = NameTable(family.rules, prefix="")
+    matched: dict[str, tuple[Rule, str | None]] = {}
+    unknown = []
+    for name in weights:
+        hit = probe.tf_to_hf(tf_rename(name) if tf_rename else name)
+        if hit is None:
+            unknown.append(name)
+        else:
+            matched[name] = (hit[1], hit[2])
+    heads = frozenset(rule.group for rule, _ in matched.values()) - {"base", "pooler"}
+    cls = family.model_class(model_class) if model_class else family.class_for_heads(heads)
+    missing_heads = cls.heads - heads
+    if missing_heads:
+        raise PlanError(f"{cls.name} needs the {sorted(missing_heads)} head(s), which the checkpoint lacks",
+                        hint="choose another --model-class")
+    _unknown(unknown, family, allow_unused, dropped, "TF")
+    table = NameTable(family.rules, prefix=cls.prefix)
+    outputs = []
+    for name, (rule, layer) in matched.items():
+        if rule.group not in cls.groups:
+            dropped.append(Dropped(name, f"'{rule.group}' head is not part of {cls.name}"))
+            continue
+        hf_name = table.tf_to_hf(tf_rename(name) if tf_rename else name)[0]
+        tensor = source[name]
+        steps = TRANSFORMS[rule.transform].to_hf(tensor.shape, hf_config)
+        try:
+            shape = output_shape([tensor.shape], steps)
+        except ValueError as e:
+            raise ConfigError(f"tensor {name!r} of shape {list(tensor.shape)} does not fit the config ({e})") from e
+        outputs.append(PlannedTensor(hf_name, (name,), steps, cast_dtype(tensor.dtype, dtype), shape))
+    num_layers = int(hf_config["num_hidden_layers"])
+    missing = sorted(table.expected(cls.groups, num_layers, side="hf") - {t.name for t in outputs})
+    if missing:
+        raise PlanError(f"{len(missing)} tensors that {cls.name} needs are missing from the checkpoint, "
+                        f"e.g. {missing[0]!r}", hint="is this checkpoint complete? check --model-class")
+    outputs.sort(key=lambda t: _natural_key(t.name))
+    return Plan(outputs, dropped, {"family": family.name, "model_class": cls.name, "direction": "tf->hf"})
+
+
+def plan_hf_to_tf(family: Family, source: Mapping[str, LazyTensor], *, hf_config: Mapping,
+                  dtype: DType | None = None, allow_unused: bool = False,
+                  tf_rename: Callable[[str], str] | None = None) -> Plan:
+    """Plan an HF state dict -> TF checkpoint names and layouts for ``family`` (the rules reversed)."""
+    weights, dropped = _drop_non_weights(source)
+    architectures = hf_config.get("architectures") or []
+    known = {c.name for c in family.classes}
+    if architectures and architectures[0] in known:
+        cls = family.model_class(architectures[0])
+    else:  # infer the prefix from the names: a base model has none
+        base = next(c for c in family.classes if not c.heads and c.prefix == "")
+        cls = base if not any(n.startswith(family.classes[0].prefix) for n in weights) else family.classes[0]
+    table = NameTable(family.rules, prefix=cls.prefix)
+    outputs, unknown = [], []
+    for name in weights:
+        if name in family.tied or name.endswith(("position_ids", "token_type_ids")):
+            dropped.append(Dropped(name, "tied or derived tensor, not stored in TF"))
+            continue
+        hit = table.hf_to_tf(name)
+        if hit is None:
+            unknown.append(name)
+            continue
+        tf_name, rule, _ = hit
+        if tf_rename:
+            tf_name = tf_rename(tf_name)
+        tensor = source[name]
+        steps = TRANSFORMS[rule.transform].to_tf(tensor.shape, hf_config)
+        outputs.append(PlannedTensor(tf_name, (name,), steps, cast_dtype(tensor.dtype, dtype),
+                                     output_shape([tensor.shape], steps)))
+    _unknown(unknown, family, allow_unused, dropped, "HF")
+    outputs.sort(key=lambda t: t.name.encode())
+    return Plan(outputs, dropped, {"family": family.name, "model_class": cls.name, "direction": "hf->tf"})
+
+
+def _natural_key(name: str) -> list:
+    return [int(p) if p.isdigit() else p for p in re.split(r"(\d+)", name)]

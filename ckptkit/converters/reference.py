@@ -1,0 +1,131 @@
+"""NumPy forward passes over *TF* variable names and layouts, in float64: the independent
+reference that ``verify`` compares a converted transformers model against.
+
+They follow google-research/bert's modeling.py: additive -10000 attention mask, LayerNorm
+epsilon 1e-12, Google's ``gelu`` = the tanh approximation.
+
+Example:
+    >>> float(ACTIVATIONS["gelu_tanh"](np.array([1.0]))[0].round(6))
+    0.841192
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Callable, Mapping
+
+import numpy as np
+
+__all__ = ["ACTIVATIONS", "GOOGLE_ACTIVATIONS", "layer_norm", "dense", "self_attention", "fixed_inputs",
+           "bert_encoder", "bert_reference_forward"]
+
+_erf = np.vectorize(math.erf, otypes=[np.float64])
+
+ACTIVATIONS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
+    "gelu_tanh": lambda x: 0.5 * x * (1.0 + np.tanh(math.sqrt(2.0 / math.pi) * (x + 0.044715 * x ** 3))),
+    "gelu_erf": lambda x: 0.5 * x * (1.0 + _erf(x / math.sqrt(2.0))),
+    "relu": lambda x: np.maximum(x, 0.0),
+    "tanh": np.tanh,
+    "linear": lambda x: x,
+    "swish": lambda x: x / (1.0 + np.exp(-x)),
+}
+# What the name in a Google bert_config.json means in Google's code.
+GOOGLE_ACTIVATIONS = {"gelu": "gelu_tanh", "relu": "relu", "tanh": "tanh", "linear": "linear", "swish": "swish"}
+
+Getter = Callable[[str], np.ndarray]
+
+
+def layer_norm(x: np.ndarray, gamma: np.ndarray, beta: np.ndarray, eps: float = 1e-12) -> np.ndarray:
+    mean = x.mean(-1, keepdims=True)
+    var = ((x - mean) ** 2).mean(-1, keepdims=True)
+    return (x - mean) / np.sqrt(var + eps) * gamma + beta
+
+
+def dense(x: np.ndarray, kernel: np.ndarray, bias: np.ndarray | None = None) -> np.ndarray:
+    """TF layout: kernel is [in, out]."""
+    y = x @ kernel
+    return y + bias if bias is not None else y
+
+
+def self_attention(x: np.ndarray, q: np.ndarray, k: np.ndarray, v: np.ndarray, mask_add: np.ndarray,
+                   heads: int) -> np.ndarray:
+    """Scaled dot-product attention over [batch, seq, hidden] projections; returns the context."""
+    b, s, h = q.shape
+    d = h // heads
+    split = lambda t: t.reshape(b, s, heads, d).transpose(0, 2, 1, 3)
+    scores = split(q) @ split(k).transpose(0, 1, 3, 2) / math.sqrt(d) + mask_add[:, None, None, :]
+    scores = scores - scores.max(-1, keepdims=True)
+    probs = np.exp(scores)
+    probs /= probs.sum(-1, keepdims=True)
+    return (probs @ split(v)).transpose(0, 2, 1, 3).reshape(b, s, h)
+
+
+def fixed_inputs(*, vocab_size: int, max_positions: int, type_vocab_size: int, seq_len: int = 16,
+                 seed: int = 1234) -> dict[str, np.ndarray]:
+    """A deterministic batch of two rows, the second padded, both segments used when possible."""
+    rng = np.random.default_rng(seed)
+    seq = min(seq_len, max_positions)
+    ids = rng.integers(0, vocab_size, size=(2, seq))
+    mask = np.ones((2, seq), dtype=np.int64)
+    mask[1, seq - max(1, seq // 3):] = 0
+    types = np.zeros((2, seq), dtype=np.int64)
+    if type_vocab_size > 1:
+        types[0, seq // 2:] = 1
+    return {"input_ids": ids.astype(np.int64), "token_type_ids": types, "attention_mask": mask}
+
+
+def bert_encoder(get: Getter, config: Mapping, x: np.ndarray, attention_mask: np.ndarray, *,
+                 scope: str = "bert", act: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
+    """Run every ``{scope}/encoder/layer_i`` over embeddings ``x``."""
+    mask_add = (1.0 - attention_mask.astype(np.float64)) * -10000.0
+    heads = int(config["num_attention_heads"])
+    for i in range(int(config["num_hidden_layers"])):
+        p = f"{scope}/encoder/layer_{i}/"
+        q, k, v = (dense(x, get(f"{p}attention/self/{n}/kernel"), get(f"{p}attention/self/{n}/bias"))
+                   for n in ("query", "key", "value"))
+        context = self_attention(x, q, k, v, mask_add, heads)
+        attn = dense(context, get(f"{p}attention/output/dense/kernel"), get(f"{p}attention/output/dense/bias"))
+        x = layer_norm(attn + x, get(f"{p}attention/output/LayerNorm/gamma"),
+                       get(f"{p}attention/output/LayerNorm/beta"))
+        inter = act(dense(x, get(f"{p}intermediate/dense/kernel"), get(f"{p}intermediate/dense/bias")))
+        out = dense(inter, get(f"{p}output/dense/kernel"), get(f"{p}output/dense/bias"))
+        x = layer_norm(out + x, get(f"{p}output/LayerNorm/gamma"), get(f"{p}output/LayerNorm/beta"))
+    return x
+
+
+def bert_embeddings(get: Getter, inputs: Mapping[str, np.ndarray], *, scope: str = "bert") -> np.ndarray:
+    ids, types = inputs["input_ids"], inputs["token_type_ids"]
+    e = f"{scope}/embeddings/"
+    x = get(f"{e}word_embeddings")[ids] + get(f"{e}position_embeddings")[: ids.shape[1]][None]
+    x = x + get(f"{e}token_type_embeddings")[types]
+    return layer_norm(x, get(f"{e}LayerNorm/gamma"), get(f"{e}LayerNorm/beta"))
+
+
+def bert_reference_forward(get: Getter, names: set[str], config: Mapping, inputs: Mapping[str, np.ndarray]
+                           ) -> dict[str, np.ndarray]:
+    """Outputs of a Google BERT checkpoint for ``inputs``: hidden states and every head present.
+
+    Args:
+        get: name -> float64 array of a TF variable.
+        names: the TF variable names available (decides which heads run).
+        config: the Google ``bert_config.json`` values.
+    """
+    act = ACTIVATIONS[GOOGLE_ACTIVATIONS[config.get("hidden_act", "gelu")]]
+    x = bert_encoder(get, config, bert_embeddings(get, inputs), inputs["attention_mask"], act=act)
+    out = {"last_hidden_state": x}
+    if "bert/pooler/dense/kernel" in names:
+        out["pooler_output"] = np.tanh(dense(x[:, 0], get("bert/pooler/dense/kernel"), get("bert/pooler/dense/bias")))
+    if "cls/predictions/output_bias" in names:
+        t = act(dense(x, get("cls/predictions/transform/dense/kernel"), get("cls/predictions/transform/dense/bias")))
+        t = layer_norm(t, get("cls/predictions/transform/LayerNorm/gamma"),
+                       get("cls/predictions/transform/LayerNorm/beta"))
+        out["mlm_logits"] = t @ get("bert/embeddings/word_embeddings").T + get("cls/predictions/output_bias")
+    pooled = out.get("pooler_output")
+    for head, key in (("cls/seq_relationship", "nsp_logits"), ("", "logits")):
+        w = f"{head}/output_weights".lstrip("/")
+        if w in names and pooled is not None:
+            out[key] = pooled @ get(w).T + get(f"{head}/output_bias".lstrip("/"))
+    if "cls/squad/output_weights" in names:
+        logits = x @ get("cls/squad/output_weights").T + get("cls/squad/output_bias")
+        out["start_logits"], out["end_logits"] = logits[..., 0], logits[..., 1]
+    return out

@@ -1,0 +1,205 @@
+"""``verify``: compare every converted tensor with its source through the plan, then run the
+transformers model and compare its outputs with an independent NumPy forward pass over the TF
+variables (:mod:`ckptkit.converters.reference`).
+
+Tensor comparison is bitwise when dtypes agree (the plan's ops are exact); after a cast it is
+by the dtype's tolerance. The forward comparison uses the TF weights as stored on the TF side
+(after any cast), so a correct conversion agrees to float32 rounding (<= 1e-5 for these sizes).
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field
+from typing import Mapping
+
+import numpy as np
+
+from ckptkit.converters.families import detect_family, get_family
+from ckptkit.converters.families.base import Family, plan_hf_to_tf, plan_tf_to_hf
+from ckptkit.converters.formats import open_checkpoint
+from ckptkit.converters.plan import Plan, PlannedTensor, materialize
+from ckptkit.converters.reference import fixed_inputs
+from ckptkit.converters.tensors import Checkpoint, dtype_by_name
+from ckptkit.errors import UsageError, VerificationError
+
+__all__ = ["VerifyReport", "verify_conversion", "TOLERANCES", "FORWARD_TOLERANCE"]
+
+# relative tolerance of a tensor compared after a cast to this dtype
+TOLERANCES = {"float32": 1e-6, "float16": 1e-3, "bfloat16": 8e-3, "float64": 1e-12}
+FORWARD_TOLERANCE = 1e-5  # absolute, float32
+
+
+@dataclass
+class VerifyReport:
+    """Per-tensor and per-output comparisons; ``passed`` when every row passed."""
+
+    tensors: list[dict] = field(default_factory=list)
+    outputs: list[dict] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+    compared: str = ""
+
+    @property
+    def passed(self) -> bool:
+        return not self.problems and all(r["ok"] for r in self.tensors + self.outputs)
+
+    @property
+    def max_abs_diff(self) -> float:
+        return max((r["max_abs_diff"] for r in self.outputs), default=0.0)
+
+    def summary(self) -> dict:
+        return {"passed": self.passed, "tensors_checked": len(self.tensors),
+                "tensors_bitwise": sum(1 for r in self.tensors if r["max_abs_diff"] == 0.0),
+                "max_abs_diff": self.max_abs_diff, "compared": self.compared, "problems": self.problems[:20]}
+
+    def to_json(self) -> dict:
+        return {**self.summary(), "tensors": self.tensors, "outputs": self.outputs}
+
+
+def _compare(expected: np.ndarray, actual: np.ndarray, dtype_name: str) -> tuple[float, bool]:
+    if expected.shape != actual.shape:
+        return float("inf"), False
+    if expected.dtype == actual.dtype and np.array_equal(expected, actual, equal_nan=expected.dtype.kind == "f"):
+        return 0.0, True
+    if expected.dtype.kind not in "fc" and str(expected.dtype) not in TOLERANCES:
+        return float("inf"), False
+    e, a = expected.astype(np.float64), actual.astype(np.float64)
+    diff = float(np.max(np.abs(e - a), initial=0.0))
+    tol = TOLERANCES.get(dtype_name, 1e-3) * max(1.0, float(np.max(np.abs(e), initial=0.0)))
+    return diff, diff <= tol
+
+
+def _plan_for(src: Checkpoint, dst: Checkpoint, family: Family | None) -> tuple[Plan, Family | None, str]:
+    if src.format == "tf" and dst.format == "hub":
+        config = dst.extras["config"]
+        family = family or get_family(detect_family(dst, model_type=config.get("model_type")) or "bert")
+        cls = (config.get("architectures") or [None])[0]
+        plan = plan_tf_to_hf(family, src, hf_config=config, model_class=cls, allow_unused=True)
+        return plan, family, "tf->hf"
+    if src.format == "hub" and dst.format == "tf":
+        config = src.extras["config"]
+        family = family or get_family(detect_family(src, model_type=config.get("model_type")) or "bert")
+        return plan_hf_to_tf(family, src, hf_config=config, allow_unused=True), family, "hf->tf"
+    if src.format == "tf" or dst.format == "tf":
+        raise UsageError(f"cannot verify {src.format} -> {dst.format}",
+                         hint="verify a TF checkpoint against a hub folder, or two PyTorch-world checkpoints")
+    outputs = [PlannedTensor(n, (n,), (), t.dtype, t.shape) for n, t in src.items() if n in dst]
+    return Plan(outputs, [], {}), family, "weights"
+
+
+def _compare_tensors(plan: Plan, src: Checkpoint, dst: Checkpoint, report: VerifyReport) -> None:
+    planned_names = {t.name for t in plan.outputs}
+    for planned in plan.outputs:
+        if planned.name not in dst:
+            report.problems.append(f"{planned.name}: missing from the output")
+            continue
+        expected = materialize(planned, [src[n].read() for n in planned.inputs])
+        actual = dst[planned.name].read()
+        diff, ok = _compare(expected, actual, dst[planned.name].dtype.name)
+        report.tensors.append({"name": planned.name, "dtype": dst[planned.name].dtype.name,
+                               "shape": list(actual.shape), "max_abs_diff": diff, "ok": ok})
+    extra = sorted(n for n, t in dst.items() if n not in planned_names and t.role == "weight")
+    report.problems.extend(f"{n}: in the output but not produced from the source" for n in extra)
+
+
+def _hf_outputs(folder: str, class_name: str, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    import torch
+    import transformers
+
+    model_cls = getattr(transformers, class_name)
+    transformers.utils.logging.set_verbosity_error()
+    transformers.utils.logging.disable_progress_bar()
+    model = model_cls.from_pretrained(folder, dtype=torch.float32, attn_implementation="eager").eval()
+    feed = {k: torch.from_numpy(v) for k, v in inputs.items()}
+    with torch.no_grad():
+        out = model(**feed, output_hidden_states=True)
+    return _normalise_outputs(out, class_name)
+
+
+# HF output attribute -> reference key; "logits" depends on the class (suffix table below).
+_ATTRS = {"prediction_logits": "mlm_logits", "seq_relationship_logits": "nsp_logits",
+          "start_logits": "start_logits", "end_logits": "end_logits", "pooler_output": "pooler_output",
+          "last_hidden_state": "last_hidden_state"}
+_LOGITS_BY_SUFFIX = {"ForMaskedLM": "mlm_logits", "ForNextSentencePrediction": "nsp_logits",
+                     "ForSequenceClassification": "logits", "ForPreTraining": "disc_logits"}
+
+
+def _normalise_outputs(out, class_name: str) -> dict[str, np.ndarray]:
+    result = {key: getattr(out, attr).numpy() for attr, key in _ATTRS.items()
+              if getattr(out, attr, None) is not None}
+    if getattr(out, "hidden_states", None) is not None:
+        result["last_hidden_state"] = out.hidden_states[-1].numpy()
+    logits = getattr(out, "logits", None)
+    if logits is not None:
+        key = next((k for suffix, k in _LOGITS_BY_SUFFIX.items() if class_name.endswith(suffix)), "logits")
+        result[key] = logits.numpy()
+    return result
+
+
+def _reference_outputs(family: Family, tf_side: Checkpoint, tf_config: Mapping, inputs, *,
+                       weights_dtype: str | None = None) -> dict[str, np.ndarray]:
+    """The family's NumPy forward over the TF variables, rounded first to ``weights_dtype`` if given
+    (the dtype the converted model stores), so both sides use identical weights."""
+    module, _, function = family.reference.partition(":")
+    forward = getattr(importlib.import_module(module), function)
+    rounding = dtype_by_name(weights_dtype).numpy if weights_dtype else None
+    cache: dict[str, np.ndarray] = {}
+
+    def get(name: str) -> np.ndarray:
+        if name not in cache:
+            value = tf_side[name].read()
+            if rounding is not None and value.dtype.kind == "f":
+                value = value.astype(rounding)
+            cache[name] = np.asarray(value, dtype=np.float64)
+        return cache[name]
+
+    return forward(get, set(tf_side), tf_config, inputs)
+
+
+def _compare_forward(family: Family, tf_side: Checkpoint, hf_folder: str, hf_config: Mapping,
+                     report: VerifyReport) -> None:
+    tf_config = family.config_to_tf(hf_config)
+    tf_config.setdefault("num_hidden_layers", hf_config["num_hidden_layers"])
+    inputs = fixed_inputs(vocab_size=int(hf_config["vocab_size"]),
+                          max_positions=int(hf_config.get("max_position_embeddings", 16)),
+                          type_vocab_size=int(hf_config.get("type_vocab_size", 1)))
+    class_name = (hf_config.get("architectures") or ["BertModel"])[0]
+    actual = _hf_outputs(hf_folder, class_name, inputs)
+    expected = _reference_outputs(family, tf_side, tf_config, inputs, weights_dtype=hf_config.get("dtype"))
+    for key in sorted(set(expected) & set(actual)):
+        diff = float(np.max(np.abs(expected[key] - actual[key].astype(np.float64)), initial=0.0))
+        report.outputs.append({"output": key, "shape": list(actual[key].shape), "max_abs_diff": diff,
+                               "tolerance": FORWARD_TOLERANCE, "ok": diff <= FORWARD_TOLERANCE})
+    if not report.outputs:
+        report.problems.append("the model produced no output the reference could compare")
+    report.compared = (f"{', '.join(r['output'] for r in report.outputs)} of {class_name} (transformers, float32) "
+                       f"vs a NumPy float64 forward pass over the TF variables, on a fixed padded batch "
+                       f"of shape {list(inputs['input_ids'].shape)}")
+
+
+def verify_conversion(source: str, output: str, *, family: str | None = None, forward: bool = True,
+                      raise_on_mismatch: bool = False) -> VerifyReport:
+    """Check ``output`` against ``source``: every tensor through the plan, then a forward pass.
+
+    Args:
+        source: the original checkpoint.
+        output: what ``convert`` wrote from it (a hub folder or TF checkpoint).
+        family: override family detection.
+        forward: also run the model (needs torch and transformers for hub folders).
+        raise_on_mismatch: raise :class:`VerificationError` instead of returning a failed report.
+    """
+    report = VerifyReport()
+    with open_checkpoint(source) as src, open_checkpoint(output) as dst:
+        plan, fam, direction = _plan_for(src, dst, get_family(family) if family else None)
+        _compare_tensors(plan, src, dst, report)
+        report.compared = "tensors only"
+        if forward and fam is not None and fam.reference and direction != "weights":
+            hf_side, tf_side = (dst, src) if direction == "tf->hf" else (src, dst)
+            hf_folder = hf_side.extras.get("folder") or output
+            _compare_forward(fam, tf_side, hf_folder, hf_side.extras["config"], report)
+    if raise_on_mismatch and not report.passed:
+        bad = [r["name"] for r in report.tensors if not r["ok"]] + [r["output"] for r in report.outputs if not r["ok"]]
+        first = (report.problems + bad)[0]
+        raise VerificationError(f"verification failed: {len(report.problems) + len(bad)} mismatches, first: {first}",
+                                path=output, hint="run `ckptkit verify` for the full table")
+    return report
