@@ -3,7 +3,7 @@
 A TF2 key such as ``optimizer/_trainable_variables/0/.ATTRIBUTES/VARIABLE_VALUE`` names the
 *first* path TensorFlow found to a variable, which is often not the model's own path. We walk
 the TrackableObjectGraph (tensorflow/core/protobuf/trackable_object_graph.proto) and name each
-tensor by its best path: the first path outside the optimizer, else the first path.
+tensor by its best path: the shortest path that avoids optimizer objects, else the shortest.
 
 Example:
     >>> from ckptkit.converters.formats.tf1.proto import field_bytes, field_varint
@@ -18,11 +18,12 @@ Example:
     ...     attr("optimizer/_trainable_variables/0/.ATTRIBUTES/VARIABLE_VALUE")))  # 5: the variable
     >>> names = readable_names(graph)
     >>> names["optimizer/_trainable_variables/0/.ATTRIBUTES/VARIABLE_VALUE"]
-    TF2Name(name='model/dense/kernel', is_slot=False)
+    TF2Name(name='model/dense/kernel', is_optimizer=False)
 """
 
 from __future__ import annotations
 
+import re
 from collections import deque
 from dataclasses import dataclass
 
@@ -38,7 +39,7 @@ _VALUE_SUFFIX = "/.ATTRIBUTES/VARIABLE_VALUE"
 @dataclass(frozen=True)
 class TF2Name:
     name: str
-    is_slot: bool
+    is_optimizer: bool  # a slot variable, or reachable only through an optimizer object
 
 
 @dataclass
@@ -73,54 +74,59 @@ def _parse_node(raw) -> _Node:
     return _Node(children, attributes, slots)
 
 
-def _paths_from(nodes: list[_Node], start: int, prefix: str, seen_limit: int) -> dict[int, str]:
-    """Breadth-first: the first path to every node reachable from ``start``."""
-    paths = {start: prefix}
-    queue = deque([start])
-    while queue and len(paths) <= seen_limit:
+_OPTIMIZER_SEGMENT = re.compile(r"optimizer|^opt$|^keras_opt$|^\\.OPTIMIZER_SLOT$", re.IGNORECASE)
+
+
+def _breadth_first(nodes: list[_Node], paths: dict[int, str], *, avoid_optimizer: bool) -> None:
+    """Extend ``paths`` (node -> first path) breadth-first from the root, in child order."""
+    queue = deque([0])
+    seen = {0}
+    while queue:
         node = queue.popleft()
         for child, name in nodes[node].children:
-            if 0 <= child < len(nodes) and child not in paths:
-                paths[child] = f"{paths[node]}/{escape_segment(name)}"
-                queue.append(child)
-    return paths
+            if not 0 <= child < len(nodes) or child in seen:
+                continue
+            if avoid_optimizer and _OPTIMIZER_SEGMENT.search(name):
+                continue
+            seen.add(child)
+            prefix = paths[node] + "/" if node else ""
+            paths.setdefault(child, prefix + escape_segment(name))
+            queue.append(child)
 
 
-def _best_paths(nodes: list[_Node]) -> dict[int, str]:
-    """Per node: the first path (root children in order) that is not optimizer state, else the first."""
-    best: dict[int, str] = {}
-    fallback: dict[int, str] = {}
-    for child, name in nodes[0].children if nodes else []:
-        if not 0 <= child < len(nodes):
-            continue
-        for node, path in _paths_from(nodes, child, escape_segment(name), len(nodes)).items():
-            fallback.setdefault(node, path)
-            if classify_role(path) != ROLE_OPTIMIZER:
-                best.setdefault(node, path)
-    return {**fallback, **best}
+def _best_paths(nodes: list[_Node]) -> tuple[dict[int, str], set[int]]:
+    """Per node: its shortest path that avoids optimizer objects, else its shortest path; and the
+    set of nodes reachable only through an optimizer."""
+    paths: dict[int, str] = {0: ""} if nodes else {}
+    if nodes:
+        _breadth_first(nodes, paths, avoid_optimizer=True)
+    model_nodes = set(paths)
+    if nodes:
+        _breadth_first(nodes, paths, avoid_optimizer=False)
+    return paths, set(paths) - model_nodes
 
 
 def readable_names(graph: bytes) -> dict[str, TF2Name]:
     """checkpoint key -> readable object path (``model/dense/kernel``) for every attribute.
 
-    Slot variables of legacy optimizers keep their key's path without ``/.ATTRIBUTES/VARIABLE_VALUE``
-    and are flagged ``is_slot``.
+    Slot variables of legacy optimizers keep their key's path without ``/.ATTRIBUTES/VARIABLE_VALUE``;
+    they and tensors reachable only through an optimizer object are flagged ``is_optimizer``.
 
     Raises:
         ProtoError: if ``graph`` is not a TrackableObjectGraph.
     """
     nodes = [_parse_node(raw) for raw in parse_fields(graph).get(1, [])]
-    paths = _best_paths(nodes)
+    paths, optimizer_only = _best_paths(nodes)
     slot_nodes = {slot for node in nodes for _, _, slot in node.slots}
     names: dict[str, TF2Name] = {}
     for index, node in enumerate(nodes):
         for attribute, key in node.attributes:
             is_slot = index in slot_nodes
             base = key[:-len(_VALUE_SUFFIX)] if key.endswith(_VALUE_SUFFIX) else key
-            path = paths.get(index) if not is_slot else None
-            if path is None:
-                names[key] = TF2Name(base, is_slot)
+            path = None if is_slot else paths.get(index)
+            if not path:
+                names[key] = TF2Name(base, True if is_slot else classify_role(base) == ROLE_OPTIMIZER)
             else:
-                names[key] = TF2Name(path if attribute == "VARIABLE_VALUE" else f"{path}/.ATTRIBUTES/{attribute}",
-                                     is_slot)
+                suffix = "" if attribute == "VARIABLE_VALUE" else f"/.ATTRIBUTES/{attribute}"
+                names[key] = TF2Name(path + suffix, index in optimizer_only)
     return names

@@ -175,7 +175,7 @@ class TFCheckpoint(Checkpoint):
             tf2 = names.get(key)
             if tf2 is not None and tf2.name not in tensors and tf2.name not in renamed:
                 tensor.name = tf2.name
-                tensor.role = ROLE_OPTIMIZER if tf2.is_slot else classify_role(tf2.name)
+                tensor.role = ROLE_OPTIMIZER if tf2.is_optimizer else classify_role(tf2.name)
             renamed[tensor.name] = tensor
         super().__init__(prefix, renamed, files=[self.index_path, *self._files],
                          extras={"prefix": prefix, "num_shards": header.num_shards,

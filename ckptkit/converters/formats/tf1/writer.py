@@ -52,6 +52,7 @@ class _Partitioned:
     dtype: DType
     shape: tuple[int, ...]
     slices: list[tuple[Extent, ...]] = field(default_factory=list)
+    shard_id: int = 0  # TensorFlow's MergeBundles records the shard the full entry came from
 
 
 def _key(name: str | bytes) -> bytes:
@@ -213,13 +214,14 @@ class TFCheckpointWriter:
         self._entries[slice_key(key, extents)] = self._write(arr, dtype, shard)
         part.slices.append(extents)
 
-    def order_slices(self, name: str | bytes, order: Iterable[tuple[Extent, ...]]) -> None:
-        """List the slices of ``name`` in the full entry in this order (for byte-identical rewrites)."""
+    def order_slices(self, name: str | bytes, order: Iterable[tuple[Extent, ...]], *, shard_id: int = 0) -> None:
+        """List the slices of ``name`` in this order and record ``shard_id`` in its full entry
+        (what TensorFlow's sharded saves do; for byte-identical rewrites)."""
         part = self._partitioned[_key(name)]
         order = [tuple(e) for e in order]
         if sorted(map(repr, order)) != sorted(map(repr, part.slices)):
             raise UsageError(f"slice order for {name!r} does not name the slices that were added")
-        part.slices = order
+        part.slices, part.shard_id = order, shard_id
 
     def _pick_shard(self, nbytes: int, shard: int | None) -> int:
         if shard is not None:
@@ -266,7 +268,8 @@ class TFCheckpointWriter:
             if covered != int(np.prod(part.shape, dtype=object)):
                 raise UsageError(f"slices of {key.decode('utf-8', 'replace')!r} cover {covered} of "
                                  f"{int(np.prod(part.shape, dtype=object))} elements")
-            entries[key] = BundleEntry(dtype=part.dtype.tf_enum, shape=part.shape, slices=tuple(part.slices))
+            entries[key] = BundleEntry(dtype=part.dtype.tf_enum, shape=part.shape, shard_id=part.shard_id,
+                                       slices=tuple(part.slices))
         header = encode_header(BundleHeader(num_shards=len(self._shards)))
         return build_table([(b"", header), *((k, encode_entry(entries[k])) for k in sorted(entries))])
 
@@ -375,7 +378,7 @@ def rewrite_tf_checkpoint(src: str | os.PathLike, dst_prefix: str | os.PathLike,
                 del array
             for key, entry in entries.items():
                 if entry.slices:
-                    writer.order_slices(key, entry.slices)
+                    writer.order_slices(key, entry.slices, shard_id=entry.shard_id)
     return writer.prefix
 
 
