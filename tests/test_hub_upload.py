@@ -200,3 +200,11 @@ def test_cli_dry_run_lists_files_without_token(folder, tmp_path):
     assert out.returncode == 0, out.stderr
     assert "model.safetensors" in out.stdout and "19.5 KiB" in out.stdout and "upload (LFS)" in out.stdout
     assert "skip: temporary file" in out.stdout and "in one commit to branch 'main'" in out.stdout
+
+
+def test_large_folder_path_uploads_the_same_files(folder, hub):
+    (folder / "weird [1].txt").write_text("brackets are not a glob here")
+    result = upload_folder(folder, repo_id="me/big", large=True, commit_message="large", endpoint=hub.url)
+    assert result.strategy == "large folder"
+    assert hub.files("me/big") == {**_local_files(folder), "weird [1].txt": b"brackets are not a glob here"}
+    assert hub.repos["me/big"].commits[-1].summary == "large"
