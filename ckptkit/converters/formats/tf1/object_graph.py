@@ -74,7 +74,7 @@ def _parse_node(raw) -> _Node:
     return _Node(children, attributes, slots)
 
 
-_OPTIMIZER_SEGMENT = re.compile(r"optimizer|^opt$|^keras_opt$|^\\.OPTIMIZER_SLOT$", re.IGNORECASE)
+_OPTIMIZER_SEGMENT = re.compile(r"optimizer|^opt$|^keras_opt$", re.IGNORECASE)  # also .OPTIMIZER_SLOT
 
 
 def _breadth_first(nodes: list[_Node], paths: dict[int, str], *, avoid_optimizer: bool) -> None:

@@ -9,6 +9,8 @@ Example:
     >>> data = build_table([(b"", b"header"), (b"a", b"1"), (b"b", b"2")])
     >>> read_table(data)
     [(b'', b'header'), (b'a', b'1'), (b'b', b'2')]
+    >>> read_table(build_table([(b"k", b"v" * 100)], snappy_blocks=True)) == [(b"k", b"v" * 100)]
+    True
 """
 
 from __future__ import annotations
@@ -173,16 +175,21 @@ def _short_successor(key: bytes) -> bytes:
     return key
 
 
-def _with_trailer(body: bytes) -> bytes:
-    return body + bytes([_NO_COMPRESSION]) + struct.pack("<I", mask(crc32c(body + bytes([_NO_COMPRESSION]))))
+def _with_trailer(body: bytes, snappy_blocks: bool = False) -> bytes:
+    kind = bytes([_SNAPPY if snappy_blocks else _NO_COMPRESSION])
+    stored = snappy.compress_literal(body) if snappy_blocks else body
+    return stored + kind + struct.pack("<I", mask(crc32c(stored + kind)))
 
 
 def _encode_handle(offset: int, size: int) -> bytes:
     return encode_varint(offset) + encode_varint(size)
 
 
-def build_table(entries: Iterable[tuple[bytes, bytes]]) -> bytes:
-    """A table holding ``entries`` (sorted, unique keys), laid out as TensorFlow lays it out."""
+def build_table(entries: Iterable[tuple[bytes, bytes]], *, snappy_blocks: bool = False) -> bytes:
+    """A table holding ``entries`` (sorted, unique keys), laid out as TensorFlow lays it out.
+
+    ``snappy_blocks`` stores every block as (literal-only) snappy, which TensorFlow also reads.
+    """
     out = bytearray()
     data, index = _BlockBuilder(_DATA_RESTART_INTERVAL), _BlockBuilder(1)
     pending: tuple[int, int] | None = None
@@ -196,21 +203,21 @@ def build_table(entries: Iterable[tuple[bytes, bytes]]) -> bytes:
         data.add(key, value)
         last_key = key
         if data.size_estimate() >= _BLOCK_SIZE:
-            pending = _flush(out, data)
+            pending = _flush(out, data, snappy_blocks)
     if not data.empty:
-        pending = _flush(out, data)
+        pending = _flush(out, data, snappy_blocks)
     if pending is not None:
         index.add(_short_successor(last_key), _encode_handle(*pending))
-    meta_handle = _flush(out, _BlockBuilder(_DATA_RESTART_INTERVAL))
-    index_handle = _flush(out, index)
+    meta_handle = _flush(out, _BlockBuilder(_DATA_RESTART_INTERVAL), snappy_blocks)
+    index_handle = _flush(out, index, snappy_blocks)
     footer = _encode_handle(*meta_handle) + _encode_handle(*index_handle)
     out += footer.ljust(40, b"\0") + struct.pack("<Q", TABLE_MAGIC)
     return bytes(out)
 
 
-def _flush(out: bytearray, block: _BlockBuilder) -> tuple[int, int]:
-    body = block.finish()
-    handle = (len(out), len(body))
-    out += _with_trailer(body)
+def _flush(out: bytearray, block: _BlockBuilder, snappy_blocks: bool) -> tuple[int, int]:
+    stored = _with_trailer(block.finish(), snappy_blocks)
+    handle = (len(out), len(stored) - _TRAILER)
+    out += stored
     block.reset()
     return handle

@@ -1,0 +1,117 @@
+"""``ckptkit inspect``: what is in a checkpoint, grouped by role, without reading the weights."""
+
+from __future__ import annotations
+
+import click
+
+from ckptkit.cli.common import emit_json, format_table, human_bytes, info, json_option, quiet_option
+
+ROLE_TITLES = {"weight": "Model weights", "optimizer": "Optimizer state", "counter": "Counters",
+               "metadata": "Checkpoint metadata"}
+_FORMAT_FACTS = (("kind", "{}"), ("num_shards", "{} shard(s)"), ("partitioned", "{} partitioned"))
+
+
+def _shape(shape) -> str:
+    return "[" + ", ".join(str(d) for d in shape) + "]"
+
+
+def _size(tensor) -> str:
+    return human_bytes(tensor.nbytes) if tensor.dtype.name != "object" else "-"
+
+
+def _totals(tensors) -> dict:
+    return {"tensors": len(tensors), "parameters": sum(t.numel for t in tensors),
+            "bytes": sum(t.nbytes for t in tensors)}
+
+
+def summarize(ckpt) -> dict:
+    """The JSON document of ``inspect --json`` for an open checkpoint (metadata only)."""
+    tensors = list(ckpt.values())
+    roles = [r for r in ROLE_TITLES if any(t.role == r for t in tensors)]
+    roles += sorted({t.role for t in tensors} - set(roles))
+    return {
+        "format": ckpt.format,
+        "path": str(ckpt.path),
+        "files": [str(f) for f in ckpt.files],
+        "global_step": ckpt.global_step,
+        "family": family_of(ckpt),
+        "extras": {k: v for k, v in ckpt.extras.items() if k not in ("files", "global_step")},
+        "totals": {**_totals(tensors), "by_role": {r: _totals([t for t in tensors if t.role == r]) for r in roles}},
+        "tensors": [{"name": t.name, "dtype": t.dtype.name, "shape": list(t.shape), "role": t.role,
+                     "nbytes": t.nbytes} for t in tensors],
+    }
+
+
+def family_of(ckpt) -> str | None:
+    """The model family (bert, electra, ...) of ``ckpt``; family detection plugs in here."""
+    return None
+
+
+def _format_line(summary: dict) -> str:
+    facts = [template.format(summary["extras"][key]) for key, template in _FORMAT_FACTS
+             if summary["extras"].get(key)]
+    return f"Format: {summary['format']}" + (f" ({', '.join(facts)})" if facts else "")
+
+
+def _summary_lines(summary: dict) -> list[str]:
+    totals = summary["totals"]
+    lines = [f"Checkpoint: {summary['path']}", _format_line(summary)]
+    if summary["family"]:
+        lines.append(f"Family: {summary['family']}")
+    lines.append(f"global_step: {summary['global_step'] if summary['global_step'] is not None else '-'}")
+    for role, t in totals["by_role"].items():
+        lines.append(f"{ROLE_TITLES.get(role, role)}: {t['tensors']} tensors, {t['parameters']:,} parameters, "
+                     f"{human_bytes(t['bytes'])}")
+    lines.append(f"Total: {totals['tensors']} tensors, {totals['parameters']:,} parameters, "
+                 f"{human_bytes(totals['bytes'])}")
+    return lines
+
+
+def _role_tables(ckpt, roles) -> list[str]:
+    blocks = []
+    for role in roles:
+        rows = [[t.name, t.dtype.name, _shape(t.shape), _size(t)] for t in ckpt.values() if t.role == role]
+        blocks.append(f"\n{ROLE_TITLES.get(role, role)} ({len(rows)})\n" +
+                      format_table(rows, ["name", "dtype", "shape", "size"], right={3}))
+    return blocks
+
+
+def _check_all(ckpt, *, quiet: bool) -> None:
+    from ckptkit.progress import progress
+
+    for tensor in progress(list(ckpt.values()), desc="checking", unit="tensor"):
+        tensor.read()
+    info(f"checked {len(ckpt)} tensors: every checksum matches", quiet=quiet)
+
+
+@click.command("inspect")
+@click.argument("path", type=click.Path())
+@json_option
+@quiet_option
+@click.option("--check", is_flag=True, help="Also read every tensor, verifying its checksum.")
+def inspect_command(path: str, as_json: bool, quiet: bool, check: bool) -> None:
+    """List the tensors of a checkpoint: name, dtype, shape, size, grouped into model
+    weights, optimizer state and counters, with totals and the global step.
+
+    PATH is a TF checkpoint directory, prefix or .index file, a .safetensors or
+    PyTorch .bin file (or its index json), or a hub folder. Only metadata is read,
+    unless --check is given. --quiet prints the summary without the tables.
+
+    \b
+    Examples:
+      ckptkit inspect run/model.ckpt-20000
+      ckptkit inspect run/ --json | jq '.tensors[] | select(.role == "weight") | .name'
+      ckptkit inspect run/model.ckpt-20000.index --check --quiet
+    """
+    from ckptkit.converters.formats import open_checkpoint
+
+    with open_checkpoint(path) as ckpt:
+        if check:
+            _check_all(ckpt, quiet=quiet or as_json)
+        summary = summarize(ckpt)
+        if as_json:
+            emit_json(summary)
+            return
+        click.echo("\n".join(_summary_lines(summary)))
+        if not quiet:
+            click.echo("\n".join(_role_tables(ckpt, summary["totals"]["by_role"])))
