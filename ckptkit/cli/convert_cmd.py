@@ -1,0 +1,126 @@
+"""``ckptkit convert``: a thin layer over :func:`ckptkit.converters.convert.convert_checkpoint`."""
+
+from __future__ import annotations
+
+import shlex
+import sys
+
+import click
+
+from ckptkit.cli.common import emit_json, info, json_option, quiet_option
+
+TARGET_CHOICES = ["hf", "tf1", "safetensors", "pytorch"]
+DTYPE_CHOICES = ["float32", "float16", "bfloat16"]
+
+
+def _summary(result) -> str:
+    plan = result.plan.info
+    reasons: dict[str, int] = {}
+    for d in result.plan.dropped:
+        reasons[d.reason] = reasons.get(d.reason, 0) + 1
+    lines = [f"converted {plan.get('source_format')} -> {result.destination}",
+             f"  family {plan.get('family')}, class {plan.get('model_class')}"
+             + (f", global_step {plan.get('global_step')}" if plan.get("global_step") is not None else ""),
+             f"  wrote {len(result.plan.outputs)} tensors ({result.plan.total_bytes / 2**20:.1f} MiB) "
+             f"in {result.seconds:.2f} s: {', '.join(result.files)}"]
+    lines += [f"  dropped {n} {reason}" for reason, n in reasons.items()]
+    if result.tokenizer:
+        lines.append(f"  tokenizer {result.tokenizer['class']} ({result.tokenizer['vocab_size']} tokens, "
+                     f"pad_token_id {result.tokenizer['pad_token_id']})")
+    if result.verification:
+        v = result.verification
+        lines.append(f"  verified: {v['tensors_bitwise']}/{v['tensors_checked']} tensors bitwise, "
+                     f"forward max |diff| {v['max_abs_diff']:.2e} ({'PASS' if v['passed'] else 'FAIL'})")
+    lines += [f"  warning: {w}" for w in result.plan.warnings]
+    return "\n".join(lines)
+
+
+@click.command("convert")
+@click.argument("source", type=click.Path())
+@click.argument("destination", type=click.Path(), required=False)
+@click.option("--to", "to", type=click.Choice(TARGET_CHOICES),
+              help="Target: hf (hub folder; default for TF sources), tf1 (TF checkpoint; default for hub "
+                   "folders), safetensors or pytorch (same tensors, other format).")
+@click.option("--format", "weights_format", type=click.Choice(["safetensors", "pytorch"]), default="safetensors",
+              show_default=True, help="Weights file format of an hf folder.")
+@click.option("--dtype", type=click.Choice(DTYPE_CHOICES), help="Cast floating tensors (default: keep).")
+@click.option("--max-shard-size", help="Split weights into shards of at most this size, e.g. 2GB.")
+@click.option("--family", help="Model family (bert, bigbird, electra); detected from names by default.")
+@click.option("--model-class", help="HF class, e.g. BertForMaskedLM; chosen from the heads present by default.")
+@click.option("--config", "config", type=click.Path(), help="The TF config (bert_config.json) or, for hub->tf1, "
+                                                             "an HF config.json. Default: next to the checkpoint.")
+@click.option("--vocab", type=click.Path(), help="vocab.txt for the tokenizer (default: next to the checkpoint).")
+@click.option("--spm", type=click.Path(), help="SentencePiece model (KoBERT, BigBird) for the tokenizer.")
+@click.option("--do-lower-case/--no-do-lower-case", default=None, help="Tokenizer casing (default: from vocab).")
+@click.option("--num-heads", type=int, help="Attention heads when there is no config file (default hidden/64).")
+@click.option("--allow-unused", is_flag=True, help="Drop tensors that are not part of the family instead of "
+                                                    "failing.")
+@click.option("--global-step", type=int, help="Write this global_step counter into a tf1 output.")
+@click.option("--part", type=click.Choice(["discriminator", "generator", "both"]), default=None,
+              help="ELECTRA pretraining checkpoints: which model(s) to write (default both).")
+@click.option("--generator-heads", type=int, help="ELECTRA generator attention heads when shapes are ambiguous.")
+@click.option("--overwrite", is_flag=True, help="Replace a non-empty destination.")
+@click.option("--verify", "verify", is_flag=True, help="Run `ckptkit verify` on the result before publishing it.")
+@click.option("--dry-run", is_flag=True, help="Print the plan (what is written from what, what is dropped); "
+                                               "write nothing.")
+@click.option("--push-to-hub", "push_to_hub", metavar="REPO_ID", help="Upload the result to this Hub repo.")
+@click.option("--private", is_flag=True, help="With --push-to-hub: create the repo private.")
+@click.option("--language", multiple=True, help="Model card language(s), e.g. ko.")
+@click.option("--license", "license_", help="Model card license, e.g. apache-2.0.")
+@click.option("--tag", "tags", multiple=True, help="Model card tag (repeatable).")
+@json_option
+@quiet_option
+def convert_command(source, destination, to, weights_format, dtype, max_shard_size, family, model_class, config,
+                    vocab, spm, do_lower_case, num_heads, allow_unused, global_step, part, generator_heads,
+                    overwrite, verify, dry_run, push_to_hub, private, language, license_, tags, as_json, quiet):
+    """Convert SOURCE (TF checkpoint, hub folder, safetensors or .bin) into DESTINATION.
+
+    A TF checkpoint becomes a hub folder (config.json, weights, tokenizer files, model card)
+    that loads with plain AutoModel.from_pretrained; a hub folder becomes a TF checkpoint that
+    Google's code restores. Optimizer slots and counters are dropped and reported.
+
+    \b
+    Examples:
+      ckptkit convert examples/tiny-bert out/tiny-bert --verify
+      ckptkit convert examples/tiny-bert --dry-run
+      ckptkit convert out/tiny-bert out/tiny-bert-tf --to tf1 --global-step 20000
+      ckptkit convert model.ckpt-1000000 out/large --dtype bfloat16 --max-shard-size 2GB
+    """
+    from ckptkit.converters.convert import ConversionOptions, convert_checkpoint, prepare_conversion
+    from ckptkit.converters.formats import open_checkpoint
+    from ckptkit.errors import UsageError
+
+    options = ConversionOptions(
+        to=to, weights_format=weights_format, dtype=dtype, max_shard_size=max_shard_size, family=family,
+        model_class=model_class, config=config, vocab=vocab, spm=spm, do_lower_case=do_lower_case,
+        num_heads=num_heads, allow_unused=allow_unused, global_step=global_step, overwrite=overwrite,
+        verify=verify, command=shlex.join(["ckptkit", *sys.argv[1:]]),
+        card={"language": list(language) or None, "license": license_, "tags": list(tags) or None})
+    for name, value in (("part", part), ("generator_heads", generator_heads)):
+        if value is not None:
+            if not hasattr(options, name):
+                raise UsageError(f"--{name.replace('_', '-')} is not supported by this build")
+            setattr(options, name, value)
+    if dry_run:
+        with open_checkpoint(source) as ckpt:
+            prepared = prepare_conversion(ckpt, options)
+            if as_json:
+                emit_json(prepared.plan.to_json())
+            else:
+                click.echo(prepared.plan.format_text())
+        return
+    if destination is None:
+        raise UsageError("DESTINATION is required unless --dry-run is given")
+    result = convert_checkpoint(source, destination, options=options)
+    upload = None
+    if push_to_hub:
+        from ckptkit.hub.upload import upload_folder
+
+        upload = upload_folder(result.destination, repo_id=push_to_hub, private=private,
+                               commit_message=f"Upload {result.plan.info.get('model_class')} converted by ckptkit")
+    if as_json:
+        emit_json({**result.to_json(), "upload": getattr(upload, "to_json", lambda: None)() if upload else None})
+    else:
+        info(_summary(result), quiet=quiet)
+        if upload is not None:
+            info(f"  uploaded to {getattr(upload, 'url', push_to_hub)}", quiet=quiet)

@@ -1,0 +1,53 @@
+"""``ckptkit verify``: compare a conversion's output with its source."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from ckptkit.cli.common import emit_json, format_table, json_option, quiet_option
+
+
+@click.command("verify")
+@click.argument("source", type=click.Path())
+@click.argument("output", type=click.Path())
+@click.option("--family", help="Model family; detected by default.")
+@click.option("--no-forward", is_flag=True, help="Compare tensors only; do not run the model.")
+@click.option("--all", "show_all", is_flag=True, help="List every tensor, not only mismatches.")
+@json_option
+@quiet_option
+def verify_command(source, output, family, no_forward, show_all, as_json, quiet):
+    """Check OUTPUT against SOURCE: every tensor through the conversion plan (bitwise for
+    float32), then a forward pass of the transformers model against a NumPy forward pass
+    over the TF variables. Exits 1 on any mismatch.
+
+    \b
+    Examples:
+      ckptkit convert examples/tiny-bert out/tiny-bert
+      ckptkit verify examples/tiny-bert out/tiny-bert
+    """
+    from ckptkit.converters.verify import verify_conversion
+
+    report = verify_conversion(source, output, family=family, forward=not no_forward)
+    if as_json:
+        emit_json(report.to_json())
+    elif not quiet:
+        rows = [[r["name"], r["dtype"], str(r["shape"]), f"{r['max_abs_diff']:.3g}", "ok" if r["ok"] else "MISMATCH"]
+                for r in report.tensors if show_all or not r["ok"]]
+        if rows:
+            click.echo(format_table(rows, ["tensor", "dtype", "shape", "max |diff|", "status"], right={3}))
+        bitwise = sum(1 for r in report.tensors if r["max_abs_diff"] == 0.0)
+        click.echo(f"tensors: {len(report.tensors)} compared, {bitwise} bitwise equal, "
+                   f"{sum(1 for r in report.tensors if not r['ok'])} mismatched")
+        if report.outputs:
+            click.echo(format_table([[r["output"], str(r["shape"]), f"{r['max_abs_diff']:.3g}",
+                                      f"{r['tolerance']:.0e}", "ok" if r["ok"] else "MISMATCH"]
+                                     for r in report.outputs],
+                                    ["output", "shape", "max |diff|", "tolerance", "status"], right={2, 3}))
+            click.echo(f"compared: {report.compared}")
+        for problem in report.problems:
+            click.echo(f"problem: {problem}")
+        click.echo("verification PASSED" if report.passed else "verification FAILED")
+    if not report.passed:
+        sys.exit(1)
