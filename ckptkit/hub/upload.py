@@ -25,7 +25,7 @@ import glob
 import os
 import re
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
@@ -93,7 +93,6 @@ class UploadResult:
     commit_url: str | None = None
     commit_oid: str | None = None
     pr_url: str | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def uploaded(self) -> list[FileAction]:
