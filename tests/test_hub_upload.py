@@ -101,7 +101,7 @@ def test_private_branch_and_pull_request(folder, hub):
     (folder / "config.json").write_text('{"model_type": "bert", "changed": true}')
     result = upload_folder(folder, repo_id="my-org/tiny", revision="v2", create_pr=True, endpoint=hub.url,
                            commit_message="fix config")
-    assert result.pr_url.endswith("/discussions/1")
+    assert result.pr_url.endswith("/discussions/1") and result.url == result.pr_url
     last = hub.calls(r"/commit/", "POST")[-1]
     assert last.path == "/api/models/my-org/tiny/commit/v2" and last.query == {"create_pr": ["1"]}
     assert hub.repos["my-org/tiny"].pull_requests[0].files == {"config.json": (folder / "config.json").read_bytes()}

@@ -97,4 +97,4 @@ def upload_command(folder: Path, repo_id: str, private: bool, commit_message: st
     else:
         info(f"uploaded {len(result.uploaded)} files ({human_bytes(result.total_bytes)}) to {result.repo_url}",
              quiet=quiet)
-        click.echo(result.pr_url or result.commit_url or result.repo_url)
+        click.echo(result.url)

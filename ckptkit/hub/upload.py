@@ -106,13 +106,22 @@ class UploadResult:
     def total_bytes(self) -> int:
         return sum(f.size for f in self.uploaded)
 
+    @property
+    def url(self) -> str | None:
+        """The page to look at: the pull request, else the commit, else the repo."""
+        return self.pr_url or self.commit_url or self.repo_url
+
+    def to_json(self) -> dict[str, Any]:
+        """Same as :meth:`to_dict` (the name other ckptkit results use)."""
+        return self.to_dict()
+
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict (what ``ckptkit upload --json`` prints)."""
         return {
             "repo_id": self.repo_id, "revision": self.revision, "commit_message": self.commit_message,
             "dry_run": self.dry_run, "strategy": self.strategy, "steps": list(self.steps),
             "endpoint": self.endpoint, "repo_url": self.repo_url, "commit_url": self.commit_url,
-            "commit_oid": self.commit_oid, "pr_url": self.pr_url, "total_bytes": self.total_bytes,
+            "commit_oid": self.commit_oid, "pr_url": self.pr_url, "url": self.url, "total_bytes": self.total_bytes,
             "files": [{"path": f.path, "size": f.size, "action": f.action} for f in self.files],
         }
 
