@@ -1,0 +1,78 @@
+"""``ckptkit distill init``: make a student from a teacher's layers (a thin layer over ``build_student``).
+
+Only click is imported at top level; a hub-folder teacher never imports torch or transformers.
+"""
+
+from __future__ import annotations
+
+import click
+
+from ckptkit.cli.common import emit_json, info, json_option, quiet_option
+
+STRATEGY_HELP = {
+    "uniform": "floor(i*n/k): 0,4,8 of 12 (DistilKoBERT)",
+    "first": "0..k-1",
+    "last": "n-k..n-1",
+    "distilbert": "round(i*(n-1)/(k-1)): 0,2,4,7,9,11 of 12 (DistilBERT)",
+}
+
+
+@click.command("init")
+@click.argument("teacher", type=click.Path())
+@click.argument("out", type=click.Path(), required=False)
+@click.option("--layers", metavar="I,J,...",
+              help="0-BASED teacher layers, one per student layer, in order (DistilKoBERT: 0,4,8 = its layers "
+                   "1, 5, 9 counted from one). The report echoes them 1-based too.")
+@click.option("--num-layers", type=click.IntRange(min=1), help="Student layer count K; --strategy picks which.")
+@click.option("--strategy", type=click.Choice(list(STRATEGY_HELP)), default="uniform", show_default=True,
+              help="With --num-layers, of n teacher layers: " + "; ".join(f"{k}: {v}" for k, v in
+                                                                            STRATEGY_HELP.items()) + ".")
+@click.option("--arch", type=click.Choice(["same", "distilbert"]), default="same", show_default=True,
+              help="same: the teacher's own class with fewer layers (token types kept). distilbert: "
+                   "DistilBertForMaskedLM (no pooler, no token types; teacher's activation kept).")
+@click.option("--drop-token-types", is_flag=True,
+              help="--arch distilbert: drop the token-type embeddings as DistilBERT did. Default: fold the "
+                   "segment-0 row into the position embeddings, so single-segment inputs embed exactly as in "
+                   "the teacher.")
+@click.option("--config", "config", type=click.Path(exists=True, dir_okay=False),
+              help="The teacher's config when it is not next to the weights (config.json; bert_config.json for "
+                   "a TF teacher).")
+@click.option("--overwrite", is_flag=True, help="Replace a non-empty OUT.")
+@click.option("--dry-run", is_flag=True, help="Print the report (what would be written from what); write nothing.")
+@click.option("--tensors/--no-tensors", "show_tensors", default=True,
+              help="List every written tensor and its origin in the printed report [on].")
+@click.option("--language", multiple=True, help="Model card language(s), e.g. ko.")
+@click.option("--license", "license_", help="Model card license, e.g. apache-2.0.")
+@json_option
+@quiet_option
+def init_command(teacher, out, layers, num_layers, strategy, arch, drop_token_types, config, overwrite, dry_run,
+                 show_tensors, language, license_, as_json, quiet):
+    """Make a student OUT from layers of TEACHER: weights, config, tokenizer, student.json, card.
+
+    TEACHER is a hub folder, a safetensors/.bin file with config.json beside it (or --config), or a
+    TF checkpoint (converted on the fly). BERT, BigBird, ELECTRA and KoBERT-style teachers. The
+    student keeps the teacher's vocabulary, special-token ids and activation; only the tensors it
+    keeps are read. student.json records the 0-based teacher layer of each student layer.
+
+    \b
+    Examples:
+      ckptkit distill init examples/tiny-bert out/student1 --layers 1
+      ckptkit distill init out/kobert out/distilkobert --layers 0,4,8
+      ckptkit distill init out/bert-base out/distilbert6 --num-layers 6 --strategy distilbert --arch distilbert
+    """
+    from ckptkit.distill.student import build_student
+    from ckptkit.errors import UsageError
+    from ckptkit.hub.record import command_line
+
+    if out is None and not dry_run:
+        raise UsageError("missing OUT, the student folder", hint="or pass --dry-run")
+    if layers is not None and num_layers is not None:
+        raise UsageError("give --layers or --num-layers, not both")
+    card = {"language": list(language) or None, "license": license_}
+    report = build_student(teacher, out, layers=layers, num_layers=num_layers, strategy=strategy, arch=arch,
+                           drop_token_types=drop_token_types, config=config, overwrite=overwrite, dry_run=dry_run,
+                           command=command_line(), card=card)
+    if as_json:
+        emit_json(report.to_json())
+    else:
+        info(report.format_text(tensors=show_tensors), quiet=quiet)
