@@ -276,3 +276,17 @@ def test_string_crc_covers_lengths(tmp_path):
     open(data, "wb").write(raw)
     with open_tf_checkpoint(prefix) as ckpt, pytest.raises(ValueError, match="CRC mismatch"):
         ckpt["s"].read()
+
+
+def test_large_tensor_is_a_view_of_its_own_memory_map(tmp_path):
+    import mmap
+
+    values = np.arange(600_000, dtype=np.float32).reshape(1000, 600)  # 2.4 MB: memory-mapped
+    prefix = write_tf_checkpoint(tmp_path / "m", [("pad", np.ones(3, np.int8)), ("big", values)])
+    with open_tf_checkpoint(prefix) as ckpt:
+        array = ckpt["big"].read()
+    base = array
+    while base is not None and not isinstance(base, mmap.mmap):
+        base = base.obj if isinstance(base, memoryview) else base.base
+    assert isinstance(base, mmap.mmap) and not array.flags.writeable
+    assert np.array_equal(array, values)  # still valid after close()

@@ -1,8 +1,8 @@
 """Read a TensorFlow checkpoint (V2 bundle, TF1 or TF2) without TensorFlow.
 
 Opening reads the ``.index`` (and, for TF2, the small object graph); a tensor's bytes are
-read on ``read()``: a read-only NumPy view of a memory map where alignment allows, after
-its CRC32C is checked. Partitioned variables are assembled from their slices.
+read on ``read()``: a read-only NumPy view of a memory map of just that tensor (unmapped when
+the array is freed) where alignment allows, after its CRC32C is checked. Partitioned variables are assembled from their slices.
 
 Example:
     >>> import numpy as np, tempfile, os
@@ -42,6 +42,7 @@ from ckptkit.errors import CheckpointNotFoundError, CorruptCheckpointError, Unsu
 __all__ = ["TFCheckpoint", "TFTensor", "open_tf_checkpoint", "read_index"]
 
 _DAMAGED = "the file is damaged or incomplete; copy it again"
+_MMAP_MIN_BYTES = 1 << 20  # smaller tensors are read with one pread; larger ones are memory-mapped
 _COUNTER_NAMES = ("global_step", "step", "optimizer/iter", "optimizer/iterations", "optimizer/_iterations")
 
 
@@ -164,7 +165,7 @@ class TFCheckpoint(Checkpoint):
         header = self._index.header
         self._files = [data_file(prefix, s, header.num_shards) for s in range(header.num_shards)]
         self._sizes = _shard_sizes(prefix, header.num_shards)
-        self._maps: dict[int, mmap.mmap | None] = {}
+        self._fds: dict[int, int] = {}
         self._verified: set[bytes] = set()
         self._global_step: int | None | bool = False
         plain = {k: e for k, e in self._index.entries.items() if not k.startswith(b"\0")}
@@ -287,23 +288,30 @@ class TFCheckpoint(Checkpoint):
 
     # ------------------------------------------------------------ bytes
 
-    def _map(self, shard: int) -> mmap.mmap | None:
-        if shard not in self._maps:
-            if self._sizes[shard] == 0:
-                self._maps[shard] = None
-            else:
-                with open(self._files[shard], "rb") as f:
-                    self._maps[shard] = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
-        return self._maps[shard]
+    def _fd(self, shard: int) -> int:
+        if shard not in self._fds:
+            self._fds[shard] = os.open(self._files[shard], os.O_RDONLY | getattr(os, "O_BINARY", 0))
+        return self._fds[shard]
 
     def _raw(self, entry: BundleEntry) -> np.ndarray:
-        mapped = self._map(entry.shard_id)
-        if mapped is None or entry.size == 0:
+        """The stored bytes of one entry: a private memory map for large tensors (unmapped when the
+        returned array is freed, so memory stays ~ one tensor), one read for small ones."""
+        if entry.size == 0:
             return np.empty(0, np.uint8)
-        if entry.offset + entry.size > len(mapped):
-            raise CorruptCheckpointError(f"truncated: needs bytes up to {entry.offset + entry.size}, "
-                                         f"the file has {len(mapped)}", path=self._files[entry.shard_id])
-        return np.frombuffer(mapped, np.uint8, count=entry.size, offset=entry.offset)
+        path = self._files[entry.shard_id]
+        try:
+            fd = self._fd(entry.shard_id)
+            if entry.size < _MMAP_MIN_BYTES:
+                data = os.pread(fd, entry.size, entry.offset)
+                if len(data) != entry.size:
+                    raise ValueError("short read")
+                return np.frombuffer(data, np.uint8)
+            start = entry.offset - entry.offset % mmap.ALLOCATIONGRANULARITY
+            mapped = mmap.mmap(fd, entry.offset + entry.size - start, access=mmap.ACCESS_READ, offset=start)
+        except ValueError as e:  # the file shrank since the checkpoint was opened
+            raise CorruptCheckpointError(f"truncated: needs bytes up to {entry.offset + entry.size}", path=path,
+                                         hint=_DAMAGED) from e
+        return np.frombuffer(mapped, np.uint8, count=entry.size, offset=entry.offset - start)
 
     def _read(self, key: bytes, entry: BundleEntry, dtype: DType) -> np.ndarray:
         if entry.slices:
@@ -324,7 +332,7 @@ class TFCheckpoint(Checkpoint):
                 raise CorruptCheckpointError(f"CRC mismatch in tensor {name!r}", path=path, hint=_DAMAGED)
             self._verified.add(key)
         np_dtype = _numeric_dtype(dtype, self._index.header.endianness)
-        if entry.offset % np_dtype.itemsize:
+        if raw.ctypes.data % np_dtype.itemsize:
             array = raw.copy().view(np_dtype)  # misaligned: one aligned copy
         else:
             array = np.frombuffer(raw, np_dtype)
@@ -341,14 +349,10 @@ class TFCheckpoint(Checkpoint):
         return out
 
     def close(self) -> None:
-        """Release the memory maps (arrays still referencing them keep them alive)."""
-        for mapped in self._maps.values():
-            if mapped is not None:
-                try:
-                    mapped.close()
-                except BufferError:
-                    pass  # a returned view still uses it; it closes when that view is freed
-        self._maps.clear()
+        """Close the data files. Arrays already returned stay valid (each holds its own map)."""
+        for fd in self._fds.values():
+            os.close(fd)
+        self._fds.clear()
 
 
 def _slice_lengths(shape: tuple[int, ...], extents) -> tuple[int, ...] | None:
