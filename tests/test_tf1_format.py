@@ -282,7 +282,7 @@ def test_large_tensor_is_a_view_of_its_own_memory_map(tmp_path):
     import mmap
 
     values = np.arange(600_000, dtype=np.float32).reshape(1000, 600)  # 2.4 MB: memory-mapped
-    prefix = write_tf_checkpoint(tmp_path / "m", [("pad", np.ones(3, np.int8)), ("big", values)])
+    prefix = write_tf_checkpoint(tmp_path / "m", [("pad", np.ones(4, np.int8)), ("big", values)])
     with open_tf_checkpoint(prefix) as ckpt:
         array = ckpt["big"].read()
     base = array
