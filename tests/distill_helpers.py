@@ -122,3 +122,21 @@ def make_student(teacher: Path, folder: Path, layers: list[int], *, head: bool =
     AutoTokenizer.from_pretrained(teacher).save_pretrained(folder)
     (folder / "student.json").write_text(json.dumps({"teacher": str(teacher), "layers": layers, "arch": "same"}))
     return folder
+
+
+# ------------------------------------------------------------------ shared fixtures (import into test modules)
+import pytest  # noqa: E402
+
+TRAIN_ARGS = {"per_device_train_batch_size": 16, "learning_rate": 1e-3, "logging_steps": 10, "save_steps": 1000,
+              "use_cpu": True, "seed": 0}
+
+
+@pytest.fixture(scope="session")
+def distill_world(tmp_path_factory) -> dict[str, Path]:
+    """A trained 3-layer teacher, its corpus and held-out text, and a 1-layer student from layer 0."""
+    root = tmp_path_factory.mktemp("distill")
+    train = write_corpus(root / "train.txt", lines=1200, seed=1)
+    held_out = write_corpus(root / "held_out.txt", lines=150, seed=2)
+    teacher = train_tiny_teacher(root / "teacher", train, steps=250, layers=3)
+    student = make_student(teacher, root / "student1", [0])
+    return {"root": root, "train": train, "held_out": held_out, "teacher": teacher, "student": student}

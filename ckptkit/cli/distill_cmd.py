@@ -192,7 +192,7 @@ def eval_command(teacher, student, eval_files, objective, max_seq_length, batch_
 
     result = evaluate_student(teacher=teacher, student=student, eval_files=eval_files, objective=objective,
                               max_seq_length=max_seq_length, batch_size=batch_size, max_batches=max_batches,
-                              latency_runs=latency_runs, seed=seed)
+                              latency_runs=latency_runs, seed=seed, quiet=quiet)
     if as_json:
         emit_json(result)
         return

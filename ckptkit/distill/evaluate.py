@@ -136,7 +136,7 @@ def _embedding_cosine(teacher, student, sentences: list[list[int]], *, pad_id: i
 def evaluate_student(*, student: str | os.PathLike, eval_files: Sequence[str | os.PathLike],
                      teacher: str | os.PathLike | None = None, objective: str = "auto", max_seq_length: int = 128,
                      batch_size: int = 16, max_batches: int = 50, latency_runs: int = 10,
-                     seed: int = 42) -> dict[str, Any]:
+                     seed: int = 42, quiet: bool = False) -> dict[str, Any]:
     """Compare ``student`` with ``teacher`` on ``eval_files``; returns a JSON-ready dict.
 
     Args:
@@ -154,6 +154,10 @@ def evaluate_student(*, student: str | os.PathLike, eval_files: Sequence[str | o
 
     from ckptkit.distill import data as data_mod
 
+    if quiet:
+        from ckptkit.distill.train import _quiet_libraries
+
+        _quiet_libraries()
     teacher = teacher or read_student_json(student).get("teacher")
     if not teacher:
         raise UsageError("no teacher: pass --teacher (the student has no student.json naming one)")
@@ -163,6 +167,9 @@ def evaluate_student(*, student: str | os.PathLike, eval_files: Sequence[str | o
     if t_model.config.vocab_size != s_model.config.vocab_size:
         from ckptkit.errors import ConfigError
         raise ConfigError("teacher and student do not share the vocabulary")
+    from ckptkit.distill.models import fit_seq_length
+
+    max_seq_length = fit_seq_length(max_seq_length, t_model.config, s_model.config)
     texts = data_mod.load_texts(eval_files)
     blocks = data_mod.tokenize_and_pack(texts, tokenizer, max_seq_length=max_seq_length)
     special = sorted(set(tokenizer.all_special_ids))

@@ -14,7 +14,8 @@ from typing import Any, Sequence
 
 from ckptkit.errors import CheckpointNotFoundError, ConfigError, UsageError
 
-__all__ = ["read_student_json", "parse_layer_map", "load_model", "num_layers", "check_pair", "MODEL_CLASSES"]
+__all__ = ["read_student_json", "parse_layer_map", "load_model", "num_layers", "check_pair", "fit_seq_length",
+           "MODEL_CLASSES"]
 
 STUDENT_FILE = "student.json"
 
@@ -110,6 +111,18 @@ def check_pair(teacher, student, *, teacher_vocab: dict[str, int] | None, studen
     if needs_same_heads and _heads(t_cfg) != _heads(s_cfg):
         raise ConfigError(f"the attention loss needs the same number of heads (teacher {_heads(t_cfg)}, "
                           f"student {_heads(s_cfg)})", hint="set --alpha-attn 0")
+
+
+def fit_seq_length(requested: int, *configs) -> int:
+    """``requested`` capped at the smallest ``max_position_embeddings`` of ``configs``.
+
+    Example:
+        >>> from types import SimpleNamespace
+        >>> fit_seq_length(128, SimpleNamespace(max_position_embeddings=64))
+        64
+    """
+    limits = [int(getattr(c, "max_position_embeddings", None) or requested) for c in configs]
+    return min([requested, *limits])
 
 
 def _width(config) -> int:

@@ -192,7 +192,7 @@ def train_student(*, student: str | os.PathLike, train_files: Sequence[str | os.
     from transformers.trainer_utils import get_last_checkpoint
 
     from ckptkit.distill import data as data_mod
-    from ckptkit.distill.models import check_pair, load_model, num_layers, parse_layer_map
+    from ckptkit.distill.models import check_pair, fit_seq_length, load_model, num_layers, parse_layer_map
     from ckptkit.distill.plot import plot_loss_curves
     from ckptkit.distill.teacher_cache import TeacherCache, build_teacher_cache, cache_is_valid
     from ckptkit.distill.trainer import DistillationTrainer, DistillOptions, EpochCallback
@@ -242,6 +242,9 @@ def train_student(*, student: str | os.PathLike, train_files: Sequence[str | os.
                layer_map=layers, needs_map=weights.mse > 0 or weights.attn > 0,
                needs_same_width=weights.cos > 0 or weights.mse > 0 or weights.pooled_cos > 0,
                needs_same_heads=weights.attn > 0)
+    if fit_seq_length(max_seq_length, teacher_model.config, student_model.config) < max_seq_length:
+        raise UsageError(f"--max-seq-length {max_seq_length} exceeds the models' max_position_embeddings "
+                         f"({fit_seq_length(max_seq_length, teacher_model.config, student_model.config)})")
     options = DistillOptions(weights=weights, temperature=temperature, ce_on=ce_on, layer_map=layers,
                              objective=objective, teacher_layers=num_layers(teacher_model.config))
 
