@@ -74,5 +74,7 @@ def init_command(teacher, out, layers, num_layers, strategy, arch, drop_token_ty
                            command=command_line(), card=card)
     if as_json:
         emit_json(report.to_json())
+    elif dry_run:
+        click.echo(report.format_text(tensors=show_tensors))  # the plan is the output
     else:
-        info(report.format_text(tensors=show_tensors), quiet=quiet)
+        info(report.format_text(tensors=show_tensors), quiet=quiet)  # stdout stays clean for pipes

@@ -654,6 +654,15 @@ def _record(report: StudentReport, teacher: Teacher, command: str) -> dict:
     }
 
 
+def _equivalent_command(report: StudentReport) -> str:
+    """The CLI line that makes the same student (recorded when the library is called directly)."""
+    import shlex
+
+    args = ["ckptkit", "distill", "init", report.teacher, report.destination or "OUT",
+            "--layers", ",".join(str(i) for i in report.layers), "--arch", report.arch]
+    return shlex.join(args + (["--drop-token-types"] if report.token_types == "dropped" else []))
+
+
 # ---------------------------------------------------------------------------------------------- the command
 def build_student(teacher_path: str, destination: str | None, *, layers: Sequence[int] | str | None = None,
                   num_layers: int | None = None, strategy: str = "uniform", arch: str = "same",
@@ -742,11 +751,12 @@ def build_student(teacher_path: str, destination: str | None, *, layers: Sequenc
             report.files = sorted([*os.listdir(folder), STUDENT_FILE, "ckptkit.json", "README.md"])
             report.seconds = time.perf_counter() - started
             _write_json(os.path.join(folder, STUDENT_FILE), report.to_json())
-            from ckptkit.hub.record import command_line, write_record
+            from ckptkit.hub.record import write_record
 
-            write_record(folder, _record(report, teacher, command or command_line()))
-            from ckptkit.hub.model_card import write_model_card
+            write_record(folder, _record(report, teacher, command or _equivalent_command(report)))
+    from ckptkit.hub.model_card import write_model_card
 
-            write_model_card(folder, **{k: v for k, v in (card or {}).items() if v})
+    # after the rename, so the card names the folder, not its staging name (README.md is written atomically)
+    write_model_card(report.destination, **{k: v for k, v in (card or {}).items() if v})
     report.seconds = time.perf_counter() - started
     return report
