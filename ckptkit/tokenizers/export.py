@@ -9,7 +9,7 @@ Example:
     >>> info = write_tokenizer_files("out/kobert", kind="kobert",
     ...                              spm_file="../shared/kobert/tokenizer_78b3253a26.model",
     ...                              vocab_file="../shared/kobert/vocab.txt")  # doctest: +SKIP
-    >>> info.tokenizer_class, info.pad_token_id
+    >>> info.tokenizer_class, info.pad_token_id  # doctest: +SKIP
     ('PreTrainedTokenizerFast', 1)
 """
 
@@ -323,7 +323,7 @@ def write_tokenizer_files(out_dir: str | os.PathLike, *, kind: str, vocab_file: 
 
     Example:
         >>> info = write_tokenizer_files("out", kind="bert", vocab_file="vocab.txt")  # doctest: +SKIP
-        >>> from transformers import AutoTokenizer
+        >>> from transformers import AutoTokenizer  # doctest: +SKIP
         >>> AutoTokenizer.from_pretrained("out").is_fast  # doctest: +SKIP
         True
     """

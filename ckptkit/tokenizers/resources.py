@@ -7,7 +7,7 @@ Hugging Face cache or a download of ``monologg/kobert`` (``hf_hub_download``, wh
 Example:
     >>> files = find_kobert_files(spm_file="../shared/kobert/tokenizer_78b3253a26.model",
     ...                           vocab_file="../shared/kobert/vocab.txt")  # doctest: +SKIP
-    >>> files.vocab_file.name
+    >>> files.vocab_file.name  # doctest: +SKIP
     'vocab.txt'
 """
 
