@@ -21,7 +21,7 @@ import numpy as np
 
 from ckptkit.converters.config_io import find_companion, read_json_config, write_json
 from ckptkit.converters.families import detect_family, get_family
-from ckptkit.converters.families.base import Family, cast_dtype, plan_hf_to_tf, plan_tf_to_hf
+from ckptkit.converters.families.base import Family, Part, cast_dtype, plan_hf_to_tf, plan_tf_to_hf
 from ckptkit.converters.formats import open_checkpoint
 from ckptkit.converters.formats.hub_folder import WEIGHT_FILES
 from ckptkit.converters.plan import Dropped, Plan, PlannedTensor, execute
@@ -55,6 +55,9 @@ class ConversionOptions:
     global_step: int | None = None
     overwrite: bool = False
     verify: bool = False
+    part: str | None = None            # multi-model checkpoints (ELECTRA): discriminator | generator | both
+    generator_heads: int | None = None  # ELECTRA generator heads when the config does not say (default hidden/64)
+    tf_layout: str | None = None       # hf->tf layout variant of the family (BigBird: "3d" default or "2d")
     command: str | None = None
     card: dict = field(default_factory=dict)  # language, license, tags for the model card
 
@@ -76,6 +79,9 @@ class Prepared:
     spm: str | None = None
     extra_tensors: dict = field(default_factory=dict)
     copy_files: list[str] = field(default_factory=list)
+    subfolder: str = ""                 # this part's folder inside the destination (multi-part outputs)
+    part: Part | None = None
+    parts: list["Prepared"] = field(default_factory=list)  # one per output folder when a checkpoint holds several
 
 
 @dataclass
@@ -109,25 +115,73 @@ def _family_for(source: Checkpoint, options: ConversionOptions, model_type: str 
 
 
 def _tf_config(source: Checkpoint, family: Family, options: ConversionOptions) -> tuple[dict, list[str], str | None]:
-    path = find_companion(source.path, (family.tf_config_name, "config.json"), explicit=options.config)
+    path = find_companion(source.path, (family.tf_config_name, *family.tf_config_aliases, "config.json"),
+                          explicit=options.config)
     shapes = _weights(source)
+    hints = {"num_heads": options.num_heads, "generator_heads": options.generator_heads, "config_path": path,
+             "source_path": source.path, "spm": options.spm}
     if path is None:
         config, warnings = family.infer_tf_config(shapes, num_heads=options.num_heads)
+        if family.complete_tf_config:
+            config = family.complete_tf_config(config, shapes, hints)
         return config, [f"no {family.tf_config_name} found: config inferred from shapes", *warnings], None
     config = (family.read_tf_config or read_json_config)(path)
     if options.num_heads:
         config["num_attention_heads"] = options.num_heads
+    if family.complete_tf_config:
+        config = family.complete_tf_config(config, shapes, hints)
     if family.check_tf_config:
         family.check_tf_config(config, shapes, config_path=path)
     return config, [], path
 
 
+PART_CHOICES = ("discriminator", "generator", "both")
+
+
+def _select_parts(family: Family, source: Checkpoint, options: ConversionOptions) -> list[Part | None]:
+    """The parts to convert: every part the checkpoint holds, or the one ``options.part`` names."""
+    if not family.split:
+        if options.part not in (None, "both"):
+            raise UsageError(f"--part {options.part} applies to checkpoints holding several models (ELECTRA); "
+                             f"this is a {family.name} checkpoint", path=source.path, hint="drop --part")
+        return [None]
+    parts = family.split(_weights(source))
+    if options.part not in (None, "both"):
+        chosen = [p for p in parts if p.name == options.part]
+        if not chosen:
+            raise UsageError(f"the checkpoint holds no {options.part}", path=source.path,
+                             hint="one of " + ", ".join(p.name for p in parts))
+        return chosen
+    return list(parts)
+
+
 def _prepare_tf_to_hf(source: Checkpoint, options: ConversionOptions) -> Prepared:
     family = _family_for(source, options)
     tf_config, warnings, config_path = _tf_config(source, family, options)
+    parts = _select_parts(family, source, options)
+    prepared = [_prepare_part(source, options, family, tf_config, warnings, config_path, part) for part in parts]
+    if len(prepared) == 1:
+        return prepared[0]
+    for each in prepared:
+        each.subfolder = each.part.name
+    outputs = [PlannedTensor(f"{p.subfolder}/{t.name}", t.inputs, t.steps, t.dtype, t.shape)
+               for p in prepared for t in p.plan.outputs]
+    dropped = [d for p in prepared for d in p.plan.dropped]
+    info = {**prepared[0].plan.info, "model_class": None, "warnings": list(prepared[0].plan.warnings),
+            "parts": {p.subfolder: p.plan.info["model_class"] for p in prepared}}
+    return Prepared(Plan(outputs, dropped, info), "hf", family, tf_config=tf_config, parts=prepared)
+
+
+def _prepare_part(source: Checkpoint, options: ConversionOptions, family: Family, tf_config: dict,
+                  warnings: list[str], config_path: str | None, part: Part | None) -> Prepared:
+    if part is not None and part.tf_config:
+        tf_config = part.tf_config(tf_config)
+    rename, exclude = (part.rename, part.exclude) if part else (None, None)
     provisional = family.config_to_hf(tf_config, model_class=options.model_class or "?")
-    plan = plan_tf_to_hf(family, source, hf_config=provisional, model_class=options.model_class,
-                         dtype=options.target_dtype, allow_unused=options.allow_unused)
+    model_class = options.model_class if part is None or len(family.split(_weights(source))) == 1 else None
+    plan = plan_tf_to_hf(family, source, hf_config=provisional, model_class=model_class,
+                         dtype=options.target_dtype, allow_unused=options.allow_unused, tf_rename=rename,
+                         exclude=exclude)
     hf_config = family.config_to_hf(tf_config, model_class=plan.info["model_class"])
     _add_label_count(plan, hf_config)
     if options.dtype:
@@ -135,10 +189,13 @@ def _prepare_tf_to_hf(source: Checkpoint, options: ConversionOptions) -> Prepare
     plan.warnings.extend(warnings)
     plan.info.update(source_format=source.format, target="hf", config_source=config_path or "inferred from shapes",
                      global_step=source.global_step)
+    if part is not None:
+        plan.info["part"] = part.name
     vocab = find_companion(source.path, ("vocab.txt",), explicit=options.vocab)
-    spm = find_companion(source.path, ("vocab.model",), explicit=options.spm) if options.spm or not vocab else \
+    spm_names = family.spm_names or ("vocab.model",)
+    spm = find_companion(source.path, spm_names, explicit=options.spm) if options.spm or not vocab else \
         options.spm
-    return Prepared(plan, "hf", family, hf_config=hf_config, tf_config=tf_config, vocab=vocab, spm=spm)
+    return Prepared(plan, "hf", family, hf_config=hf_config, tf_config=tf_config, vocab=vocab, spm=spm, part=part)
 
 
 def _add_label_count(plan: Plan, hf_config: dict) -> None:
@@ -164,7 +221,7 @@ def _prepare_hf_to_tf(source: Checkpoint, options: ConversionOptions) -> Prepare
     hf_config = _hub_config(source, options)
     family = _family_for(source, options, model_type=hf_config.get("model_type"))
     plan = plan_hf_to_tf(family, source, hf_config=hf_config, dtype=options.target_dtype,
-                         allow_unused=options.allow_unused)
+                         allow_unused=options.allow_unused, transform_overrides=_layout(family, options))
     plan.info.update(source_format=source.format, target="tf1")
     extra = {}
     if options.global_step is not None:
@@ -174,6 +231,18 @@ def _prepare_hf_to_tf(source: Checkpoint, options: ConversionOptions) -> Prepare
                                    if os.path.isfile(os.path.join(folder, n))), None)
     return Prepared(plan, "tf1", family, hf_config=hf_config, tf_config=family.config_to_tf(hf_config),
                     vocab=vocab, extra_tensors=extra)
+
+
+def _layout(family: Family, options: ConversionOptions) -> dict[str, str] | None:
+    """The transform overrides of the TF layout ``options.tf_layout`` asks for (the family's default if None)."""
+    name = options.tf_layout or family.default_tf_layout
+    if name is None:
+        if options.tf_layout:
+            raise UsageError(f"--tf-layout does not apply to {family.name}", hint="drop --tf-layout")
+        return None
+    if name not in family.tf_layouts:
+        raise UsageError(f"unknown {family.name} TF layout {name!r}", hint="one of " + ", ".join(family.tf_layouts))
+    return dict(family.tf_layouts[name])
 
 
 def _prepare_weights(source: Checkpoint, options: ConversionOptions) -> Prepared:
@@ -227,7 +296,8 @@ def prepare_conversion(source: Checkpoint, options: ConversionOptions) -> Prepar
         raise UsageError(f"--to hf needs a TF checkpoint, got {source.format}", path=source.path,
                          hint="use --to safetensors or --to pytorch between PyTorch-world formats")
     prepared = _PREPARERS[options.to](source, options)
-    prepared.plan.check(source)
+    for each in prepared.parts or [prepared]:
+        each.plan.check(source)
     return prepared
 
 
@@ -323,26 +393,112 @@ def convert_checkpoint(source_path: str, destination: str, *, options: Conversio
             raise TypeError(f"unknown option {key!r}")
         setattr(options, key, value)
     started = time.perf_counter()
+    part_folders = find_part_folders(source_path)
+    if part_folders and options.to in (None, "tf1"):
+        return _convert_parts_to_tf(part_folders, destination, options, started)
     with open_checkpoint(source_path) as source:
         prepared = prepare_conversion(source, options)
         with staged_folder(destination, overwrite=options.overwrite) as folder:
-            sink_name = _SINK_FOR_TARGET[prepared.target] or options.weights_format
-            if sink_name not in SINKS:
-                raise UsageError(f"unknown weights format {sink_name!r}", hint="safetensors or pytorch")
-            sink = SINKS[sink_name](folder, max_shard_size=options.max_shard_size)
-            if prepared.extra_tensors:
-                sink.extra_tensors = prepared.extra_tensors
-            execute(prepared.plan, source, sink)
-            tokenizer = _FINISHERS[prepared.target](prepared, folder, options, source)
-            verification = None
-            if options.verify:
-                from ckptkit.converters.verify import verify_conversion
-
-                report = verify_conversion(source_path, folder, family=prepared.family.name if prepared.family
-                                           else None, raise_on_mismatch=True)
-                verification = report.summary()
-            if prepared.target == "hf":
-                _write_card(folder, _record(prepared, source, options, verification), options)
-            files = sorted(os.listdir(folder))
+            results = [_write_prepared(each, source, source_path, os.path.join(folder, each.subfolder), options)
+                       for each in prepared.parts or [prepared]]
+            files = sorted(os.path.relpath(os.path.join(root, name), folder)
+                           for root, _, names in os.walk(folder) for name in names)
+    tokenizer, verification = results[0]
+    if prepared.parts:
+        tokenizer = {p.subfolder: t for p, (t, _) in zip(prepared.parts, results)}
+        verification = {p.subfolder: v for p, (_, v) in zip(prepared.parts, results)} if options.verify else None
     return ConversionResult(os.path.abspath(destination), prepared.plan, files, time.perf_counter() - started,
-                            hf_config=prepared.hf_config, tokenizer=tokenizer, verification=verification)
+                            hf_config=prepared.hf_config or (prepared.parts[0].hf_config if prepared.parts else None),
+                            tokenizer=tokenizer, verification=verification)
+
+
+def _write_prepared(prepared: Prepared, source: Checkpoint, source_path: str, folder: str,
+                    options: ConversionOptions) -> tuple[dict | None, dict | None]:
+    """Stream one prepared plan into ``folder`` (the staged destination or a part's subfolder)."""
+    os.makedirs(folder, exist_ok=True)
+    sink_name = _SINK_FOR_TARGET[prepared.target] or options.weights_format
+    if sink_name not in SINKS:
+        raise UsageError(f"unknown weights format {sink_name!r}", hint="safetensors or pytorch")
+    sink = SINKS[sink_name](folder, max_shard_size=options.max_shard_size)
+    if prepared.extra_tensors:
+        sink.extra_tensors = prepared.extra_tensors
+    execute(prepared.plan, source, sink)
+    tokenizer = _FINISHERS[prepared.target](prepared, folder, options, source)
+    verification = None
+    if options.verify:
+        from ckptkit.converters.verify import verify_conversion
+
+        report = verify_conversion(source_path, folder, family=prepared.family.name if prepared.family else None,
+                                   part=prepared.part.name if prepared.part else None, raise_on_mismatch=True)
+        verification = report.summary()
+    if prepared.target == "hf":
+        _write_card(folder, _record(prepared, source, options, verification), options)
+    return tokenizer, verification
+
+
+def find_part_folders(path: str) -> dict[str, str] | None:
+    """``{part: folder}`` when ``path`` is a folder of part folders (``discriminator/``, ``generator/``, each a
+    hub folder with config.json) as a multi-part conversion writes them; else None.
+
+    Example:
+        >>> find_part_folders("examples/tiny-bert") is None
+        True
+    """
+    if not os.path.isdir(path) or os.path.isfile(os.path.join(path, "config.json")):
+        return None
+    from ckptkit.converters.families import FAMILIES, get_family
+
+    names = {p.name for f in FAMILIES for p in get_family(f).hf_parts}
+    found = {n: os.path.join(path, n) for n in sorted(names) if os.path.isfile(os.path.join(path, n, "config.json"))}
+    return found or None
+
+
+def _convert_parts_to_tf(part_folders: dict[str, str], destination: str, options: ConversionOptions,
+                         started: float) -> ConversionResult:
+    """Several part folders (ELECTRA's discriminator and generator) -> one TF checkpoint with shared names."""
+    import contextlib
+
+    with contextlib.ExitStack() as stack:
+        sources = {name: stack.enter_context(open_checkpoint(path)) for name, path in part_folders.items()}
+        configs = {name: _hub_config(src, ConversionOptions()) for name, src in sources.items()}
+        first = next(iter(sources))
+        family = _family_for(sources[first], options, model_type=configs[first].get("model_type"))
+        parts = {p.name: p for p in family.hf_parts}
+        merged: dict = {}
+        outputs: dict[str, PlannedTensor] = {}
+        dropped: list[Dropped] = []
+        for name, src in sources.items():
+            plan = plan_hf_to_tf(family, src, hf_config=configs[name], dtype=options.target_dtype,
+                                 allow_unused=options.allow_unused, tf_rename=parts[name].unrename,
+                                 transform_overrides=_layout(family, options))
+            merged.update({f"{name}:{n}": t for n, t in src.items()})
+            dropped.extend(Dropped(f"{name}:{d.name}", d.reason) for d in plan.dropped)
+            for t in plan.outputs:
+                inputs = tuple(f"{name}:{n}" for n in t.inputs)
+                if t.name in outputs:
+                    if outputs[t.name].shape != t.shape:
+                        raise ConfigError(f"{t.name} is shared by the parts but has shape {list(t.shape)} in {name} "
+                                          f"and {list(outputs[t.name].shape)} before", path=part_folders[name],
+                                          hint="were these folders converted from one checkpoint?")
+                    dropped.extend(Dropped(n, f"shared TF variable {t.name}, written from "
+                                              f"{outputs[t.name].inputs[0].split(':')[0]}") for n in inputs)
+                    continue
+                outputs[t.name] = PlannedTensor(t.name, inputs, t.steps, t.dtype, t.shape)
+        plan = Plan(sorted(outputs.values(), key=lambda t: t.name.encode()), dropped,
+                    {"family": family.name, "model_class": None, "direction": "hf->tf", "target": "tf1",
+                     "parts": {n: (c.get("architectures") or [None])[0] for n, c in configs.items()}})
+        plan.check(merged)
+        extra = {"global_step": np.asarray(options.global_step, dtype=np.int64)} \
+            if options.global_step is not None else {}
+        with staged_folder(destination, overwrite=options.overwrite) as folder:
+            sink = SINKS["tf1"](folder, max_shard_size=options.max_shard_size)
+            if extra:
+                sink.extra_tensors = extra
+            execute(plan, merged, sink)
+            write_json(os.path.join(folder, family.tf_config_name), family.join_tf_config(configs))
+            vocab = next((os.path.join(p, "vocab.txt") for p in part_folders.values()
+                          if os.path.isfile(os.path.join(p, "vocab.txt"))), options.vocab)
+            if vocab:
+                shutil.copyfile(vocab, os.path.join(folder, "vocab.txt"))
+            files = sorted(os.listdir(folder))
+    return ConversionResult(os.path.abspath(destination), plan, files, time.perf_counter() - started)

@@ -16,12 +16,12 @@ from typing import Mapping
 import numpy as np
 
 from ckptkit.converters.families import detect_family, get_family
-from ckptkit.converters.families.base import Family, plan_hf_to_tf, plan_tf_to_hf
+from ckptkit.converters.families.base import Family, Part, plan_hf_to_tf, plan_tf_to_hf
 from ckptkit.converters.formats import open_checkpoint
 from ckptkit.converters.plan import Plan, PlannedTensor, materialize
 from ckptkit.converters.reference import fixed_inputs
 from ckptkit.converters.tensors import Checkpoint, dtype_by_name
-from ckptkit.errors import UsageError, VerificationError
+from ckptkit.errors import CkptkitError, UsageError, VerificationError
 
 __all__ = ["VerifyReport", "verify_conversion", "TOLERANCES", "FORWARD_TOLERANCE"]
 
@@ -69,25 +69,65 @@ def _compare(expected: np.ndarray, actual: np.ndarray, dtype_name: str) -> tuple
     return diff, diff <= tol
 
 
-def _plan_for(src: Checkpoint, dst: Checkpoint, family: Family | None) -> tuple[Plan, Family | None, str]:
+def _fits(plan: Plan, dst: Checkpoint) -> bool:
+    return all(t.name in dst and tuple(dst[t.name].shape) == tuple(t.shape) for t in plan.outputs)
+
+
+def _part_plan(family: Family, src: Checkpoint, config: Mapping, cls: str | None, dst: Checkpoint,
+               part: str | None) -> tuple[Plan, Part | None]:
+    """The tf->hf plan; for multi-part checkpoints, of the named part or the part whose shapes ``dst`` has."""
+    if not family.split:
+        return plan_tf_to_hf(family, src, hf_config=config, model_class=cls, allow_unused=True), None
+    parts = family.split({n: t.shape for n, t in src.items() if t.role == "weight"})
+    candidates = [p for p in parts if part is None or p.name == part]
+    if not candidates:
+        raise UsageError(f"the checkpoint holds no {part}", path=src.path,
+                         hint="one of " + ", ".join(p.name for p in parts))
+    plans = []
+    for candidate in candidates:
+        try:
+            plan = plan_tf_to_hf(family, src, hf_config=config, model_class=cls, allow_unused=True,
+                                 tf_rename=candidate.rename, exclude=candidate.exclude)
+        except CkptkitError:
+            continue
+        if _fits(plan, dst):
+            return plan, candidate
+        plans.append((plan, candidate))
+    if not plans:
+        raise UsageError(f"no part of the checkpoint fits {class_or(cls)}", path=dst.path,
+                         hint="pass the part (discriminator / generator)")
+    return plans[0]
+
+
+def class_or(cls: str | None) -> str:
+    return cls or "the output"
+
+
+def _plan_for(src: Checkpoint, dst: Checkpoint, family: Family | None, part: str | None = None
+              ) -> tuple[Plan, Family | None, str, Part | None]:
     if src.format == "tf" and dst.format == "hub":
         config = dst.extras["config"]
         family = family or get_family(detect_family(dst, model_type=config.get("model_type")) or "bert")
         cls = (config.get("architectures") or [None])[0]
-        plan = plan_tf_to_hf(family, src, hf_config=config, model_class=cls, allow_unused=True)
-        return plan, family, "tf->hf"
+        plan, chosen = _part_plan(family, src, config, cls, dst, part)
+        return plan, family, "tf->hf", chosen
     if src.format == "hub" and dst.format == "tf":
         config = src.extras["config"]
         family = family or get_family(detect_family(src, model_type=config.get("model_type")) or "bert")
-        return plan_hf_to_tf(family, src, hf_config=config, allow_unused=True), family, "hf->tf"
+        chosen = next((p for p in family.hf_parts if p.name == part), None)
+        plans = [plan_hf_to_tf(family, src, hf_config=config, allow_unused=True,
+                               tf_rename=chosen.unrename if chosen else None, transform_overrides=layout)
+                 for layout in (list(family.tf_layouts.values()) or [None])]
+        return next((p for p in plans if _fits(p, dst)), plans[0]), family, "hf->tf", chosen
     if src.format == "tf" or dst.format == "tf":
         raise UsageError(f"cannot verify {src.format} -> {dst.format}",
                          hint="verify a TF checkpoint against a hub folder, or two PyTorch-world checkpoints")
     outputs = [PlannedTensor(n, (n,), (), t.dtype, t.shape) for n, t in src.items() if n in dst]
-    return Plan(outputs, [], {}), family, "weights"
+    return Plan(outputs, [], {}), family, "weights", None
 
 
-def _compare_tensors(plan: Plan, src: Checkpoint, dst: Checkpoint, report: VerifyReport) -> None:
+def _compare_tensors(plan: Plan, src: Checkpoint, dst: Checkpoint, report: VerifyReport, *,
+                     check_extra: bool = True) -> None:
     planned_names = {t.name for t in plan.outputs}
     for planned in plan.outputs:
         if planned.name not in dst:
@@ -98,6 +138,8 @@ def _compare_tensors(plan: Plan, src: Checkpoint, dst: Checkpoint, report: Verif
         diff, ok = _compare(expected, actual, dst[planned.name].dtype.name)
         report.tensors.append({"name": planned.name, "dtype": dst[planned.name].dtype.name,
                                "shape": list(actual.shape), "max_abs_diff": diff, "ok": ok})
+    if not check_extra:  # a part of a joined TF checkpoint: the other parts' variables are expected
+        return
     extra = sorted(n for n, t in dst.items() if n not in planned_names and t.role == "weight")
     report.problems.extend(f"{n}: in the output but not produced from the source" for n in extra)
 
@@ -136,8 +178,16 @@ def _normalise_outputs(out, class_name: str) -> dict[str, np.ndarray]:
     return result
 
 
+def _part_view(tf_side: Checkpoint, part: Part | None) -> dict[str, str]:
+    """Canonical TF name -> stored TF name for the part the reference runs (identity without parts)."""
+    if part is None:
+        return {n: n for n in tf_side}
+    return {(part.rename or (lambda n: n))(n): n for n in tf_side if not (part.exclude and part.exclude(n))}
+
+
 def _reference_outputs(family: Family, tf_side: Checkpoint, tf_config: Mapping, inputs, *,
-                       weights_dtype: str | None = None) -> dict[str, np.ndarray]:
+                       weights_dtype: str | None = None, view: Mapping[str, str] | None = None
+                       ) -> dict[str, np.ndarray]:
     """The family's NumPy forward over the TF variables, rounded first to ``weights_dtype`` if given
     (the dtype the converted model stores), so both sides use identical weights."""
     module, _, function = family.reference.partition(":")
@@ -145,19 +195,21 @@ def _reference_outputs(family: Family, tf_side: Checkpoint, tf_config: Mapping, 
     rounding = dtype_by_name(weights_dtype).numpy if weights_dtype else None
     cache: dict[str, np.ndarray] = {}
 
+    view = view if view is not None else {n: n for n in tf_side}
+
     def get(name: str) -> np.ndarray:
         if name not in cache:
-            value = tf_side[name].read()
+            value = tf_side[view[name]].read()
             if rounding is not None and value.dtype.kind == "f":
                 value = value.astype(rounding)
             cache[name] = np.asarray(value, dtype=np.float64)
         return cache[name]
 
-    return forward(get, set(tf_side), tf_config, inputs)
+    return forward(get, set(view), tf_config, inputs)
 
 
 def _compare_forward(family: Family, tf_side: Checkpoint, hf_folder: str, hf_config: Mapping,
-                     report: VerifyReport) -> None:
+                     report: VerifyReport, view: Mapping[str, str] | None = None) -> None:
     tf_config = family.config_to_tf(hf_config)
     tf_config.setdefault("num_hidden_layers", hf_config["num_hidden_layers"])
     inputs = fixed_inputs(vocab_size=int(hf_config["vocab_size"]),
@@ -165,7 +217,8 @@ def _compare_forward(family: Family, tf_side: Checkpoint, hf_folder: str, hf_con
                           type_vocab_size=int(hf_config.get("type_vocab_size", 1)))
     class_name = (hf_config.get("architectures") or ["BertModel"])[0]
     actual = _hf_outputs(hf_folder, class_name, inputs)
-    expected = _reference_outputs(family, tf_side, tf_config, inputs, weights_dtype=hf_config.get("dtype"))
+    expected = _reference_outputs(family, tf_side, tf_config, inputs, weights_dtype=hf_config.get("dtype"),
+                                  view=view)
     for key in sorted(set(expected) & set(actual)):
         diff = float(np.max(np.abs(expected[key] - actual[key].astype(np.float64)), initial=0.0))
         report.outputs.append({"output": key, "shape": list(actual[key].shape), "max_abs_diff": diff,
@@ -178,7 +231,7 @@ def _compare_forward(family: Family, tf_side: Checkpoint, hf_folder: str, hf_con
 
 
 def verify_conversion(source: str, output: str, *, family: str | None = None, forward: bool = True,
-                      raise_on_mismatch: bool = False) -> VerifyReport:
+                      raise_on_mismatch: bool = False, part: str | None = None) -> VerifyReport:
     """Check ``output`` against ``source``: every tensor through the plan, then a forward pass.
 
     Args:
@@ -187,16 +240,19 @@ def verify_conversion(source: str, output: str, *, family: str | None = None, fo
         family: override family detection.
         forward: also run the model (needs torch and transformers for hub folders).
         raise_on_mismatch: raise :class:`VerificationError` instead of returning a failed report.
+        part: for checkpoints holding several models (ELECTRA), which one ``output`` is
+            (``discriminator`` / ``generator``); found from the shapes when None.
     """
     report = VerifyReport()
     with open_checkpoint(source) as src, open_checkpoint(output) as dst:
-        plan, fam, direction = _plan_for(src, dst, get_family(family) if family else None)
-        _compare_tensors(plan, src, dst, report)
+        plan, fam, direction, chosen = _plan_for(src, dst, get_family(family) if family else None, part)
+        _compare_tensors(plan, src, dst, report, check_extra=not (direction == "hf->tf" and part))
         report.compared = "tensors only"
         if forward and fam is not None and fam.reference and direction != "weights":
             hf_side, tf_side = (dst, src) if direction == "tf->hf" else (src, dst)
             hf_folder = hf_side.extras.get("folder") or output
-            _compare_forward(fam, tf_side, hf_folder, hf_side.extras["config"], report)
+            _compare_forward(fam, tf_side, hf_folder, hf_side.extras["config"], report,
+                             view=_part_view(tf_side, chosen))
     if raise_on_mismatch and not report.passed:
         bad = [r["name"] for r in report.tensors if not r["ok"]] + [r["output"] for r in report.outputs if not r["ok"]]
         first = (report.problems + bad)[0]

@@ -19,15 +19,23 @@ __all__ = ["FAMILIES", "get_family", "detect_family", "FAMILY_SIGNATURES", "HF_M
 # family name -> "module:attribute" of its Family
 FAMILIES: dict[str, str] = {
     "bert": "ckptkit.converters.families.bert:BERT",
+    "bigbird": "ckptkit.converters.families.bigbird:BIGBIRD",
+    "electra": "ckptkit.converters.families.electra:ELECTRA",
 }
 
 # (family, regex over TF or HF names); the family with most matching names wins, ties by order.
 FAMILY_SIGNATURES: list[tuple[str, re.Pattern]] = [
     ("bert", re.compile(r"^bert/(embeddings|encoder/layer_\d+)/|^(bert\.)?(embeddings|encoder\.layer\.\d+)\.")),
+    # BigBird: every BERT name plus the embedding LayerNorm under bert/encoder and the MLM transform at the
+    # top level, so it outscores bert exactly when those are present (a tie goes to bert).
+    ("bigbird", re.compile(r"^bert/(embeddings|encoder/layer_\d+)/|^(bert\.)?(embeddings|encoder\.layer\.\d+)\."
+                           r"|^bert/encoder/LayerNorm/|^transform/(kernel|bias|gamma|beta)$")),
+    ("electra", re.compile(r"^(electra|generator)/(embeddings|embeddings_project|encoder/layer_\d+)/"
+                           r"|^(discriminator|generator)_predictions/|^(electra\.)?embeddings_project\.|^electra\.")),
 ]
 
 # HF config model_type -> family
-HF_MODEL_TYPES: dict[str, str] = {"bert": "bert"}
+HF_MODEL_TYPES: dict[str, str] = {"bert": "bert", "big_bird": "bigbird", "electra": "electra"}
 
 
 def get_family(name: str) -> Family:

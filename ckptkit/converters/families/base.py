@@ -16,7 +16,7 @@ from ckptkit.converters.plan import Dropped, Plan, PlannedTensor, Step, output_s
 from ckptkit.converters.tensors import ROLE_COUNTER, ROLE_METADATA, ROLE_OPTIMIZER, ROLE_WEIGHT, DType, LazyTensor
 from ckptkit.errors import ConfigError, PlanError, UsageError
 
-__all__ = ["Rule", "Transform", "TRANSFORMS", "ModelClass", "Family", "NameTable", "plan_tf_to_hf",
+__all__ = ["Rule", "Transform", "TRANSFORMS", "ModelClass", "Family", "Part", "NameTable", "plan_tf_to_hf",
            "plan_hf_to_tf", "cast_dtype", "ROLE_DROP_REASONS"]
 
 
@@ -85,6 +85,22 @@ class ModelClass:
         return self.groups - {"base", "pooler"}
 
 
+@dataclass(frozen=True)
+class Part:
+    """One of several models a single TF checkpoint holds (ELECTRA's discriminator and generator).
+
+    ``rename`` maps a source TF name to the family's canonical TF name (the rules' side) and
+    ``unrename`` maps it back; ``exclude`` returns why a source tensor belongs to another part
+    (or None); ``tf_config`` picks this part's config out of the family's completed TF config.
+    """
+
+    name: str
+    rename: Callable[[str], str] | None = None
+    unrename: Callable[[str], str] | None = None
+    exclude: Callable[[str], str | None] | None = None
+    tf_config: Callable[[Mapping], dict] | None = None
+
+
 ROLE_DROP_REASONS = {ROLE_OPTIMIZER: "optimizer state", ROLE_COUNTER: "training counter",
                      ROLE_METADATA: "checkpoint metadata"}
 
@@ -105,6 +121,17 @@ class Family:
     read_tf_config: Callable[[str], dict] | None = None  # path -> TF config dict (default: JSON)
     tf_config_name: str = "bert_config.json"
     reference: str = ""                        # "module:function" NumPy forward pass over TF names (verify)
+    tf_config_aliases: tuple[str, ...] = ()    # more TF config file names looked up next to a checkpoint
+    # (tf_config, shapes, hints) -> a new TF config with what the file does not say filled from shapes/defaults
+    complete_tf_config: Callable[..., dict] | None = None
+    # source weight names -> the parts the checkpoint holds (None: one model per checkpoint)
+    split: Callable[..., tuple[Part, ...]] | None = None
+    # hf->tf layout variants: layout name -> {rule transform -> transform used instead}
+    tf_layouts: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    default_tf_layout: str | None = None
+    spm_names: tuple[str, ...] = ()            # SentencePiece model names looked up next to a checkpoint
+    hf_parts: tuple[Part, ...] = ()            # part folders joined back into one TF checkpoint (hf->tf)
+    join_tf_config: Callable[[Mapping[str, Mapping]], dict] | None = None  # {part: HF config} -> TF config
 
     def model_class(self, name: str) -> ModelClass:
         for cls in self.classes:
@@ -200,13 +227,19 @@ def _unknown(names: list[str], family: Family, allow_unused: bool, dropped: list
 
 def plan_tf_to_hf(family: Family, source: Mapping[str, LazyTensor], *, hf_config: Mapping,
                   model_class: str | None = None, dtype: DType | None = None, allow_unused: bool = False,
-                  tf_rename: Callable[[str], str] | None = None) -> Plan:
+                  tf_rename: Callable[[str], str] | None = None,
+                  exclude: Callable[[str], str | None] | None = None) -> Plan:
     """Plan a TF checkpoint (TF names) -> HF state dict for ``family``.
 
     ``tf_rename`` maps a source name to the family's canonical TF name (e.g. ELECTRA's generator
-    scope); the plan still reads the original name.
+    scope); the plan still reads the original name. ``exclude`` returns a drop reason for source
+    tensors that belong to another model in the same checkpoint (see :class:`Part`).
     """
     weights, dropped = _drop_non_weights(source)
+    if exclude is not None:
+        reasons = {name: exclude(name) for name in weights}
+        dropped.extend(Dropped(name, reason) for name, reason in reasons.items() if reason)
+        weights = [name for name in weights if not reasons[name]]
     probe = NameTable(family.rules, prefix="")
     matched: dict[str, tuple[Rule, str | None]] = {}
     unknown = []
@@ -248,8 +281,13 @@ def plan_tf_to_hf(family: Family, source: Mapping[str, LazyTensor], *, hf_config
 
 def plan_hf_to_tf(family: Family, source: Mapping[str, LazyTensor], *, hf_config: Mapping,
                   dtype: DType | None = None, allow_unused: bool = False,
-                  tf_rename: Callable[[str], str] | None = None) -> Plan:
-    """Plan an HF state dict -> TF checkpoint names and layouts for ``family`` (the rules reversed)."""
+                  tf_rename: Callable[[str], str] | None = None,
+                  transform_overrides: Mapping[str, str] | None = None) -> Plan:
+    """Plan an HF state dict -> TF checkpoint names and layouts for ``family`` (the rules reversed).
+
+    ``transform_overrides`` swaps a rule's transform for another (a layout variant, see
+    :attr:`Family.tf_layouts`), e.g. BigBird's 3-D attention kernels written 2-D.
+    """
     weights, dropped = _drop_non_weights(source)
     architectures = hf_config.get("architectures") or []
     known = {c.name for c in family.classes}
@@ -272,7 +310,8 @@ def plan_hf_to_tf(family: Family, source: Mapping[str, LazyTensor], *, hf_config
         if tf_rename:
             tf_name = tf_rename(tf_name)
         tensor = source[name]
-        steps = TRANSFORMS[rule.transform].to_tf(tensor.shape, hf_config)
+        transform = (transform_overrides or {}).get(rule.transform, rule.transform)
+        steps = TRANSFORMS[transform].to_tf(tensor.shape, hf_config)
         outputs.append(PlannedTensor(tf_name, (name,), steps, cast_dtype(tensor.dtype, dtype),
                                      output_shape([tensor.shape], steps)))
     _unknown(unknown, family, allow_unused, dropped, "HF")
