@@ -140,6 +140,8 @@ def train_command(teacher, student, train_files, validation_files, output_dir, o
                            preprocessing_num_workers=preprocessing_num_workers, cache_teacher=cache_teacher,
                            cache_top_k=cache_top_k, resume=resume, training_args=training_args, quiet=quiet,
                            push_to_hub=push_to_hub, command=shlex.join(["ckptkit", *sys.argv[1:]]))
+    if report.get("process_index", 0) != 0:  # under torchrun only the main process reports
+        return
     if as_json:
         emit_json(report)
         return

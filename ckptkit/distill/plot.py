@@ -34,12 +34,16 @@ def plot_loss_curves(history: Sequence[dict[str, Any]], path: str | os.PathLike,
         steps, values = _series(history, key)
         if steps:
             ax_loss.plot(steps, values, label=key, marker="o" if key.startswith("eval") else None, markersize=3)
-    ax_loss.set_xlabel("step"), ax_loss.set_ylabel("loss"), ax_loss.set_yscale("log"), ax_loss.legend(fontsize=8)
+    ax_loss.set_xlabel("step"), ax_loss.set_ylabel("loss"), ax_loss.set_yscale("log")
+    if ax_loss.lines:
+        ax_loss.legend(fontsize=8)
     for key in ("top1_agreement", "eval_top1_agreement"):
         steps, values = _series(history, key)
         if steps:
             ax_agree.plot(steps, values, label=key)
-    ax_agree.set_xlabel("step"), ax_agree.set_ylabel("top-1 agreement with teacher"), ax_agree.legend(fontsize=8)
+    ax_agree.set_xlabel("step"), ax_agree.set_ylabel("top-1 agreement with teacher")
+    if ax_agree.lines:
+        ax_agree.legend(fontsize=8)
     fig.suptitle(title)
     fig.tight_layout()
     path = Path(path)

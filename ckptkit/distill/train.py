@@ -25,7 +25,7 @@ from ckptkit.distill.losses import LossWeights
 from ckptkit.distill.models import STUDENT_FILE, read_student_json
 from ckptkit.errors import HubError, UsageError
 
-__all__ = ["train_student", "OBJECTIVE_WEIGHTS", "resolve_weights"]
+__all__ = ["train_student", "OBJECTIVE_WEIGHTS", "resolve_weights", "weights_digest"]
 
 # objective -> default loss weights (``--objective mlm`` = DistilBERT's published command)
 OBJECTIVE_WEIGHTS: dict[str, LossWeights] = {
@@ -321,7 +321,13 @@ def train_student(*, student: str | os.PathLike, train_files: Sequence[str | os.
                                     "teacher_forward_avoided_s": round(per_row * cache.rows_read, 2),
                                     "saved_s": round(per_row * cache.rows_read - spent, 2)}
     report = {**summary, "eval": eval_metrics, "output_dir": str(out), "teacher": str(teacher),
-              "student": str(student_dir), "wall_s": round(time.perf_counter() - started, 2)}
+              "student": str(student_dir), "wall_s": round(time.perf_counter() - started, 2),
+              "process_index": args.process_index}
+    if args.world_size > 1:  # every rank records what it ended with: DDP replicas must agree
+        ranks = out / "ranks"
+        ranks.mkdir(exist_ok=True)
+        digest = weights_digest(trainer.accelerator.unwrap_model(trainer.model))
+        (ranks / f"rank-{args.process_index}.json").write_text(json.dumps({"weights_sha256": digest}) + "\n")
     if trainer.is_world_process_zero():
         card_summary = {k: v for k, v in summary.items() if not isinstance(v, (dict, list)) or k == "losses"}
         if eval_metrics:
@@ -336,6 +342,23 @@ def train_student(*, student: str | os.PathLike, train_files: Sequence[str | os.
             report["pushed_to"] = _push(out, push_to_hub)
     _barrier()
     return report
+
+
+def weights_digest(model) -> str:
+    """SHA-256 over every parameter's name and float32 bytes (compares DDP replicas).
+
+    Example:
+        >>> import torch
+        >>> len(weights_digest(torch.nn.Linear(2, 2)))
+        64
+    """
+    import hashlib
+
+    digest = hashlib.sha256()
+    for name, tensor in sorted(model.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(tensor.detach().float().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()
 
 
 def _push(folder: Path, repo_id: str) -> str:

@@ -1,0 +1,112 @@
+"""`ckptkit distill train` end to end: outputs, exact resume, teacher cache, hidden objective, errors."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from ckptkit.cli import main
+from distill_helpers import distill_world, make_student, train_tiny_teacher  # noqa: F401  (fixture)
+
+pytestmark = pytest.mark.xdist_group("distill")
+
+
+def cli(world, out, *extra, steps=10):
+    main(["distill", "train", "--teacher", str(world["teacher"]), "--student", str(world["student"]),
+          "--train-file", str(world["train"]), "--output-dir", str(out), "--max-seq-length", "32",
+          "--max-steps", str(steps), "--per-device-train-batch-size", "8", "--learning-rate", "1e-3",
+          "--logging-steps", "5", "--save-steps", "5", "--use-cpu", "--seed", "0", "-q", *extra])
+
+
+def test_outputs_and_exact_resume(distill_world, tmp_path, capsys):
+    out = tmp_path / "run"
+    cli(distill_world, out, "--json")
+    report = json.loads(capsys.readouterr().out)
+    assert report["steps"] == 10 and set(report["losses"]) == {"ce", "mlm", "cos"}
+    for name in ("config.json", "model.safetensors", "tokenizer.json", "student.json", "README.md", "ckptkit.json",
+                 "loss_curves.png", "train_log.jsonl", "distill_report.json", "checkpoint-5", "checkpoint-10"):
+        assert (out / name).exists(), name
+    info = json.loads((out / "student.json").read_text())
+    assert info["layers"] == [0] and info["training"]["losses"]["ce"]["weight"] == 5.0
+    assert "## Distillation" in (out / "README.md").read_text()
+    log = [json.loads(line) for line in (out / "train_log.jsonl").read_text().splitlines()]
+    step_rows = [row for row in log if "loss" in row]
+    assert {"loss_ce", "loss_mlm", "loss_cos", "learning_rate", "tokens_per_second"} <= set(step_rows[0])
+    from transformers import AutoModelForMaskedLM
+    AutoModelForMaskedLM.from_pretrained(out)  # a plain hub folder
+    finished = load_file(out / "model.safetensors")
+
+    # interrupted after step 5: resume must land on the same weights (optimizer, schedule, RNG, data position)
+    shutil.rmtree(out / "checkpoint-10")
+    (out / "model.safetensors").unlink()
+    with pytest.raises(SystemExit) as refused:
+        cli(distill_world, out)
+    assert refused.value.code == 2 and "--resume" in capsys.readouterr().err
+    cli(distill_world, out, "--resume")
+    resumed = load_file(out / "model.safetensors")
+    for name, tensor in finished.items():
+        torch.testing.assert_close(resumed[name], tensor, rtol=1e-5, atol=1e-6, msg=name)
+
+
+def test_teacher_cache_is_built_once_and_reused(distill_world, tmp_path, capsys):
+    out = tmp_path / "cached"
+    cli(distill_world, out, "--cache-teacher", "--alpha-mse", "1", "--json", steps=12)
+    report = json.loads(capsys.readouterr().out)
+    cache = report["teacher_cache"]
+    assert cache["built_now"] and cache["teacher_forward_avoided_s"] > 0 and "saved_s" in cache
+    assert report["losses"]["ce"]["last"] < report["losses"]["ce"]["first"]
+    assert sorted(p.name for p in (out / "teacher-cache").iterdir()) == ["meta.json", "shard-00000-of-00001.safetensors"]
+    # the cache holds the teacher's top-k logits for the fixed masking
+    from transformers import AutoModelForMaskedLM
+
+    from ckptkit.distill.teacher_cache import TeacherCache
+    cache_reader = TeacherCache.open(out / "teacher-cache")
+    stored = cache_reader.lookup([0, 1], seq_len=32)
+    assert stored.logits.shape[:2] == (2, 32) and set(stored.hidden) == {1, 3}
+    teacher = AutoModelForMaskedLM.from_pretrained(distill_world["teacher"]).eval()
+    from ckptkit.distill import data
+    from distill_helpers import make_tokenizer
+    tok = make_tokenizer()
+    blocks = data.tokenize_and_pack(data.load_texts([distill_world["train"]]), tok, max_seq_length=32)
+    collate = data.MaskingCollator(pad_id=0, mask_id=tok.mask_token_id, special_ids=tok.all_special_ids,
+                                   vocab_size=len(tok), seed=0, fixed=True)
+    batch = collate([blocks[0], blocks[1]])
+    with torch.no_grad():
+        logits = teacher(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+    top = logits.topk(stored.logits.shape[-1], dim=-1)
+    n = batch["input_ids"].shape[1]
+    torch.testing.assert_close(stored.logits[:, :n].float(), top.values, atol=2e-2, rtol=1e-2)
+
+
+def test_hidden_objective_trains_an_embedding_student(distill_world, tmp_path, capsys):
+    root = tmp_path
+    encoder = root / "encoder"
+    train_tiny_teacher(encoder, distill_world["train"], steps=5, layers=2, with_head=False)
+    student = make_student(encoder, root / "encoder_student", [1], head=False)
+    with pytest.raises(SystemExit) as refused:  # no MLM head: the mlm objective is refused in one line
+        main(["distill", "train", "--teacher", str(encoder), "--student", str(student), "--train-file",
+              str(distill_world["train"]), "--output-dir", str(root / "x"), "-q", "--max-steps", "1"])
+    assert refused.value.code == 2 and "--objective hidden" in capsys.readouterr().err
+    main(["distill", "train", "--teacher", str(encoder), "--student", str(student), "--objective", "hidden",
+          "--train-file", str(distill_world["train"]), "--output-dir", str(root / "out"), "--max-seq-length", "32",
+          "--max-steps", "30", "--per-device-train-batch-size", "8", "--learning-rate", "2e-3", "--logging-steps",
+          "5", "--use-cpu", "-q", "--json"])
+    report = json.loads(capsys.readouterr().out)
+    assert set(report["losses"]) == {"cos", "mse", "pooled_cos"}
+    assert report["losses"]["pooled_cos"]["last"] < report["losses"]["pooled_cos"]["first"]
+
+
+def test_vocabulary_mismatch_is_one_line(distill_world, tmp_path, capsys):
+    from transformers import BertForMaskedLM
+    from distill_helpers import tiny_config
+    other = tmp_path / "other"
+    BertForMaskedLM(tiny_config(40, layers=1)).save_pretrained(other)
+    with pytest.raises(SystemExit) as refused:
+        main(["distill", "train", "--teacher", str(distill_world["teacher"]), "--student", str(other),
+              "--train-file", str(distill_world["train"]), "--output-dir", str(tmp_path / "o"), "-q"])
+    err = capsys.readouterr().err.strip()
+    assert refused.value.code == 2 and err.count("\n") == 0 and "vocabulary" in err
