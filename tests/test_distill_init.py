@@ -186,6 +186,21 @@ DISTILBERT_PARTS = {
 }
 
 
+def test_only_the_tensors_the_student_keeps_are_read(teachers, tmp_path, monkeypatch):
+    from ckptkit.converters import tensors
+
+    read = []
+    original = tensors.LazyTensor.read
+    monkeypatch.setattr(tensors.LazyTensor, "read", lambda self: read.append(self.name) or original(self))
+    build_student(teachers["hub"], str(tmp_path / "s"), layers=SUBSET, arch="distilbert")
+    assert read and not any(f"layer.{i}." in n for n in read for i in (1, 2, 3, 5, 6, 7, 9, 10, 11))
+    assert not any("pooler" in n or "seq_relationship" in n for n in read)
+    read.clear()
+    build_student(teachers["tf"], str(tmp_path / "t"), layers=[4])
+    assert read and all("layer_4/" in n or "layer_" not in n for n in read)
+    assert not any(n.endswith(("adam_m", "adam_v")) for n in read)
+
+
 def test_token_types_fold_or_drop(teachers, tmp_path):
     teacher_t = _tensors(teachers["hub"])
     build_student(teachers["hub"], str(tmp_path / "fold"), layers="1", arch="distilbert")
