@@ -415,3 +415,13 @@ def test_cli_dry_run_quiet_and_no_torch_for_hub_teachers(teachers, tmp_path):
     assert again.returncode == 2 and "--overwrite" in again.stderr
     assert _cli(teachers["hub"], str(out), "--layers", "0", "--overwrite", "-q").returncode == 0
     assert json.loads((out / "student.json").read_text())["layers"] == [0]
+
+
+def test_docstring_examples_run(monkeypatch):
+    import doctest
+
+    import ckptkit.distill.student as module
+
+    monkeypatch.chdir(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # examples/tiny-bert
+    result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
+    assert result.failed == 0 and result.attempted >= 10
