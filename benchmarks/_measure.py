@@ -1,0 +1,36 @@
+"""Run one command as a child process and print its wall time and peak RSS as JSON.
+
+    python benchmarks/_measure.py -- CMD ARGS...
+
+Peak RSS comes from ``os.wait4`` for that child alone (its ru_maxrss, KiB on Linux), so every
+measured path runs in a fresh process and is measured the same way, imports included.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+
+
+def measure(cmd: list[str], *, env: dict | None = None, cwd: str | None = None) -> dict:
+    start = time.perf_counter()
+    proc = subprocess.Popen(cmd, env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    # wait4 reaps the child and returns its own resource usage; read pipes in the meantime
+    out, err = proc.stdout.read(), proc.stderr.read()
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    wall = time.perf_counter() - start
+    if proc.returncode != 0:
+        raise RuntimeError(f"{cmd[:3]}... failed ({proc.returncode}): {err.decode()[-2000:]}")
+    return {"wall_s": wall, "peak_rss_mb": usage.ru_maxrss / 1024, "stdout": out.decode()[-2000:]}
+
+
+if __name__ == "__main__":
+    args = sys.argv[1:]
+    if args and args[0] == "--":
+        args = args[1:]
+    result = measure(args)
+    print(json.dumps({k: v for k, v in result.items() if k != "stdout"}))

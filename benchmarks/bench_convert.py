@@ -1,0 +1,208 @@
+"""Conversion speed and memory: ckptkit vs the transformers 4.57.6 loader vs a TensorFlow-reader
+path, against the I/O floor, each in a fresh process, in one run.
+
+    python benchmarks/bench_convert.py                 # both cases, all paths
+    python benchmarks/bench_convert.py --cases base-adam --no-transformers457
+
+Cases: a BERT-base checkpoint with Adam slots (~1.3 GB, as google-research/bert writes it) and a
+BERT-large-shaped one (~1.35 GB). Paths:
+- ckptkit:          `ckptkit convert CKPT OUT --quiet` (TF -> hub folder with model.safetensors)
+- transformers457:  BertForPreTraining + load_tf_weights_in_bert + save_pretrained, in its own venv
+                    (transformers 4.57.6 is the last release with the TF loader; it needs TensorFlow)
+- tf-reader:        tf.train.load_checkpoint + get_tensor + NumPy transposes + safetensors save_file
+- io-floor:         pread exactly the needed bytes and write the same number of bytes, plain copies
+Page cache is warm for every path (each case's files are read once before measuring).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+from _measure import measure  # noqa: E402
+
+WORK = os.path.join(HERE, "_work")
+OLD_VENV = os.path.join(HERE, "_venv457")
+CASES = {
+    "base-adam": dict(shape=dict(vocab_size=30522, hidden=768, layers=12, heads=12, intermediate=3072,
+                                 max_positions=512), adam=True),
+    "large": dict(shape=dict(vocab_size=30522, hidden=1024, layers=24, heads=16, intermediate=4096,
+                             max_positions=512), adam=False),
+}
+
+
+def make_case(name: str) -> str:
+    import numpy as np
+
+    from ckptkit.converters.formats.tf1 import TFCheckpointWriter
+    from ckptkit.testing import bert_tf_config, bert_tf_variables, with_adam_slots
+
+    folder = os.path.join(WORK, f"convert-{name}")
+    prefix = os.path.join(folder, "model.ckpt-1000")
+    if os.path.exists(prefix + ".index"):
+        return prefix
+    shutil.rmtree(folder, ignore_errors=True)
+    os.makedirs(folder)
+    spec = CASES[name]
+    variables = bert_tf_variables(**spec["shape"], seed=0)
+    if spec["adam"]:
+        variables = with_adam_slots(variables)
+    with TFCheckpointWriter(prefix) as writer:
+        for key in sorted(variables):
+            writer.add(key, variables.pop(key))
+    with open(os.path.join(folder, "bert_config.json"), "w") as f:
+        json.dump(bert_tf_config(**spec["shape"]), f)
+    del np
+    return prefix
+
+
+OLD_SCRIPT = textwrap.dedent("""
+    import sys, logging
+    logging.disable(logging.WARNING)
+    from transformers import BertConfig, BertForPreTraining, load_tf_weights_in_bert
+    config = BertConfig.from_json_file(sys.argv[2])
+    model = BertForPreTraining(config)
+    load_tf_weights_in_bert(model, config, sys.argv[1])
+    model.save_pretrained(sys.argv[3])
+""")
+
+TF_SCRIPT = textwrap.dedent("""
+    import os, re, sys
+    os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
+    import numpy as np, tensorflow as tf
+    from safetensors.numpy import save_file
+    SLOTS = re.compile(r"/(adam_m|adam_v)$|^global_step$")
+    RULES = [(r"^bert/", "bert."), (r"/layer_(\\d+)/", r".layer.\\1."), (r"/gamma$", ".weight"),
+             (r"/beta$", ".bias"), (r"/kernel$", ".weight"), (r"/output_weights$", ".weight"),
+             (r"/output_bias$", ".bias"), (r"embeddings$", "embeddings.weight"), ("/", ".")]
+    reader = tf.train.load_checkpoint(sys.argv[1])
+    out = {}
+    for name in sorted(reader.get_variable_to_shape_map()):
+        if SLOTS.search(name):
+            continue
+        value = reader.get_tensor(name)
+        if name.endswith("/kernel"):
+            value = np.ascontiguousarray(value.T)
+        hf = name
+        for pattern, repl in RULES:
+            hf = re.sub(pattern, repl, hf)
+        out[hf] = value
+    os.makedirs(sys.argv[2], exist_ok=True)
+    save_file(out, os.path.join(sys.argv[2], "model.safetensors"), metadata={"format": "pt"})
+""")
+
+FLOOR_SCRIPT = textwrap.dedent("""
+    import json, os, sys
+    ranges = json.load(open(sys.argv[1]))
+    out = open(sys.argv[2], "wb")
+    fds = {}
+    for path, offset, size in ranges:
+        fd = fds.setdefault(path, os.open(path, os.O_RDONLY))
+        out.write(os.pread(fd, size, offset))
+    out.close()
+""")
+
+
+def floor_ranges(prefix: str, path: str) -> None:
+    from ckptkit.converters.formats import open_checkpoint
+    from ckptkit.converters.formats.tf1.paths import data_file
+
+    with open_checkpoint(prefix) as ckpt:
+        num_shards = ckpt.extras.get("num_shards", 1)
+        base = ckpt.extras.get("prefix", prefix)
+        ranges = [[data_file(base, t.entry.shard_id, num_shards), t.entry.offset, t.entry.size]
+                  for t in ckpt.values() if t.role == "weight"]
+    with open(path, "w") as f:
+        json.dump(ranges, f)
+
+
+def ensure_old_venv() -> str | None:
+    python = os.path.join(OLD_VENV, "bin", "python")
+    if os.path.exists(os.path.join(OLD_VENV, ".ready")):
+        return python
+    print("creating the transformers 4.57.6 environment (once) ...", file=sys.stderr)
+    subprocess.run([sys.executable, "-m", "venv", OLD_VENV], check=True)
+    pip = [python, "-m", "pip", "install", "-q", "--disable-pip-version-check"]
+    result = subprocess.run([*pip, "torch==2.13.0", "transformers==4.57.6", "tensorflow-cpu", "safetensors"],
+                            capture_output=True, text=True)
+    if result.returncode != 0:
+        print(f"could not install transformers 4.57.6: {result.stderr[-500:]}", file=sys.stderr)
+        return None
+    open(os.path.join(OLD_VENV, ".ready"), "w").close()
+    return python
+
+
+def warm(folder: str) -> None:
+    for name in os.listdir(folder):
+        with open(os.path.join(folder, name), "rb") as f:
+            while f.read(1 << 24):
+                pass
+
+
+def run_case(name: str, *, old_python: str | None) -> dict:
+    prefix = make_case(name)
+    folder = os.path.dirname(prefix)
+    config = os.path.join(folder, "bert_config.json")
+    warm(folder)
+    outputs = os.path.join(WORK, f"out-{name}")
+    scripts = os.path.join(WORK, "scripts")
+    os.makedirs(scripts, exist_ok=True)
+    for filename, text in (("old.py", OLD_SCRIPT), ("tfpath.py", TF_SCRIPT), ("floor.py", FLOOR_SCRIPT)):
+        with open(os.path.join(scripts, filename), "w") as f:
+            f.write(text)
+    ranges = os.path.join(scripts, f"ranges-{name}.json")
+    floor_ranges(prefix, ranges)
+    ckptkit = os.path.join(os.path.dirname(sys.executable), "ckptkit")
+    paths = {
+        "io-floor": [sys.executable, os.path.join(scripts, "floor.py"), ranges, os.path.join(WORK, "floor.bin")],
+        "ckptkit": [ckptkit, "convert", prefix, os.path.join(outputs, "ckptkit"), "--quiet", "--overwrite"],
+        "tf-reader": [sys.executable, os.path.join(scripts, "tfpath.py"), prefix, os.path.join(outputs, "tf")],
+    }
+    if old_python:
+        paths["transformers457"] = [old_python, os.path.join(scripts, "old.py"), prefix, config,
+                                    os.path.join(outputs, "t457")]
+    results = {}
+    for path, cmd in paths.items():
+        shutil.rmtree(os.path.join(outputs, path), ignore_errors=True)
+        env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": ""}
+        results[path] = measure(cmd, env=env)
+        print(f"  {name:<10} {path:<16} {results[path]['wall_s']:7.2f} s  {results[path]['peak_rss_mb']:7.0f} MB",
+              file=sys.stderr)
+    shutil.rmtree(outputs, ignore_errors=True)
+    return results
+
+
+def report(all_results: dict) -> str:
+    lines = [f"{'case':<10} {'path':<16} {'wall s':>8} {'peak RSS MB':>12} {'x ckptkit time':>15} "
+             f"{'x ckptkit RSS':>14}"]
+    for case, results in all_results.items():
+        ours = results["ckptkit"]
+        for path, r in results.items():
+            lines.append(f"{case:<10} {path:<16} {r['wall_s']:8.2f} {r['peak_rss_mb']:12.0f} "
+                         f"{r['wall_s'] / ours['wall_s']:15.2f} {r['peak_rss_mb'] / ours['peak_rss_mb']:14.2f}")
+        floor = results["io-floor"]["wall_s"]
+        lines.append(f"{case:<10} ckptkit / io-floor time: {ours['wall_s'] / floor:.2f}x")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--cases", default=",".join(CASES))
+    parser.add_argument("--no-transformers457", action="store_true")
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+    os.makedirs(WORK, exist_ok=True)
+    old_python = None if args.no_transformers457 else ensure_old_venv()
+    results = {case: run_case(case, old_python=old_python) for case in args.cases.split(",")}
+    print(json.dumps(results, indent=2, default=str) if args.json else report(results))
+
+
+if __name__ == "__main__":
+    main()
