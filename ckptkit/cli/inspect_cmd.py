@@ -43,8 +43,11 @@ def summarize(ckpt) -> dict:
 
 
 def family_of(ckpt) -> str | None:
-    """The model family (bert, electra, ...) of ``ckpt``; family detection plugs in here."""
-    return None
+    """The model family (bert, bigbird, electra, ...) detected from the weight names."""
+    from ckptkit.converters.families import detect_family
+
+    config = ckpt.extras.get("config") or {}
+    return detect_family([n for n, t in ckpt.items() if t.role == "weight"], model_type=config.get("model_type"))
 
 
 def _format_line(summary: dict) -> str:
