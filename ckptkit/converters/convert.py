@@ -198,10 +198,14 @@ def _prepare_part(source: Checkpoint, options: ConversionOptions, family: Family
     return Prepared(plan, "hf", family, hf_config=hf_config, tf_config=tf_config, vocab=vocab, spm=spm, part=part)
 
 
+# HF tensors whose first dimension is the number of labels (BERT/BigBird-style and RoBERTa/ELECTRA-style heads).
+LABEL_TENSORS = ("classifier.weight", "classifier.out_proj.weight")
+
+
 def _add_label_count(plan: Plan, hf_config: dict) -> None:
     """Classification heads: num_labels comes from the head's shape."""
     for planned in plan.outputs:
-        if planned.name in ("classifier.weight",):
+        if planned.name in LABEL_TENSORS:
             labels = planned.shape[0]
             hf_config["id2label"] = {str(i): f"LABEL_{i}" for i in range(labels)}
             hf_config["label2id"] = {f"LABEL_{i}": i for i in range(labels)}
