@@ -425,3 +425,54 @@ def test_docstring_examples_run(monkeypatch):
     monkeypatch.chdir(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # examples/tiny-bert
     result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
     assert result.failed == 0 and result.attempted >= 10
+
+
+# ------------------------------------------------------------------------------------------ TF BigBird / ELECTRA
+def _same_as_converted(tf_dir, tmp_path, *, layers, arch, part=None):
+    """A student straight from the TF checkpoint = the student of its converted hub folder, tensor for tensor."""
+    convert_checkpoint(tf_dir, str(tmp_path / "hub"), part=part) if part else \
+        convert_checkpoint(tf_dir, str(tmp_path / "hub"))
+    hub = tmp_path / "hub"
+    report = build_student(tf_dir, str(tmp_path / "direct"), layers=layers, arch=arch, part=part)
+    build_student(str(hub), str(tmp_path / "via-hub"), layers=layers, arch=arch)
+    a, b = _tensors(tmp_path / "direct"), _tensors(tmp_path / "via-hub")
+    assert a.keys() == b.keys() and all(np.array_equal(a[n], b[n]) for n in a)
+    return report, hub
+
+
+def test_tf_bigbird_teacher(tmp_path):
+    from ckptkit.testing_families import bigbird_tf_config, bigbird_tf_variables
+
+    dims = dict(vocab_size=90, hidden=32, layers=3, heads=4, intermediate=64, max_positions=64)
+    tf_dir = tmp_path / "tf"
+    tf_dir.mkdir()
+    write_tf_checkpoint(str(tf_dir / "model.ckpt-10"), bigbird_tf_variables(**dims))
+    (tf_dir / "pretrain.config").write_text(json.dumps(bigbird_tf_config(**dims, block_size=4, num_rand_blocks=1,
+                                                                          attention_type="original_full",
+                                                                          rescale_embedding=False)))
+    (tf_dir / "vocab.txt").write_text("\n".join(tiny_wordpiece_vocab(90)) + "\n")
+    report, hub = _same_as_converted(str(tf_dir), tmp_path, layers=[0, 2], arch="distilbert")
+    assert report.family == "bigbird" and report.model_class == "DistilBertForMaskedLM"
+    ids, _, _ = _batch(90)
+    teacher, student = _load(hub, "BigBirdForMaskedLM"), _load(tmp_path / "direct")
+    with torch.no_grad():
+        hidden, logits = _teacher_subset_forward(teacher, [0, 2], ids, torch.zeros_like(ids))
+        s = student(input_ids=ids, output_hidden_states=True)
+    assert _max_diff(hidden[-1], s.hidden_states[-1]) < 1e-5 and _max_diff(logits, s.logits) < 1e-5
+
+
+@pytest.mark.parametrize("part", ["discriminator", "generator"])
+def test_tf_electra_pretraining_teacher_needs_a_part(tmp_path, part):
+    from ckptkit.testing_families import electra_hparams, electra_tf_variables
+
+    dims = dict(vocab_size=90, embedding=32, hidden=32, layers=3, heads=2, intermediate=64, max_positions=40,
+                generator_hidden=32)
+    tf_dir = tmp_path / "tf"
+    tf_dir.mkdir()
+    write_tf_checkpoint(str(tf_dir / "model.ckpt-10"), electra_tf_variables(**dims))
+    (tf_dir / "hparams.json").write_text(json.dumps(electra_hparams(**dims)))
+    (tf_dir / "vocab.txt").write_text("\n".join(tiny_wordpiece_vocab(90)) + "\n")
+    with pytest.raises(UsageError, match="--part"):
+        build_student(str(tf_dir), str(tmp_path / "x"), layers=[0])
+    report, hub = _same_as_converted(str(tf_dir), tmp_path, layers=[2, 0], arch="same", part=part)
+    assert report.family == "electra" and report.layers == [2, 0]

@@ -37,6 +37,8 @@ STRATEGY_HELP = {
 @click.option("--config", "config", type=click.Path(exists=True, dir_okay=False),
               help="The teacher's config when it is not next to the weights (config.json; bert_config.json for "
                    "a TF teacher).")
+@click.option("--part", type=click.Choice(["discriminator", "generator"]),
+              help="A TF ELECTRA pretraining checkpoint holds both models: the one to take layers from.")
 @click.option("--overwrite", is_flag=True, help="Replace a non-empty OUT.")
 @click.option("--dry-run", is_flag=True, help="Print the report (what would be written from what); write nothing.")
 @click.option("--tensors/--no-tensors", "show_tensors", default=True,
@@ -45,7 +47,7 @@ STRATEGY_HELP = {
 @click.option("--license", "license_", help="Model card license, e.g. apache-2.0.")
 @json_option
 @quiet_option
-def init_command(teacher, out, layers, num_layers, strategy, arch, drop_token_types, config, overwrite, dry_run,
+def init_command(teacher, out, layers, num_layers, strategy, arch, drop_token_types, config, part, overwrite, dry_run,
                  show_tensors, language, license_, as_json, quiet):
     """Make a student OUT from layers of TEACHER: weights, config, tokenizer, student.json, card.
 
@@ -71,7 +73,7 @@ def init_command(teacher, out, layers, num_layers, strategy, arch, drop_token_ty
     card = {"language": list(language) or None, "license": license_}
     report = build_student(teacher, out, layers=layers, num_layers=num_layers, strategy=strategy, arch=arch,
                            drop_token_types=drop_token_types, config=config, overwrite=overwrite, dry_run=dry_run,
-                           command=command_line(), card=card)
+                           command=command_line(), card=card, part=part)
     if as_json:
         emit_json(report.to_json())
     elif dry_run:

@@ -195,7 +195,7 @@ def _identity_view(source: Mapping) -> tuple[dict[str, PlannedTensor], list[Drop
     return tensors, dropped
 
 
-def _hf_teacher(source, path: str, config_path: str | None) -> Teacher:
+def _hf_teacher(source, path: str, config_path: str | None, part: str | None = None) -> Teacher:
     from ckptkit.converters.config_io import checkpoint_folder, find_companion, read_json_config
 
     folder = source.extras.get("folder") or checkpoint_folder(path)
@@ -215,17 +215,22 @@ def _hf_teacher(source, path: str, config_path: str | None) -> Teacher:
                    _FAMILY_OF_MODEL_TYPE.get(model_type, model_type), tensors, dropped, folder=folder)
 
 
-def _tf_teacher(source, path: str, config_path: str | None) -> Teacher:
+def _tf_teacher(source, path: str, config_path: str | None, part: str | None = None) -> Teacher:
     from ckptkit.converters.convert import ConversionOptions, prepare_conversion
 
-    prepared = prepare_conversion(source, ConversionOptions(to="hf", config=config_path))
+    prepared = prepare_conversion(source, ConversionOptions(to="hf", config=config_path, part=part))
+    if len(prepared.parts) > 1:
+        names = ", ".join(p.subfolder or "?" for p in prepared.parts)
+        raise UsageError(f"this TF checkpoint holds several models ({names})", path=path,
+                         hint="choose the teacher with --part, e.g. --part discriminator")
+    prepared = prepared.parts[0] if prepared.parts else prepared
     plan = prepared.plan
     tensors = {t.name: t for t in plan.outputs}
     return Teacher(os.path.abspath(path), source.format, dict(prepared.hf_config), prepared.family.name, tensors,
                    list(plan.dropped), vocab=prepared.vocab, spm=prepared.spm, global_step=source.global_step)
 
 
-def open_teacher(source, path: str, *, config_path: str | None = None) -> Teacher:
+def open_teacher(source, path: str, *, config_path: str | None = None, part: str | None = None) -> Teacher:
     """The :class:`Teacher` view of an open checkpoint (TF: through its conversion plan).
 
     Example:
@@ -235,7 +240,9 @@ def open_teacher(source, path: str, *, config_path: str | None = None) -> Teache
         >>> t.family, t.num_layers, t.base, t.config["hidden_act"]
         ('bert', 2, 'bert.', 'gelu_new')
     """
-    return (_tf_teacher if source.format == "tf" else _hf_teacher)(source, path, config_path)
+    if part and source.format != "tf":
+        raise UsageError("--part applies to TF checkpoints holding several models (ELECTRA pretraining)", path=path)
+    return (_tf_teacher if source.format == "tf" else _hf_teacher)(source, path, config_path, part)
 
 
 # ---------------------------------------------------------------------------------------------- name tables
@@ -752,8 +759,8 @@ def _equivalent_command(report: StudentReport) -> str:
 def build_student(teacher_path: str, destination: str | None, *, layers: Sequence[int] | str | None = None,
                   num_layers: int | None = None, strategy: str = "uniform", arch: str = "same",
                   drop_token_types: bool = False, config: str | None = None, overwrite: bool = False,
-                  dry_run: bool = False, command: str | None = None, card: Mapping | None = None
-                  ) -> StudentReport:
+                  dry_run: bool = False, command: str | None = None, card: Mapping | None = None,
+                  part: str | None = None) -> StudentReport:
     """Make a student hub folder at ``destination`` from the layers of ``teacher_path``, atomically.
 
     Args:
@@ -769,6 +776,7 @@ def build_student(teacher_path: str, destination: str | None, *, layers: Sequenc
         dry_run: plan and report only; read no tensor and write nothing.
         command: the command line recorded in ckptkit.json.
         card: model-card options (language, license, tags).
+        part: a TF ELECTRA pretraining checkpoint holds two models: ``discriminator`` or ``generator``.
 
     Returns:
         A :class:`StudentReport` (also written as ``student.json``).
@@ -791,7 +799,7 @@ def build_student(teacher_path: str, destination: str | None, *, layers: Sequenc
         raise UsageError("no output folder given")
     started = time.perf_counter()
     with open_checkpoint(teacher_path) as source:
-        teacher = open_teacher(source, teacher_path, config_path=config)
+        teacher = open_teacher(source, teacher_path, config_path=config, part=part)
         n = teacher.num_layers
         chosen = parse_layers(layers, n) if layers is not None else select_layers(n, num_layers=num_layers,
                                                                                   strategy=strategy)
