@@ -10,9 +10,9 @@ Example:
     >>> v["bert/encoder/layer_0/attention/self/query/kernel"].shape, v["transform/kernel"].shape
     ((16, 2, 8), (16, 16))
     >>> e = electra_tf_variables(vocab_size=50, embedding=8, hidden=16, layers=1, heads=2, intermediate=32,
-    ...                          max_positions=32, generator_hidden=8, generator_heads=1)
+    ...                          max_positions=32, generator_hidden=12, generator_heads=1)
     >>> e["generator/embeddings_project/kernel"].shape, e["electra/embeddings_project/kernel"].shape
-    ((8, 8), (8, 16))
+    ((8, 12), (8, 16))
 """
 
 from __future__ import annotations
