@@ -56,7 +56,7 @@ def test_json(capsys, bert_like):
     assert roles["global_step"] == "counter" and roles["bert/pooler/dense/bias"] == "weight"
     assert roles["bert/pooler/dense/bias/AdamWeightDecayOptimizer_1"] == "optimizer"
     assert {"name": "global_step", "dtype": "int64", "shape": [], "role": "counter", "nbytes": 8} in doc["tensors"]
-    assert doc["totals"]["by_role"]["optimizer"]["tensors"] == 3 and doc["family"] is None
+    assert doc["totals"]["by_role"]["optimizer"]["tensors"] == 3 and doc["family"] == "bert"
 
 
 def test_quiet_and_check(capsys, bert_like):

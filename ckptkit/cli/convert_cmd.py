@@ -59,6 +59,9 @@ def _summary(result) -> str:
 @click.option("--part", type=click.Choice(["discriminator", "generator", "both"]), default=None,
               help="ELECTRA pretraining checkpoints: which model(s) to write (default both).")
 @click.option("--generator-heads", type=int, help="ELECTRA generator attention heads when shapes are ambiguous.")
+@click.option("--tf-layout", type=click.Choice(["3d", "2d"]), default=None,
+              help="BigBird --to tf1: attention kernels as 3-D [hidden, heads, head_size] (default, as the "
+                   "published checkpoints) or 2-D (what today's official Dense3dLayer creates).")
 @click.option("--overwrite", is_flag=True, help="Replace a non-empty destination.")
 @click.option("--verify", "verify", is_flag=True, help="Run `ckptkit verify` on the result before publishing it.")
 @click.option("--dry-run", is_flag=True, help="Print the plan (what is written from what, what is dropped); "
@@ -72,7 +75,7 @@ def _summary(result) -> str:
 @quiet_option
 def convert_command(source, destination, to, weights_format, dtype, max_shard_size, family, model_class, config,
                     vocab, spm, do_lower_case, num_heads, allow_unused, global_step, part, generator_heads,
-                    overwrite, verify, dry_run, push_to_hub, private, language, license_, tags, as_json, quiet):
+                    tf_layout, overwrite, verify, dry_run, push_to_hub, private, language, license_, tags, as_json, quiet):
     """Convert SOURCE (TF checkpoint, hub folder, safetensors or .bin) into DESTINATION.
 
     A TF checkpoint becomes a hub folder (config.json, weights, tokenizer files, model card)
@@ -96,7 +99,7 @@ def convert_command(source, destination, to, weights_format, dtype, max_shard_si
         num_heads=num_heads, allow_unused=allow_unused, global_step=global_step, overwrite=overwrite,
         verify=verify, command=shlex.join(["ckptkit", *sys.argv[1:]]),
         card={"language": list(language) or None, "license": license_, "tags": list(tags) or None})
-    for name, value in (("part", part), ("generator_heads", generator_heads)):
+    for name, value in (("part", part), ("generator_heads", generator_heads), ("tf_layout", tf_layout)):
         if value is not None:
             if not hasattr(options, name):
                 raise UsageError(f"--{name.replace('_', '-')} is not supported by this build")

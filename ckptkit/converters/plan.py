@@ -25,6 +25,7 @@ import numpy as np
 
 from ckptkit.converters.tensors import DType, LazyTensor
 from ckptkit.errors import PlanError
+from ckptkit.converters.memory import release_pages
 from ckptkit.progress import progress_by_size
 
 __all__ = ["Step", "PlannedTensor", "Dropped", "Plan", "Sink", "OPS", "output_shape", "materialize",
@@ -297,9 +298,11 @@ def execute(plan: Plan, source: Mapping[str, LazyTensor], sink: Sink, *, desc: s
     try:
         for planned in progress_by_size(sink.order(plan.outputs), total=plan.total_bytes, size=lambda t: t.nbytes, desc=desc):
             arrays = [source[name].read() for name in planned.inputs]
-            out = sink.buffer(planned)
-            sink.write(planned, materialize(planned, arrays, out))
-            del arrays, out
+            result = materialize(planned, arrays, sink.buffer(planned))
+            sink.write(planned, result)
+            for array in (*arrays, result):
+                release_pages(array)
+            del arrays, result
         sink.finish()
     except BaseException:
         sink.abort()

@@ -43,8 +43,7 @@ from ckptkit.converters.plan import Dropped, Plan, PlannedTensor, Step
 from ckptkit.errors import ConfigError, PlanError, UsageError
 
 __all__ = ["STRATEGIES", "ARCHS", "TOKEN_TYPE_MODES", "select_layers", "parse_layers", "Teacher", "open_teacher",
-           "plan_student", "student_config", "StudentReport", "build_student", "STUDENT_FILE", "stream_plan",
-           "release_pages"]
+           "plan_student", "student_config", "StudentReport", "build_student", "STUDENT_FILE", "stream_plan"]
 
 STUDENT_FILE = "student.json"
 
@@ -617,87 +616,11 @@ class StudentReport:
 
 
 # ---------------------------------------------------------------------------------------------- streaming
-_MADV_DONTNEED = 4  # Linux; on a shared file mapping it only unmaps: the bytes stay in the page cache / file
-
-
-def _libc_madvise():
-    import ctypes
-    import sys
-
-    if not sys.platform.startswith("linux"):
-        return None
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
-    return libc.madvise
-
-
-def _shared_file_mapping(array: np.ndarray) -> bool:
-    """True when ``array`` views a shared (not copy-on-write) np.memmap of a file."""
-    import mmap
-
-    base = array
-    while base is not None:
-        if isinstance(base, np.memmap):
-            return getattr(base, "mode", "c") != "c" and isinstance(_root(base), mmap.mmap)
-        base = getattr(base, "base", None)
-    return False
-
-
-def _root(array):
-    while isinstance(getattr(array, "base", None), np.ndarray):
-        array = array.base
-    return getattr(array, "base", None)
-
-
-def release_pages(array: np.ndarray, *, _madvise=[]) -> bool:
-    """Drop a file-mapped array's pages from this process's resident set (they stay in the page cache).
-
-    Reading a tensor through an mmap and writing one into a mapped output both count the touched
-    pages in RSS until the mapping goes away; releasing them after each tensor keeps the peak at
-    about one tensor. Anything that is not a contiguous shared file mapping is left alone.
-
-    Example:
-        >>> release_pages(np.zeros(4))  # anonymous memory: never touched
-        False
-    """
-    if not isinstance(array, np.ndarray) or not array.flags.c_contiguous or not array.nbytes \
-            or not _shared_file_mapping(array):
-        return False
-    if not _madvise:
-        _madvise.append(_libc_madvise())
-    if _madvise[0] is None:
-        return False
-    import mmap
-
-    start = array.ctypes.data
-    end = start + array.nbytes
-    low, high = start - start % mmap.PAGESIZE, -(-end // mmap.PAGESIZE) * mmap.PAGESIZE
-    return _madvise[0](low, high - low, _MADV_DONTNEED) == 0
-
-
 def stream_plan(plan: Plan, source: Mapping, sink, *, desc: str = "student") -> None:
-    """:func:`ckptkit.converters.plan.execute`, releasing each tensor's mapped pages once written.
+    """:func:`ckptkit.converters.plan.execute` (which releases each tensor's mapped pages once written)."""
+    from ckptkit.converters.plan import execute
 
-    Peak RSS is then about the largest tensor (twice: its input and its output bytes), not the
-    sum of everything read and written, which matters when a student reads 180 MB of a teacher.
-    """
-    from ckptkit.progress import progress_by_size
-    from ckptkit.converters.plan import materialize
-
-    sink.begin(plan.outputs)
-    try:
-        for planned in progress_by_size(sink.order(plan.outputs), total=plan.total_bytes, size=lambda t: t.nbytes,
-                                        desc=desc):
-            arrays = [source[name].read() for name in planned.inputs]
-            result = materialize(planned, arrays, sink.buffer(planned))
-            sink.write(planned, result)
-            for array in (*arrays, result):
-                release_pages(array)
-            del arrays, result
-        sink.finish()
-    except BaseException:
-        sink.abort()
-        raise
+    execute(plan, source, sink, desc=desc)
 
 
 # ---------------------------------------------------------------------------------------------- files
