@@ -39,6 +39,15 @@ CASES = {
 
 
 def make_case(name: str) -> str:
+    """Build the case's checkpoint in a child process: on Linux a child inherits its parent's peak
+    RSS, so the measuring parent must never hold a model."""
+    prefix = os.path.join(WORK, f"convert-{name}", "model.ckpt-1000")
+    if not os.path.exists(prefix + ".index"):
+        subprocess.run([sys.executable, os.path.abspath(__file__), "--make", name], check=True)
+    return prefix
+
+
+def _make_case(name: str) -> str:
     import numpy as np
 
     from ckptkit.converters.formats.tf1 import TFCheckpointWriter
@@ -197,7 +206,11 @@ def main() -> None:
     parser.add_argument("--cases", default=",".join(CASES))
     parser.add_argument("--no-transformers457", action="store_true")
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--make", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.make:
+        _make_case(args.make)
+        return
     os.makedirs(WORK, exist_ok=True)
     old_python = None if args.no_transformers457 else ensure_old_venv()
     results = {case: run_case(case, old_python=old_python) for case in args.cases.split(",")}

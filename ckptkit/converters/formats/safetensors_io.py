@@ -263,9 +263,9 @@ class SafetensorsWriter:
             missing = sorted(self._pending)
             self.abort()
             raise ValueError(f"{self.path}: {len(missing)} declared tensors never written, e.g. {missing[0]!r}")
-        if self._map is not None:
-            self._map.flush()
-            self._map = None
+        # No msync: like any file write, dirty pages reach the disk through the page cache
+        # (forcing it costs ~0.4 s/GB); the rename below is what makes the file appear.
+        self._map = None
         self._file.close()
         self._file = None
         os.replace(self._tmp, self.path)
