@@ -368,15 +368,14 @@ def _record(prepared: Prepared, source: Checkpoint, options: ConversionOptions, 
     }
 
 
-def _write_card(folder: str, record: dict, options: ConversionOptions) -> None:
-    from ckptkit.hub.record import write_record
+def _write_cards(destination: str, prepared: Prepared, options: ConversionOptions) -> None:
+    """Model cards are written once the folder has its final name (the card names the folder)."""
+    from ckptkit.hub.model_card import write_model_card
 
-    write_record(folder, record)
-    try:
-        from ckptkit.hub.model_card import write_model_card
-    except ImportError:  # the card builder is optional at this layer
-        return
-    write_model_card(folder, **{k: v for k, v in options.card.items() if v})
+    for each in prepared.parts or [prepared]:
+        if each.target == "hf":
+            write_model_card(os.path.join(destination, each.subfolder),
+                             **{k: v for k, v in options.card.items() if v})
 
 
 def convert_checkpoint(source_path: str, destination: str, *, options: ConversionOptions | None = None,
@@ -407,6 +406,9 @@ def convert_checkpoint(source_path: str, destination: str, *, options: Conversio
                        for each in prepared.parts or [prepared]]
             files = sorted(os.path.relpath(os.path.join(root, name), folder)
                            for root, _, names in os.walk(folder) for name in names)
+        _write_cards(destination, prepared, options)
+        files = sorted({*files, *(os.path.join(p.subfolder, "README.md") for p in prepared.parts or [prepared]
+                                  if p.target == "hf")})
     tokenizer, verification = results[0]
     if prepared.parts:
         tokenizer = {p.subfolder: t for p, (t, _) in zip(prepared.parts, results)}
@@ -436,7 +438,9 @@ def _write_prepared(prepared: Prepared, source: Checkpoint, source_path: str, fo
                                    part=prepared.part.name if prepared.part else None, raise_on_mismatch=True)
         verification = report.summary()
     if prepared.target == "hf":
-        _write_card(folder, _record(prepared, source, options, verification), options)
+        from ckptkit.hub.record import write_record
+
+        write_record(folder, _record(prepared, source, options, verification))
     return tokenizer, verification
 
 

@@ -199,7 +199,9 @@ def _intro(ctx: CardContext) -> str:
     layers = ctx.student.get("layers") or []
     intros = {
         "conversion": f"a {_code(model['model_class'])} ({what}) converted from a {fmt} checkpoint{step} "
-                      f"with [ckptkit]({CKPTKIT_URL}), and checked against it.",
+                      f"with [ckptkit]({CKPTKIT_URL})"
+                      + (", and checked against it." if (ctx.record.get("verification") or {}).get("passed")
+                         else "."),
         "student": f"a {len(layers) or '?'}-layer student ({_code(model['model_class'])}, {what}) of "
                    f"{_code(teacher)}, initialised from teacher layers {_cell(layers)} (0-based) with "
                    f"[ckptkit]({CKPTKIT_URL}). It has not been distilled yet.",
