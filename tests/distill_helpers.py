@@ -82,7 +82,7 @@ def train_tiny_teacher(folder: Path, corpus: Path, *, steps: int = 300, layers: 
     collate = data.MaskingCollator(pad_id=0, mask_id=tokenizer.mask_token_id, special_ids=tokenizer.all_special_ids,
                                    vocab_size=len(tokenizer), seed=seed)
     model = BertForMaskedLM(tiny_config(len(tokenizer), layers=layers))
-    optimizer = torch.optim.AdamW(model.parameters(), lr=2e-3)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
     generator = torch.Generator().manual_seed(seed)
     for step in range(steps):
         collate.epoch = step
@@ -127,7 +127,7 @@ def make_student(teacher: Path, folder: Path, layers: list[int], *, head: bool =
 # ------------------------------------------------------------------ shared fixtures (import into test modules)
 import pytest  # noqa: E402
 
-TRAIN_ARGS = {"per_device_train_batch_size": 16, "learning_rate": 1e-3, "logging_steps": 10, "save_steps": 1000,
+TRAIN_ARGS = {"per_device_train_batch_size": 16, "learning_rate": 2e-3, "logging_steps": 10, "save_steps": 1000,
               "use_cpu": True, "seed": 0}
 
 
@@ -137,6 +137,7 @@ def distill_world(tmp_path_factory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("distill")
     train = write_corpus(root / "train.txt", lines=1200, seed=1)
     held_out = write_corpus(root / "held_out.txt", lines=150, seed=2)
-    teacher = train_tiny_teacher(root / "teacher", train, steps=250, layers=3)
+    torch.set_num_threads(1)
+    teacher = train_tiny_teacher(root / "teacher", train, steps=300, layers=3)
     student = make_student(teacher, root / "student1", [0])
     return {"root": root, "train": train, "held_out": held_out, "teacher": teacher, "student": student}

@@ -18,7 +18,7 @@ def run(world, out, *, steps, weights=None, **kw):
 
 
 def test_distillation_lowers_kd_loss_raises_agreement_and_beats_mlm_only(distill_world, tmp_path):
-    steps = 120
+    steps = 100
     kd = run(distill_world, tmp_path / "kd", steps=steps)
     mlm_only = run(distill_world, tmp_path / "mlm", steps=steps, weights=resolve_weights("mlm", {"ce": 0, "cos": 0,
                                                                                                "mlm": 1}))
