@@ -20,6 +20,21 @@ __all__ = ["BERT", "BERT_RULES", "GOOGLE_TO_HF_ACT", "HF_TO_GOOGLE_ACT", "bert_c
 _LAYER_TF = "bert/encoder/layer_{layer}/"
 _LAYER_HF = "{base}encoder.layer.{layer}."
 
+
+def layer_tail_rules(tf: str, hf: str) -> tuple[Rule, ...]:
+    """What every BERT-like layer has after its attention projection: the attention LayerNorm and
+    the feed-forward block (``tf``/``hf`` are the layer's name prefixes, with ``{layer}``)."""
+    return (
+        Rule(f"{tf}attention/output/LayerNorm/gamma", f"{hf}attention.output.LayerNorm.weight"),
+        Rule(f"{tf}attention/output/LayerNorm/beta", f"{hf}attention.output.LayerNorm.bias"),
+        Rule(f"{tf}intermediate/dense/kernel", f"{hf}intermediate.dense.weight", "transpose"),
+        Rule(f"{tf}intermediate/dense/bias", f"{hf}intermediate.dense.bias"),
+        Rule(f"{tf}output/dense/kernel", f"{hf}output.dense.weight", "transpose"),
+        Rule(f"{tf}output/dense/bias", f"{hf}output.dense.bias"),
+        Rule(f"{tf}output/LayerNorm/gamma", f"{hf}output.LayerNorm.weight"),
+        Rule(f"{tf}output/LayerNorm/beta", f"{hf}output.LayerNorm.bias"),
+    )
+
 BERT_RULES: tuple[Rule, ...] = (
     Rule("bert/embeddings/word_embeddings", "{base}embeddings.word_embeddings.weight"),
     Rule("bert/embeddings/position_embeddings", "{base}embeddings.position_embeddings.weight"),
@@ -32,14 +47,7 @@ BERT_RULES: tuple[Rule, ...] = (
       for p in ("query", "key", "value")),
     Rule(f"{_LAYER_TF}attention/output/dense/kernel", f"{_LAYER_HF}attention.output.dense.weight", "transpose"),
     Rule(f"{_LAYER_TF}attention/output/dense/bias", f"{_LAYER_HF}attention.output.dense.bias"),
-    Rule(f"{_LAYER_TF}attention/output/LayerNorm/gamma", f"{_LAYER_HF}attention.output.LayerNorm.weight"),
-    Rule(f"{_LAYER_TF}attention/output/LayerNorm/beta", f"{_LAYER_HF}attention.output.LayerNorm.bias"),
-    Rule(f"{_LAYER_TF}intermediate/dense/kernel", f"{_LAYER_HF}intermediate.dense.weight", "transpose"),
-    Rule(f"{_LAYER_TF}intermediate/dense/bias", f"{_LAYER_HF}intermediate.dense.bias"),
-    Rule(f"{_LAYER_TF}output/dense/kernel", f"{_LAYER_HF}output.dense.weight", "transpose"),
-    Rule(f"{_LAYER_TF}output/dense/bias", f"{_LAYER_HF}output.dense.bias"),
-    Rule(f"{_LAYER_TF}output/LayerNorm/gamma", f"{_LAYER_HF}output.LayerNorm.weight"),
-    Rule(f"{_LAYER_TF}output/LayerNorm/beta", f"{_LAYER_HF}output.LayerNorm.bias"),
+    *layer_tail_rules(_LAYER_TF, _LAYER_HF),
     Rule("bert/pooler/dense/kernel", "{base}pooler.dense.weight", "transpose", "pooler"),
     Rule("bert/pooler/dense/bias", "{base}pooler.dense.bias", group="pooler"),
     Rule("cls/predictions/transform/dense/kernel", "cls.predictions.transform.dense.weight", "transpose", "mlm"),

@@ -35,7 +35,7 @@ from typing import Mapping
 
 from ckptkit.converters.families.base import TRANSFORMS, Family, ModelClass, Rule, Transform
 from ckptkit.converters.families.bert import (GOOGLE_TO_HF_ACT, HF_TO_GOOGLE_ACT, check_config_against_shapes,
-                                              count_layers)
+                                              count_layers, layer_tail_rules)
 from ckptkit.converters.plan import Step
 from ckptkit.errors import ConfigError
 
@@ -85,14 +85,7 @@ BIGBIRD_RULES: tuple[Rule, ...] = (
            optional=True) for p in ("query", "key", "value")),
     Rule(f"{_LAYER_TF}attention/output/dense/kernel", f"{_LAYER_HF}attention.output.dense.weight", "bigbird_out"),
     Rule(f"{_LAYER_TF}attention/output/dense/bias", f"{_LAYER_HF}attention.output.dense.bias", optional=True),
-    Rule(f"{_LAYER_TF}attention/output/LayerNorm/gamma", f"{_LAYER_HF}attention.output.LayerNorm.weight"),
-    Rule(f"{_LAYER_TF}attention/output/LayerNorm/beta", f"{_LAYER_HF}attention.output.LayerNorm.bias"),
-    Rule(f"{_LAYER_TF}intermediate/dense/kernel", f"{_LAYER_HF}intermediate.dense.weight", "transpose"),
-    Rule(f"{_LAYER_TF}intermediate/dense/bias", f"{_LAYER_HF}intermediate.dense.bias"),
-    Rule(f"{_LAYER_TF}output/dense/kernel", f"{_LAYER_HF}output.dense.weight", "transpose"),
-    Rule(f"{_LAYER_TF}output/dense/bias", f"{_LAYER_HF}output.dense.bias"),
-    Rule(f"{_LAYER_TF}output/LayerNorm/gamma", f"{_LAYER_HF}output.LayerNorm.weight"),
-    Rule(f"{_LAYER_TF}output/LayerNorm/beta", f"{_LAYER_HF}output.LayerNorm.bias"),
+    *layer_tail_rules(_LAYER_TF, _LAYER_HF),
     Rule("bert/pooler/dense/kernel", "{base}pooler.weight", "transpose", "pooler"),
     Rule("bert/pooler/dense/bias", "{base}pooler.bias", group="pooler"),
     # run_pretraining.py's MaskedLMLayer: the names the official code really creates (written back)...

@@ -9,11 +9,10 @@ Example:
 
 from __future__ import annotations
 
-import json
 import os
 
 from ckptkit.converters.tensors import Checkpoint
-from ckptkit.errors import CheckpointNotFoundError, ConfigError
+from ckptkit.errors import CheckpointNotFoundError
 
 __all__ = ["open_hub_folder", "read_config", "WEIGHT_FILES"]
 
@@ -28,17 +27,10 @@ WEIGHT_FILES: tuple[tuple[str, str], ...] = (
 
 def read_config(folder: str) -> dict:
     """The folder's ``config.json`` as a dict ({} when absent)."""
+    from ckptkit.converters.config_io import read_json_config
+
     path = os.path.join(folder, "config.json")
-    if not os.path.isfile(path):
-        return {}
-    try:
-        with open(path, encoding="utf-8") as f:
-            config = json.load(f)
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise ConfigError(f"not valid JSON ({e})", path=path) from e
-    if not isinstance(config, dict):
-        raise ConfigError("not a JSON object", path=path)
-    return config
+    return read_json_config(path) if os.path.isfile(path) else {}
 
 
 def open_hub_folder(path: str) -> Checkpoint:

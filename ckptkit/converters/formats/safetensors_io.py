@@ -117,6 +117,15 @@ def _view_loader(mapped: np.ndarray, offset: int, dtype: DType, shape: tuple[int
     return load
 
 
+def weights_file_in(path: str, candidates: tuple[str, ...]) -> str:
+    """``path`` itself, or for a folder the first of ``candidates`` inside it (else the folder)."""
+    if os.path.isdir(path):
+        for candidate in candidates:
+            if os.path.isfile(os.path.join(path, candidate)):
+                return os.path.join(path, candidate)
+    return path
+
+
 def read_weight_index(index_path: str) -> dict[str, str]:
     """Read a ``*.index.json`` and return its weight_map with paths checked to stay in the folder.
 
@@ -162,11 +171,7 @@ def open_safetensors(path: str) -> SafetensorsCheckpoint:
         ...
         ckptkit.errors.CheckpointNotFoundError: nope.safetensors: file not found
     """
-    if os.path.isdir(path):
-        for candidate in ("model.safetensors.index.json", "model.safetensors"):
-            if os.path.isfile(os.path.join(path, candidate)):
-                path = os.path.join(path, candidate)
-                break
+    path = weights_file_in(path, ("model.safetensors.index.json", "model.safetensors"))
     if path.endswith(".index.json"):
         weight_map = read_weight_index(path)
         folder = os.path.dirname(path)

@@ -19,7 +19,7 @@ from typing import Mapping
 
 import numpy as np
 
-from ckptkit.converters.formats.safetensors_io import read_weight_index
+from ckptkit.converters.formats.safetensors_io import read_weight_index, weights_file_in
 from ckptkit.converters.tensors import Checkpoint, LazyTensor, dtype_by_name
 from ckptkit.errors import CheckpointNotFoundError, CorruptCheckpointError, UnsafeCheckpointError
 
@@ -96,11 +96,7 @@ def open_torch_bin(path: str) -> Checkpoint:
         ...
         ckptkit.errors.CheckpointNotFoundError: missing.bin: file not found
     """
-    if os.path.isdir(path):
-        for candidate in ("pytorch_model.bin.index.json", "pytorch_model.bin"):
-            if os.path.isfile(os.path.join(path, candidate)):
-                path = os.path.join(path, candidate)
-                break
+    path = weights_file_in(path, ("pytorch_model.bin.index.json", "pytorch_model.bin"))
     if path.endswith(".index.json"):
         weight_map = read_weight_index(path)
         folder = os.path.dirname(path)
