@@ -46,6 +46,10 @@ def folder(tmp_path) -> Path:
     (out / "__pycache__" / "x.pyc").write_bytes(b"\0")
     (out / ".cache" / "huggingface").mkdir(parents=True)
     (out / ".cache" / "huggingface" / "upload.lock").write_text("")
+    (out / "checkpoint-500").mkdir()  # distill train's resume state stays local
+    (out / "checkpoint-500" / "optimizer.pt").write_bytes(b"optimizer state")
+    (out / "teacher-cache").mkdir()
+    (out / "teacher-cache" / "shard-0.safetensors").write_bytes(b"cached logits")
     return out
 
 
@@ -85,7 +89,9 @@ def test_one_commit_with_exactly_the_folders_files(folder, hub):
     assert {f.path for f in result.uploaded} == KEPT
     assert {f.path: f.action for f in result.skipped} == {
         ".cache/huggingface/upload.lock": "skip: cache", ".model.safetensors.tmp.123": "skip: temporary file",
-        "__pycache__/x.pyc": "skip: cache"}
+        "__pycache__/x.pyc": "skip: cache",
+        "checkpoint-500/optimizer.pt": "skip: training checkpoint (distill train --resume state)",
+        "teacher-cache/shard-0.safetensors": "skip: cached teacher outputs (distill train --cache-teacher)"}
     # the card was refreshed so that its usage snippet names the repo
     assert b'model_id = "me/tiny"' in hub.files("me/tiny")["README.md"]
 

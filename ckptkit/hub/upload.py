@@ -60,6 +60,9 @@ SKIP_RULES: tuple[tuple[str, str], ...] = (
     ("*.lock", "temporary file"),
     ("*~", "temporary file"),
     (".*.swp", "temporary file"),
+    ("checkpoint-*", "training checkpoint (distill train --resume state)"),
+    ("teacher-cache", "cached teacher outputs (distill train --cache-teacher)"),
+    ("ranks", "per-process training state"),
 )
 _REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]{0,95}/[A-Za-z0-9][\w.-]{0,95}$")
 
