@@ -11,7 +11,8 @@ BERT-large-shaped one (~1.35 GB). Paths:
                     (transformers 4.57.6 is the last release with the TF loader; it needs TensorFlow)
 - tf-reader:        tf.train.load_checkpoint + get_tensor + NumPy transposes + safetensors save_file
 - io-floor:         pread exactly the needed bytes and write the same number of bytes, plain copies
-Page cache is warm for every path (each case's files are read once before measuring).
+Page cache is warm for every path (each case's files are read once before measuring), and
+dirty pages are flushed (os.sync) before each path, outside its timing.
 """
 
 from __future__ import annotations
@@ -181,6 +182,7 @@ def run_case(name: str, *, old_python: str | None) -> dict:
     for path, cmd in paths.items():
         shutil.rmtree(os.path.join(outputs, path), ignore_errors=True)
         env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": ""}
+        os.sync()  # flush the previous path's dirty pages first, so no path pays for another's writeback
         results[path] = measure(cmd, env=env)
         print(f"  {name:<10} {path:<16} {results[path]['wall_s']:7.2f} s  {results[path]['peak_rss_mb']:7.0f} MB",
               file=sys.stderr)
