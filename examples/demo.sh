@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 OUT=demo-out
 rm -rf "$OUT"
 echo "== 1. inspect the TF checkpoint (weights, Adam slots, global_step)"
-"$BIN/ckptkit" inspect examples/tiny-bert | tail -n 12
+"$BIN/ckptkit" inspect examples/tiny-bert | head -n 8
 echo "== 2. convert to a hub folder and verify it against the TF variables"
 "$BIN/ckptkit" convert examples/tiny-bert "$OUT/tiny-bert" --verify --language en --license apache-2.0
 echo "== 3. load it with plain transformers (no trust_remote_code)"

@@ -246,3 +246,25 @@ def test_bundled_example_converts_and_verifies(tmp_path):
     summary = json.loads(out.stdout)
     assert summary["verification"]["passed"] and summary["verification"]["max_abs_diff"] < 1e-5
     assert summary["model_class"] == "BertForPreTraining"
+
+
+def test_sharded_pytorch_bin_written_loaded_by_transformers_and_read_back(tmp_path):
+    """--to pytorch --max-shard-size writes pytorch_model-0000x-of-0000y.bin + index that transformers
+    loads; ckptkit reads that sharded folder back into safetensors."""
+    import torch
+    import transformers
+
+    config = transformers.BertConfig(vocab_size=64, hidden_size=16, num_hidden_layers=2, num_attention_heads=2,
+                                     intermediate_size=32, max_position_embeddings=16)
+    torch.manual_seed(1)
+    model = transformers.BertModel(config).eval()
+    model.save_pretrained(str(tmp_path / "st"))
+    convert_checkpoint(str(tmp_path / "st"), str(tmp_path / "bin"), to="pytorch", max_shard_size="8KB")
+    index = json.loads((tmp_path / "bin" / "pytorch_model.bin.index.json").read_text())
+    shards = sorted(set(index["weight_map"].values()))
+    assert len(shards) > 1 and all(s.startswith("pytorch_model-000") for s in shards)
+    convert_checkpoint(str(tmp_path / "bin"), str(tmp_path / "st2"), to="safetensors")
+    for folder in ("bin", "st2"):
+        loaded = transformers.BertModel.from_pretrained(str(tmp_path / folder)).eval()
+        for (name, a), (_, b) in zip(model.state_dict().items(), loaded.state_dict().items()):
+            assert torch.equal(a, b), f"{folder}: {name}"
