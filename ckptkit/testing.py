@@ -83,7 +83,8 @@ def bert_tf_variables(*, vocab_size: int, hidden: int, layers: int, heads: int, 
 
 def with_adam_slots(variables: dict[str, np.ndarray], *, global_step: int = 1000,
                     slot_names: tuple[str, str] = ("adam_m", "adam_v"), seed: int = 1) -> dict[str, np.ndarray]:
-    """Add the optimizer slots google-research/bert's AdamWeightDecayOptimizer saves, and global_step."""
+    """Add optimizer slots ``<var>/<slot>`` and ``global_step`` as TF1 optimizers save them (default: the
+    ``adam_m``/``adam_v`` of google-research/bert; BigBird's are ``AdamWeightDecayOptimizer(_1)``)."""
     rng = np.random.default_rng(seed)
     out = dict(variables)
     for name, value in variables.items():

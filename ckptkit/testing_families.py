@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["bigbird_tf_variables", "bigbird_tf_config", "electra_tf_variables", "electra_hparams", "with_slots"]
+__all__ = ["bigbird_tf_variables", "bigbird_tf_config", "electra_tf_variables", "electra_hparams"]
 
 
 class _Random:
@@ -162,15 +162,3 @@ def electra_tf_variables(*, vocab_size: int, embedding: int, hidden: int, layers
         v["classifier/out_proj/kernel"] = r.mat(hidden, classifier_labels)
         v["classifier/out_proj/bias"] = r.vec(classifier_labels)
     return v
-
-
-def with_slots(variables: dict[str, np.ndarray], *, slots: tuple[str, str], global_step: int = 1000,
-               seed: int = 1) -> dict[str, np.ndarray]:
-    """Add optimizer slots named ``<var>/<slot>`` and ``global_step`` (int64), as TF1 optimizers save them."""
-    rng = np.random.default_rng(seed)
-    out = dict(variables)
-    for name, value in variables.items():
-        for slot in slots:
-            out[f"{name}/{slot}"] = (rng.standard_normal(value.shape) * 1e-3).astype(value.dtype)
-    out["global_step"] = np.asarray(global_step, dtype=np.int64)
-    return out

@@ -25,7 +25,8 @@ from ckptkit.converters.convert import convert_checkpoint
 from ckptkit.converters.families.bigbird import BIGBIRD, parse_flagfile
 from ckptkit.converters.formats import open_checkpoint
 from ckptkit.converters.formats.tf1 import write_tf_checkpoint
-from ckptkit.testing_families import bigbird_tf_config, bigbird_tf_variables, with_slots
+from ckptkit.testing import with_adam_slots
+from ckptkit.testing_families import bigbird_tf_config, bigbird_tf_variables
 
 DIMS = dict(vocab_size=90, hidden=32, layers=2, heads=4, intermediate=64, max_positions=64)
 SLOTS = ("AdamWeightDecayOptimizer", "AdamWeightDecayOptimizer_1")
@@ -34,7 +35,7 @@ SLOTS = ("AdamWeightDecayOptimizer", "AdamWeightDecayOptimizer_1")
 def make_checkpoint(folder, *, layout="3d", config=True, **overrides):
     folder.mkdir(parents=True, exist_ok=True)
     variables = bigbird_tf_variables(**DIMS, layout=layout)
-    write_tf_checkpoint(str(folder / "model.ckpt-1000"), with_slots(variables, slots=SLOTS))
+    write_tf_checkpoint(str(folder / "model.ckpt-1000"), with_adam_slots(variables, slot_names=SLOTS))
     if config:
         cfg = bigbird_tf_config(**DIMS, block_size=4, num_rand_blocks=1, **overrides)
         (folder / "pretrain.config").write_text(json.dumps(cfg))

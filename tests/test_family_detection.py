@@ -11,7 +11,7 @@ from ckptkit.converters.families import FAMILIES, detect_family, get_family
 from ckptkit.converters.formats.tf1 import write_tf_checkpoint
 from ckptkit.errors import PlanError
 from ckptkit.testing import bert_tf_variables, with_adam_slots
-from ckptkit.testing_families import bigbird_tf_variables, electra_tf_variables, with_slots
+from ckptkit.testing_families import bigbird_tf_variables, electra_tf_variables
 
 BERT = bert_tf_variables(vocab_size=40, hidden=16, layers=2, heads=2, intermediate=32, max_positions=32)
 BIGBIRD = bigbird_tf_variables(vocab_size=40, hidden=16, layers=2, heads=2, intermediate=32, max_positions=32)
@@ -21,7 +21,8 @@ ELECTRA = electra_tf_variables(vocab_size=40, embedding=8, hidden=16, layers=2, 
 
 @pytest.mark.parametrize("variables, family", [
     (BERT, "bert"), (with_adam_slots(BERT), "bert"),
-    (BIGBIRD, "bigbird"), (with_slots(BIGBIRD, slots=("AdamWeightDecayOptimizer", "AdamWeightDecayOptimizer_1")),
+    (BIGBIRD, "bigbird"), (with_adam_slots(BIGBIRD,
+                                       slot_names=("AdamWeightDecayOptimizer", "AdamWeightDecayOptimizer_1")),
                            "bigbird"),
     ({k: v for k, v in BIGBIRD.items() if not k.startswith(("transform/", "cls/"))}, "bigbird"),  # encoder only
     (ELECTRA, "electra"),

@@ -15,8 +15,8 @@ from ckptkit.converters.families.bert import GOOGLE_TO_HF_ACT
 from ckptkit.converters.families.electra import ELECTRA_TO_HF_ACT
 from ckptkit.converters.formats.tf1 import write_tf_checkpoint
 from ckptkit.errors import ConfigError
-from ckptkit.testing import tiny_wordpiece_vocab
-from ckptkit.testing_families import electra_hparams, electra_tf_variables, with_slots
+from ckptkit.testing import tiny_wordpiece_vocab, with_adam_slots
+from ckptkit.testing_families import electra_hparams, electra_tf_variables
 
 DIMS = dict(vocab_size=90, embedding=16, hidden=32, layers=2, heads=2, intermediate=64, max_positions=40)
 GEN = dict(generator_hidden=24, generator_heads=3)
@@ -24,8 +24,7 @@ GEN = dict(generator_hidden=24, generator_heads=3)
 
 def write(folder, variables, *, hparams=None, slots=True):
     folder.mkdir(parents=True, exist_ok=True)
-    write_tf_checkpoint(str(folder / "model.ckpt-10"), with_slots(variables, slots=("adam_m", "adam_v"))
-                        if slots else variables)
+    write_tf_checkpoint(str(folder / "model.ckpt-10"), with_adam_slots(variables) if slots else variables)
     if hparams is not None:
         (folder / "hparams.json").write_text(json.dumps(hparams))
     (folder / "vocab.txt").write_text("\n".join(tiny_wordpiece_vocab(DIMS["vocab_size"])) + "\n")

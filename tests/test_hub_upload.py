@@ -214,3 +214,20 @@ def test_large_folder_path_uploads_the_same_files(folder, hub):
     assert result.strategy == "large folder"
     assert hub.files("me/big") == {**_local_files(folder), "weird [1].txt": b"brackets are not a glob here"}
     assert hub.repos["me/big"].commits[-1].summary == "large"
+
+
+def test_convert_push_to_hub_uploads_the_converted_folder(hub, tmp_path, monkeypatch, capsys):
+    """`ckptkit convert ... --push-to-hub` chains into the upload: the fake Hub gets the hub folder."""
+    from ckptkit.cli import main
+
+    monkeypatch.setenv("HF_ENDPOINT", hub.url)
+    out = tmp_path / "tiny-bert"
+    main(["convert", str(Path(__file__).parent.parent / "examples" / "tiny-bert"), str(out), "--push-to-hub",
+          "me/tiny-bert", "--private", "--json", "--quiet"])
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["upload"]["repo_id"] == "me/tiny-bert"
+    received = hub.files("me/tiny-bert")
+    assert received["model.safetensors"] == (out / "model.safetensors").read_bytes()
+    assert {"config.json", "tokenizer.json", "ckptkit.json", "README.md"} <= set(received)
+    assert hub.repos["me/tiny-bert"].private
+    assert b'model_id = "me/tiny-bert"' in received["README.md"]

@@ -96,14 +96,10 @@ def convert_command(source, destination, to, weights_format, dtype, max_shard_si
     options = ConversionOptions(
         to=to, weights_format=weights_format, dtype=dtype, max_shard_size=max_shard_size, family=family,
         model_class=model_class, config=config, vocab=vocab, spm=spm, do_lower_case=do_lower_case,
-        num_heads=num_heads, allow_unused=allow_unused, global_step=global_step, overwrite=overwrite,
-        verify=verify, command=shlex.join(["ckptkit", *sys.argv[1:]]),
+        num_heads=num_heads, allow_unused=allow_unused, global_step=global_step, part=part,
+        generator_heads=generator_heads, tf_layout=tf_layout, overwrite=overwrite, verify=verify,
+        command=shlex.join(["ckptkit", *sys.argv[1:]]),
         card={"language": list(language) or None, "license": license_, "tags": list(tags) or None})
-    for name, value in (("part", part), ("generator_heads", generator_heads), ("tf_layout", tf_layout)):
-        if value is not None:
-            if not hasattr(options, name):
-                raise UsageError(f"--{name.replace('_', '-')} is not supported by this build")
-            setattr(options, name, value)
     if dry_run:
         with open_checkpoint(source) as ckpt:
             prepared = prepare_conversion(ckpt, options)
@@ -122,8 +118,8 @@ def convert_command(source, destination, to, weights_format, dtype, max_shard_si
         upload = upload_folder(result.destination, repo_id=push_to_hub, private=private,
                                commit_message=f"Upload {result.plan.info.get('model_class')} converted by ckptkit")
     if as_json:
-        emit_json({**result.to_json(), "upload": getattr(upload, "to_json", lambda: None)() if upload else None})
+        emit_json({**result.to_json(), "upload": upload.to_json() if upload else None})
     else:
         info(_summary(result), quiet=quiet)
         if upload is not None:
-            info(f"  uploaded to {getattr(upload, 'url', push_to_hub)}", quiet=quiet)
+            info(f"  uploaded to {upload.url}", quiet=quiet)
