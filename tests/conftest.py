@@ -10,6 +10,7 @@ import pytest
 REPO = Path(__file__).resolve().parent.parent
 SHARED = REPO.parent / "shared"
 KOBERT_DIR = SHARED / "kobert"
+HUB_TOKEN = "hf_fake_token_0123456789"
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -39,3 +40,18 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         reporter.write_line(f"CKPTKIT_STRICT_SKIPS: {skipped} skipped, {passed} passed -> failing the run",
                             red=True)
         session.exitstatus = 1
+
+
+@pytest.fixture
+def hub(monkeypatch, tmp_path):
+    """Our fake Hub on 127.0.0.1 (tests/fake_hub.py), with a token and online mode for this test only."""
+    from huggingface_hub import constants
+
+    from fake_hub import FakeHub
+
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)  # offline mode stays on for every other test
+    monkeypatch.setattr(constants, "HF_HUB_DISABLE_XET", True)  # the fake speaks git-LFS, not Xet
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf-home"))  # no stored token from this machine
+    monkeypatch.setenv("HF_TOKEN", HUB_TOKEN)
+    with FakeHub(token=HUB_TOKEN, lifetime=45) as server:
+        yield server

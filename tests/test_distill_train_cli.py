@@ -110,3 +110,12 @@ def test_vocabulary_mismatch_is_one_line(distill_world, tmp_path, capsys):
               "--train-file", str(distill_world["train"]), "--output-dir", str(tmp_path / "o"), "-q"])
     err = capsys.readouterr().err.strip()
     assert refused.value.code == 2 and err.count("\n") == 0 and "vocabulary" in err
+
+
+def test_push_to_hub_uploads_the_student_but_not_training_state(distill_world, tmp_path, hub, monkeypatch, capsys):
+    monkeypatch.setenv("HF_ENDPOINT", hub.url)
+    cli(distill_world, tmp_path / "pushed", "--push-to-hub", "me/student", "--save-steps", "1", steps=2)
+    assert (tmp_path / "pushed" / "checkpoint-2").is_dir()  # resume state exists locally ...
+    received = set(hub.files("me/student"))
+    assert {"model.safetensors", "config.json", "student.json", "ckptkit.json", "README.md"} <= received
+    assert not any(name.startswith(("checkpoint-", "teacher-cache/", "ranks/")) for name in received)  # ... not here

@@ -22,7 +22,7 @@ from ckptkit.hub.record import write_record
 from ckptkit.hub.upload import upload_folder
 from fake_hub import FakeHub
 
-TOKEN = "hf_fake_token_0123456789"
+from conftest import HUB_TOKEN as TOKEN  # noqa: E402
 RECORD = {
     "kind": "conversion", "command": "ckptkit convert model.ckpt out",
     "model": {"family": "bert", "model_class": "BertForMaskedLM", "pipeline_tag": "fill-mask"},
@@ -51,18 +51,6 @@ def folder(tmp_path) -> Path:
     (out / "teacher-cache").mkdir()
     (out / "teacher-cache" / "shard-0.safetensors").write_bytes(b"cached logits")
     return out
-
-
-@pytest.fixture
-def hub(monkeypatch, tmp_path):
-    from huggingface_hub import constants
-
-    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)  # conftest turns offline mode on for the rest
-    monkeypatch.setattr(constants, "HF_HUB_DISABLE_XET", True)  # the fake speaks git-LFS, not Xet
-    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf-home"))  # no stored token from this machine
-    monkeypatch.setenv("HF_TOKEN", TOKEN)
-    with FakeHub(token=TOKEN, lifetime=45) as server:
-        yield server
 
 
 def _local_files(folder: Path) -> dict[str, bytes]:

@@ -362,10 +362,6 @@ def weights_digest(model) -> str:
 
 
 def _push(folder: Path, repo_id: str) -> str:
-    try:
-        from ckptkit.hub.upload import upload_folder
-    except ImportError as e:
-        raise HubError("--push-to-hub needs ckptkit.hub.upload, which this build does not have",
-                       hint=f"upload later with `ckptkit upload {folder} --repo-id {repo_id}`") from e
-    result = upload_folder(folder, repo_id=repo_id)
-    return str(result)
+    from ckptkit.hub.upload import upload_folder
+
+    return upload_folder(folder, repo_id=repo_id, commit_message="Upload a student distilled by ckptkit").url
