@@ -14,7 +14,7 @@ from ckptkit.converters.convert import convert_checkpoint
 from ckptkit.converters.families.bert import GOOGLE_TO_HF_ACT
 from ckptkit.converters.families.electra import ELECTRA_TO_HF_ACT
 from ckptkit.converters.formats.tf1 import write_tf_checkpoint
-from ckptkit.errors import ConfigError
+from ckptkit.errors import ConfigError, PlanError
 from ckptkit.testing import tiny_wordpiece_vocab, with_adam_slots
 from ckptkit.testing_families import electra_hparams, electra_tf_variables
 
@@ -171,6 +171,36 @@ def test_hf_to_tf_joins_the_folders_with_shared_names(pretraining, tmp_path):
     assert hparams["embedding_size"] == 16 and hparams["generator_hidden_size"] == 0.75
 
 
+def test_verify_joined_checkpoint_against_part_folders(pretraining, tmp_path, capsys):
+    """`verify` pairs each part folder with its share of the one TF checkpoint, in both directions,
+    and catches a changed tensor in one part."""
+    import shutil
+
+    from safetensors.numpy import load_file, save_file
+
+    from ckptkit.cli import main
+    from ckptkit.converters.verify import verify_conversion
+
+    root, _, _ = pretraining
+    result = convert_checkpoint(str(root / "hf"), str(tmp_path / "back"), verify=True)
+    assert result.verification["passed"] and "mlm_logits of ElectraForMaskedLM" in result.verification["compared"]
+    for pair in ((root / "hf", tmp_path / "back"), (root / "tf", root / "hf")):
+        report = verify_conversion(*map(str, pair))
+        assert report.passed, report.problems
+        assert {r["output"] for r in report.outputs} >= {"discriminator: disc_logits", "generator: mlm_logits"}
+    shutil.copytree(root / "hf", tmp_path / "edited")
+    weights = tmp_path / "edited" / "generator" / "model.safetensors"
+    tensors = load_file(str(weights))
+    tensors["generator_predictions.dense.bias"] = tensors["generator_predictions.dense.bias"] + 1e-3
+    save_file(tensors, str(weights), metadata={"format": "pt"})
+    report = verify_conversion(str(tmp_path / "edited"), str(tmp_path / "back"))
+    bad = {r["name"] for r in report.tensors if not r["ok"]}
+    assert bad == {"generator: generator_predictions/dense/bias"} and not report.passed
+    with pytest.raises(SystemExit) as exited:
+        main(["verify", str(tmp_path / "edited"), str(tmp_path / "back")])
+    assert exited.value.code == 1 and "verification FAILED" in capsys.readouterr().out
+
+
 def test_classifier_and_official_task_head(tmp_path):
     import tensorflow as tf
 
@@ -186,10 +216,46 @@ def test_classifier_and_official_task_head(tmp_path):
     expected = (h @ variables["classifier/out_proj/kernel"] + variables["classifier/out_proj/bias"]).numpy()
     actual = run_hf(tmp_path / "hf", "ElectraForSequenceClassification", ids, mask).logits.numpy()
     assert np.max(np.abs(expected - actual)) < 1e-5
-    official = {k: a for k, a in variables.items() if not k.startswith("classifier/")}
-    official["task_specific/sst/dense/kernel"] = np.ones((DIMS["hidden"], 2), np.float32)
-    official["task_specific/sst/dense/bias"] = np.zeros(2, np.float32)
-    write(tmp_path / "official", official, slots=False)
-    result = convert_checkpoint(str(tmp_path / "official"), str(tmp_path / "hf2"))
-    assert result.plan.info["model_class"] == "ElectraModel"
-    assert any("one dense layer on [CLS]" in d.reason for d in result.plan.dropped)
+
+
+def official_task_head(labels: int, task: str = "mnli") -> dict[str, np.ndarray]:
+    """run_finetuning.py's variables: the encoder (no pooler) + task_specific/<task>/dense on [CLS]."""
+    variables = {k: a for k, a in electra_tf_variables(**DIMS, classifier_labels=1).items()
+                 if not k.startswith("classifier/")}
+    rng = np.random.default_rng(11)
+    variables[f"task_specific/{task}/dense/kernel"] = rng.standard_normal((DIMS["hidden"], labels)).astype(np.float32)
+    variables[f"task_specific/{task}/dense/bias"] = rng.standard_normal(labels).astype(np.float32)
+    return variables
+
+
+def test_official_task_head_converts_exactly(tmp_path):
+    """One dense on [CLS] held by ElectraForSequenceClassification's dense -> gelu -> out_proj, exactly."""
+    variables = official_task_head(labels=3)
+    write(tmp_path / "official", variables, hparams=electra_hparams(**DIMS, generator_hidden=24))
+    result = convert_checkpoint(str(tmp_path / "official"), str(tmp_path / "hf"), verify=True)
+    assert result.plan.info["model_class"] == "ElectraForSequenceClassification"
+    assert result.hf_config["id2label"] == {"0": "LABEL_0", "1": "LABEL_1", "2": "LABEL_2"}
+    assert {d.reason for d in result.plan.dropped if d.name.startswith("task_specific/")} == {"optimizer state"}
+    ids, mask = batch()
+    hidden = tf_electra(variables, ids, mask, scope="electra", heads=DIMS["heads"], project=True)
+    expected = (hidden[:, 0] @ variables["task_specific/mnli/dense/kernel"]
+                + variables["task_specific/mnli/dense/bias"]).numpy()
+    actual = run_hf(tmp_path / "hf", "ElectraForSequenceClassification", ids, mask).logits.numpy()
+    assert np.abs(expected).max() > 0.5  # logits far from zero, where gelu(z) - gelu(-z) = z is tested
+    assert np.max(np.abs(expected - actual)) < 1e-5
+
+
+def test_official_task_head_errors(tmp_path):
+    too_many = official_task_head(labels=DIMS["hidden"] // 2 + 1)
+    write(tmp_path / "wide", too_many, slots=False)
+    with pytest.raises(ConfigError, match="do not fit in 32 rows"):
+        convert_checkpoint(str(tmp_path / "wide"), str(tmp_path / "hf"))
+    two_tasks = {**official_task_head(labels=2), **{k.replace("mnli", "sst"): a
+                                                    for k, a in official_task_head(labels=2).items()
+                                                    if k.startswith("task_specific/")}}
+    write(tmp_path / "multi", two_tasks, slots=False)
+    with pytest.raises(PlanError, match="both map to 'electra.classifier|both map to 'classifier"):
+        convert_checkpoint(str(tmp_path / "multi"), str(tmp_path / "hf"))
+    result = convert_checkpoint(str(tmp_path / "multi"), str(tmp_path / "enc"), model_class="ElectraModel")
+    assert {d.name for d in result.plan.dropped} >= {"task_specific/mnli/dense/kernel", "task_specific/sst/dense/bias"}
+    assert not (tmp_path / "hf").exists()

@@ -23,7 +23,7 @@ from ckptkit.converters.config_io import find_companion, read_json_config, write
 from ckptkit.converters.families import detect_family, get_family
 from ckptkit.converters.families.base import Family, Part, cast_dtype, plan_hf_to_tf, plan_tf_to_hf
 from ckptkit.converters.formats import open_checkpoint
-from ckptkit.converters.formats.hub_folder import WEIGHT_FILES
+from ckptkit.converters.formats.hub_folder import WEIGHT_FILES, find_part_folders
 from ckptkit.converters.plan import Dropped, Plan, PlannedTensor, execute
 from ckptkit.converters.sinks import SINKS
 from ckptkit.converters.staging import staged_folder
@@ -444,23 +444,6 @@ def _write_prepared(prepared: Prepared, source: Checkpoint, source_path: str, fo
     return tokenizer, verification
 
 
-def find_part_folders(path: str) -> dict[str, str] | None:
-    """``{part: folder}`` when ``path`` is a folder of part folders (``discriminator/``, ``generator/``, each a
-    hub folder with config.json) as a multi-part conversion writes them; else None.
-
-    Example:
-        >>> find_part_folders("examples/tiny-bert") is None
-        True
-    """
-    if not os.path.isdir(path) or os.path.isfile(os.path.join(path, "config.json")):
-        return None
-    from ckptkit.converters.families import FAMILIES, get_family
-
-    names = {p.name for f in FAMILIES for p in get_family(f).hf_parts}
-    found = {n: os.path.join(path, n) for n in sorted(names) if os.path.isfile(os.path.join(path, n, "config.json"))}
-    return found or None
-
-
 def _convert_parts_to_tf(part_folders: dict[str, str], destination: str, options: ConversionOptions,
                          started: float) -> ConversionResult:
     """Several part folders (ELECTRA's discriminator and generator) -> one TF checkpoint with shared names."""
@@ -509,4 +492,11 @@ def _convert_parts_to_tf(part_folders: dict[str, str], destination: str, options
             if vocab:
                 shutil.copyfile(vocab, os.path.join(folder, "vocab.txt"))
             files = sorted(os.listdir(folder))
-    return ConversionResult(os.path.abspath(destination), plan, files, time.perf_counter() - started)
+            verification = None
+            if options.verify:
+                from ckptkit.converters.verify import verify_conversion
+
+                verification = verify_conversion(os.path.dirname(next(iter(part_folders.values()))), folder,
+                                                 family=family.name, raise_on_mismatch=True).summary()
+    return ConversionResult(os.path.abspath(destination), plan, files, time.perf_counter() - started,
+                            verification=verification)

@@ -100,6 +100,34 @@ def _reshape_shape(shapes, *shape):
     return tuple(shape)
 
 
+def _signed_pair_shape(shapes, rows):
+    if 2 * shapes[0][0] > rows:
+        raise ValueError(f"{shapes[0][0]} rows and their negations do not fit in {rows} rows")
+    return (rows, *shapes[0][1:])
+
+
+def _signed_pair(arrays, rows):
+    """``[x; -x; 0...]`` along axis 0: gelu(z) - gelu(-z) = z turns a dense+gelu+dense into a plain dense."""
+    x = arrays[0]
+    out = np.zeros((rows, *x.shape[1:]), dtype=x.dtype)
+    out[:len(x)], out[len(x):2 * len(x)] = x, -x
+    return out
+
+
+def _pair_difference_shape(shapes, width):
+    n = shapes[0][-1]
+    _signed_pair_shape([(n,)], width)
+    return (n, width)
+
+
+def _pair_difference(arrays, width):
+    """``[I, -I, 0...]`` of shape [n, width] for an input of shape [*, n]: row i picks z_i - z_(n+i)."""
+    n = arrays[0].shape[-1]
+    out = np.zeros((n, width), dtype=arrays[0].dtype)
+    out[np.arange(n), np.arange(n)], out[np.arange(n), n + np.arange(n)] = 1, -1
+    return out
+
+
 def _add_row_shape(shapes, row):
     if shapes[0][-1:] != shapes[1][-1:] or not 0 <= row < shapes[1][0]:
         raise ValueError(f"cannot add row {row} of {list(shapes[1])} to {list(shapes[0])}")
@@ -120,6 +148,9 @@ OPS: dict[str, Op] = {
     "take": Op(lambda shapes, axis, index: shapes[0][:axis] + shapes[0][axis + 1:], _take),
     "slice": Op(_slice_shape, _slice),
     "concat": Op(_concat_shape, lambda arrays, axis: np.concatenate(arrays, axis=axis), arity=-1),
+    "signed_pair": Op(_signed_pair_shape, _signed_pair),
+    "pair_difference": Op(_pair_difference_shape, _pair_difference),
+    "zeros": Op(lambda shapes: tuple(shapes[0]), lambda arrays: np.zeros_like(arrays[0])),
     "add_row": Op(_add_row_shape,
                   lambda arrays, row: arrays[0].astype(np.float64) + arrays[1][row].astype(np.float64), arity=2),
 }

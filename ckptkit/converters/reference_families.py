@@ -100,4 +100,8 @@ def electra_reference_forward(get: Getter, names: set[str], config: Mapping, inp
     if "classifier/dense/kernel" in names:
         h = ACTIVATIONS["gelu_erf"](dense(x[:, 0], get("classifier/dense/kernel"), get("classifier/dense/bias")))
         out["logits"] = dense(h, get("classifier/out_proj/kernel"), get("classifier/out_proj/bias"))
+    task_kernel = next((n for n in sorted(names) if n.startswith("task_specific/") and n.endswith("/dense/kernel")),
+                       None)
+    if task_kernel:  # run_finetuning.py: one dense on the [CLS] hidden state
+        out["logits"] = dense(x[:, 0], get(task_kernel), get(task_kernel[:-len("kernel")] + "bias"))
     return out

@@ -18,6 +18,7 @@ import numpy as np
 from ckptkit.converters.families import detect_family, get_family
 from ckptkit.converters.families.base import Family, Part, plan_hf_to_tf, plan_tf_to_hf
 from ckptkit.converters.formats import open_checkpoint
+from ckptkit.converters.formats.hub_folder import find_part_folders
 from ckptkit.converters.plan import Plan, PlannedTensor, materialize
 from ckptkit.converters.reference import fixed_inputs
 from ckptkit.converters.tensors import Checkpoint, dtype_by_name
@@ -243,6 +244,44 @@ def verify_conversion(source: str, output: str, *, family: str | None = None, fo
         part: for checkpoints holding several models (ELECTRA), which one ``output`` is
             (``discriminator`` / ``generator``); found from the shapes when None.
     """
+    part_folders = None if part else (find_part_folders(source) or find_part_folders(output))
+    if part_folders:
+        report = _verify_parts(source, output, part_folders, family=family, forward=forward)
+    else:
+        report = _verify_one(source, output, family=family, forward=forward, part=part)
+    if raise_on_mismatch and not report.passed:
+        bad = [r["name"] for r in report.tensors if not r["ok"]] + [r["output"] for r in report.outputs if not r["ok"]]
+        first = (report.problems + bad)[0]
+        raise VerificationError(f"verification failed: {len(report.problems) + len(bad)} mismatches, first: {first}",
+                                path=output, hint="run `ckptkit verify` for the full table")
+    return report
+
+
+def _verify_parts(source: str, output: str, part_folders: Mapping[str, str], *, family: str | None,
+                  forward: bool) -> VerifyReport:
+    """A folder of part folders (ELECTRA's discriminator/ and generator/) against the one TF checkpoint
+    they came from or were joined into: each part through its own plan and forward pass, then every
+    TF weight accounted for by some part. Rows are prefixed with the part's name."""
+    joined, parts_side = (output, source) if find_part_folders(source) else (source, output)
+    report = VerifyReport()
+    covered: set[str] = set()
+    for name, folder in part_folders.items():
+        pair = (folder, joined) if parts_side == source else (joined, folder)
+        one = _verify_one(*pair, family=family, forward=forward, part=name)
+        covered.update(r["name"] for r in one.tensors)
+        report.tensors += [{**r, "name": f"{name}: {r['name']}"} for r in one.tensors]
+        report.outputs += [{**r, "output": f"{name}: {r['output']}"} for r in one.outputs]
+        report.problems += [f"{name}: {p}" for p in one.problems]
+        if one.compared:
+            report.compared += ("; " if report.compared else "") + f"{name}: {one.compared}"
+    if parts_side == source:  # the joined TF checkpoint must hold nothing the parts did not produce
+        with open_checkpoint(joined) as tf_side:
+            extra = sorted(n for n, t in tf_side.items() if t.role == "weight" and n not in covered)
+        report.problems.extend(f"{n}: in the output but not produced from any part" for n in extra)
+    return report
+
+
+def _verify_one(source: str, output: str, *, family: str | None, forward: bool, part: str | None) -> VerifyReport:
     report = VerifyReport()
     with open_checkpoint(source) as src, open_checkpoint(output) as dst:
         plan, fam, direction, chosen = _plan_for(src, dst, get_family(family) if family else None, part)
@@ -253,9 +292,4 @@ def verify_conversion(source: str, output: str, *, family: str | None = None, fo
             hf_folder = hf_side.extras.get("folder") or output
             _compare_forward(fam, tf_side, hf_folder, hf_side.extras["config"], report,
                              view=_part_view(tf_side, chosen))
-    if raise_on_mismatch and not report.passed:
-        bad = [r["name"] for r in report.tensors if not r["ok"]] + [r["output"] for r in report.outputs if not r["ok"]]
-        first = (report.problems + bad)[0]
-        raise VerificationError(f"verification failed: {len(report.problems) + len(bad)} mismatches, first: {first}",
-                                path=output, hint="run `ckptkit verify` for the full table")
     return report

@@ -23,7 +23,8 @@ __all__ = ["Rule", "Transform", "TRANSFORMS", "ModelClass", "Family", "Part", "N
 @dataclass(frozen=True)
 class Rule:
     """One TF name pattern <-> one HF name pattern. ``{layer}`` is the layer index; ``{base}``
-    the HF base-model prefix of the chosen class (``bert.`` or empty)."""
+    the HF base-model prefix of the chosen class (``bert.`` or empty); ``{task}`` (TF side only)
+    any one name component. Several rules may read the same TF name (one output each)."""
 
     tf: str
     hf: str
@@ -34,10 +35,11 @@ class Rule:
 
 @dataclass(frozen=True)
 class Transform:
-    """Steps from the TF layout to the HF layout and back, given the source shape and HF config."""
+    """Steps from the TF layout to the HF layout and back, given the source shape and HF config.
+    Without ``to_tf`` the transform is one-way: its rules only read TF checkpoints."""
 
     to_hf: Callable[[tuple[int, ...], Mapping], tuple[Step, ...]]
-    to_tf: Callable[[tuple[int, ...], Mapping], tuple[Step, ...]]
+    to_tf: Callable[[tuple[int, ...], Mapping], tuple[Step, ...]] | None
 
 
 def _no_steps(shape, config) -> tuple[Step, ...]:
@@ -67,6 +69,12 @@ TRANSFORMS: dict[str, Transform] = {
     "out_3d": Transform(
         lambda s, c: (Step("reshape", (s[0] * s[1], s[2])), Step("transpose", (1, 0))),
         lambda s, c: (Step("transpose", (1, 0)), Step("reshape", (c["num_attention_heads"], _head_size(c), s[0])))),
+    # One dense [hidden, labels] as dense -> gelu -> dense (ELECTRA's official fine-tuning head in
+    # ElectraForSequenceClassification): the first dense computes [z; -z; 0...], the second z = gelu(z) - gelu(-z).
+    "signed_pair_kernel": Transform(lambda s, c: (Step("transpose", (1, 0)), Step("signed_pair", (s[0],))), None),
+    "signed_pair_bias": Transform(lambda s, c: (Step("signed_pair", (c["hidden_size"],)),), None),
+    "pair_difference": Transform(lambda s, c: (Step("pair_difference", (s[0],)),), None),
+    "zeros": Transform(lambda s, c: (Step("zeros"),), None),
 }
 
 
@@ -148,7 +156,9 @@ class Family:
                         hint="choose one with --model-class")
 
 
-_LAYER = r"(?P<layer>\d+)"
+# Placeholders in rule patterns -> what they match.
+_PLACEHOLDERS = {"{layer}": r"(?P<layer>\d+)", "{task}": r"(?P<task>[^/]+)"}
+_PLACEHOLDER = re.compile("(" + "|".join(re.escape(p) for p in _PLACEHOLDERS) + ")")
 
 
 class NameTable:
@@ -165,13 +175,13 @@ class NameTable:
 
     def __init__(self, rules: Sequence[Rule], *, prefix: str):
         def compile_(pattern: str) -> re.Pattern:
-            parts = pattern.replace("{base}", prefix).split("{layer}")
-            return re.compile(_LAYER.join(re.escape(p) for p in parts) + r"\Z")
+            parts = _PLACEHOLDER.split(pattern.replace("{base}", prefix))
+            return re.compile("".join(_PLACEHOLDERS.get(p) or re.escape(p) for p in parts) + r"\Z")
 
         self.rules = tuple(rules)
         self.prefix = prefix
         self._tf = [(compile_(r.tf), r) for r in rules]
-        self._hf = [(compile_(r.hf), r) for r in rules]
+        self._hf = [(compile_(r.hf), r) for r in rules if TRANSFORMS[r.transform].to_tf is not None]
 
     @staticmethod
     def _lookup(table, name: str, target: Callable[[Rule], str], prefix: str):
@@ -179,14 +189,17 @@ class NameTable:
             m = pattern.match(name)
             if m:
                 layer = m.groupdict().get("layer")
-                return target(rule).replace("{base}", prefix).replace("{layer}", layer or ""), rule, layer
-        return None
+                yield target(rule).replace("{base}", prefix).replace("{layer}", layer or ""), rule, layer
 
     def tf_to_hf(self, name: str) -> tuple[str, Rule, str | None] | None:
-        return self._lookup(self._tf, name, lambda r: r.hf, self.prefix)
+        return next(self._lookup(self._tf, name, lambda r: r.hf, self.prefix), None)
+
+    def tf_to_hf_all(self, name: str) -> list[tuple[str, Rule, str | None]]:
+        """Every output a TF name feeds (usually one)."""
+        return list(self._lookup(self._tf, name, lambda r: r.hf, self.prefix))
 
     def hf_to_tf(self, name: str) -> tuple[str, Rule, str | None] | None:
-        return self._lookup(self._hf, name, lambda r: r.tf, self.prefix)
+        return next(self._lookup(self._hf, name, lambda r: r.tf, self.prefix), None)
 
     def expected(self, groups: frozenset[str], num_layers: int, *, side: str) -> set[str]:
         """Every required name of ``groups`` on one side (``tf`` or ``hf``) for ``num_layers`` layers."""
@@ -241,15 +254,10 @@ def plan_tf_to_hf(family: Family, source: Mapping[str, LazyTensor], *, hf_config
         dropped.extend(Dropped(name, reason) for name, reason in reasons.items() if reason)
         weights = [name for name in weights if not reasons[name]]
     probe = NameTable(family.rules, prefix="")
-    matched: dict[str, tuple[Rule, str | None]] = {}
-    unknown = []
-    for name in weights:
-        hit = probe.tf_to_hf(tf_rename(name) if tf_rename else name)
-        if hit is None:
-            unknown.append(name)
-        else:
-            matched[name] = (hit[1], hit[2])
-    heads = frozenset(rule.group for rule, _ in matched.values()) - {"base", "pooler"}
+    canonical = {name: tf_rename(name) if tf_rename else name for name in weights}
+    matched = {name: [hit[1] for hit in probe.tf_to_hf_all(canonical[name])] for name in weights}
+    unknown = [name for name, rules in matched.items() if not rules]
+    heads = frozenset(rule.group for rules in matched.values() for rule in rules) - {"base", "pooler"}
     cls = family.model_class(model_class) if model_class else family.class_for_heads(heads)
     missing_heads = cls.heads - heads
     if missing_heads:
@@ -257,19 +265,21 @@ def plan_tf_to_hf(family: Family, source: Mapping[str, LazyTensor], *, hf_config
                         hint="choose another --model-class")
     _unknown(unknown, family, allow_unused, dropped, "TF")
     table = NameTable(family.rules, prefix=cls.prefix)
-    outputs = []
-    for name, (rule, layer) in matched.items():
-        if rule.group not in cls.groups:
-            dropped.append(Dropped(name, f"'{rule.group}' head is not part of {cls.name}"))
+    outputs: list[PlannedTensor] = []
+    for name, rules in matched.items():
+        if rules and rules[0].group not in cls.groups:
+            dropped.append(Dropped(name, f"'{rules[0].group}' head is not part of {cls.name}"))
             continue
-        hf_name = table.tf_to_hf(tf_rename(name) if tf_rename else name)[0]
         tensor = source[name]
-        steps = TRANSFORMS[rule.transform].to_hf(tensor.shape, hf_config)
-        try:
-            shape = output_shape([tensor.shape], steps)
-        except ValueError as e:
-            raise ConfigError(f"tensor {name!r} of shape {list(tensor.shape)} does not fit the config ({e})") from e
-        outputs.append(PlannedTensor(hf_name, (name,), steps, cast_dtype(tensor.dtype, dtype), shape))
+        for hf_name, rule, _ in table.tf_to_hf_all(canonical[name]):
+            steps = TRANSFORMS[rule.transform].to_hf(tensor.shape, hf_config)
+            try:
+                shape = output_shape([tensor.shape], steps)
+            except ValueError as e:
+                raise ConfigError(f"tensor {name!r} of shape {list(tensor.shape)} does not fit the config ({e})"
+                                  ) from e
+            outputs.append(PlannedTensor(hf_name, (name,), steps, cast_dtype(tensor.dtype, dtype), shape))
+    _check_single_source(outputs)
     num_layers = int(hf_config["num_hidden_layers"])
     missing = sorted(table.expected(cls.groups, num_layers, side="hf") - {t.name for t in outputs})
     if missing:
@@ -317,6 +327,17 @@ def plan_hf_to_tf(family: Family, source: Mapping[str, LazyTensor], *, hf_config
     _unknown(unknown, family, allow_unused, dropped, "HF")
     outputs.sort(key=lambda t: t.name.encode())
     return Plan(outputs, dropped, {"family": family.name, "model_class": cls.name, "direction": "hf->tf"})
+
+
+def _check_single_source(outputs: Sequence[PlannedTensor]) -> None:
+    """Two source tensors mapping to one output (e.g. a multi-task checkpoint's heads) is an error naming both."""
+    first: dict[str, str] = {}
+    for planned in outputs:
+        other = first.setdefault(planned.name, planned.inputs[0])
+        if other != planned.inputs[0]:
+            raise PlanError(f"{other!r} and {planned.inputs[0]!r} both map to {planned.name!r}",
+                            hint="the checkpoint holds two heads of one kind (several fine-tuning tasks?); "
+                                 "--model-class with the base model converts the encoder alone")
 
 
 def _natural_key(name: str) -> list:

@@ -20,10 +20,12 @@ ELECTRA's ``gelu`` is the exact erf form (``tf.math.erf``), which transformers a
 unlike BERT and BigBird it maps to itself. transformers' ``ElectraGeneratorPredictions`` always uses
 ``gelu``, so a generator trained with another activation is refused.
 
-Fine-tuned classifiers: the official fine-tuning head (``task_specific/<task>/dense``, one dense layer
-on [CLS]) has no exact equivalent in ``ElectraForSequenceClassification`` (dense -> gelu -> out_proj)
-and is dropped with that reason; a two-layer head saved as ``classifier/dense`` + ``classifier/out_proj``
-(transformers' TF head names) converts to ``ElectraForSequenceClassification``.
+Fine-tuned classifiers: the official fine-tuning head (run_finetuning.py: ``task_specific/<task>/dense``,
+one dense layer on the [CLS] hidden state, no pooler) becomes ``ElectraForSequenceClassification``, whose
+head is dense -> gelu -> out_proj. The identity gelu(z) - gelu(-z) = z makes that exact: ``classifier.dense``
+computes [z; -z; 0...] (z = the task's logits) and ``out_proj`` subtracts the two halves. This needs
+2 * num_labels <= hidden_size; the result equals the TF logits to float rounding. Going back to TF writes
+transformers' head names (``classifier/dense`` + ``classifier/out_proj``), which also convert here.
 
 Example:
     >>> parts = ELECTRA.split({"electra/encoder/layer_0/output/dense/kernel": (8, 8),
@@ -81,6 +83,11 @@ ELECTRA_RULES: tuple[Rule, ...] = (
     Rule("classifier/dense/bias", "classifier.dense.bias", group="classifier"),
     Rule("classifier/out_proj/kernel", "classifier.out_proj.weight", "transpose", "classifier"),
     Rule("classifier/out_proj/bias", "classifier.out_proj.bias", group="classifier"),
+    # run_finetuning.py's one-dense head, exactly (one-way: see the module docstring).
+    Rule("task_specific/{task}/dense/kernel", "classifier.dense.weight", "signed_pair_kernel", "classifier", True),
+    Rule("task_specific/{task}/dense/kernel", "classifier.out_proj.weight", "pair_difference", "classifier", True),
+    Rule("task_specific/{task}/dense/bias", "classifier.dense.bias", "signed_pair_bias", "classifier", True),
+    Rule("task_specific/{task}/dense/bias", "classifier.out_proj.bias", "zeros", "classifier", True),
 )
 
 ELECTRA_CLASSES: tuple[ModelClass, ...] = (
@@ -94,9 +101,6 @@ ELECTRA_CLASSES: tuple[ModelClass, ...] = (
 
 _GEN_SCOPES = ("generator/", "generator_predictions/")
 _DISC_ONLY = ("electra/encoder/", "electra/embeddings_project/", "discriminator_predictions/")
-_OFFICIAL_TASK_HEAD = "task_specific/"
-_TASK_HEAD_REASON = ("official ELECTRA fine-tuning head (one dense layer on [CLS]): transformers' "
-                     "ElectraForSequenceClassification (dense -> gelu -> out_proj) cannot hold it exactly")
 
 
 def _generator_rename(name: str) -> str:
@@ -109,8 +113,6 @@ def _generator_unrename(name: str) -> str:
 
 
 def _exclude_generator(name: str) -> str | None:
-    if name.startswith(_OFFICIAL_TASK_HEAD):
-        return _TASK_HEAD_REASON
     return "generator weights (converted into the generator folder)" if name.startswith(_GEN_SCOPES) else None
 
 

@@ -14,7 +14,7 @@ import os
 from ckptkit.converters.tensors import Checkpoint
 from ckptkit.errors import CheckpointNotFoundError
 
-__all__ = ["open_hub_folder", "read_config", "WEIGHT_FILES"]
+__all__ = ["open_hub_folder", "read_config", "find_part_folders", "WEIGHT_FILES"]
 
 # Preference order: the first weights file present is read. (file name, format module opener)
 WEIGHT_FILES: tuple[tuple[str, str], ...] = (
@@ -50,3 +50,20 @@ def open_hub_folder(path: str) -> Checkpoint:
             return ckpt
     raise CheckpointNotFoundError("no weights in hub folder", path=path,
                                   hint="expected " + " or ".join(name for name, _ in WEIGHT_FILES))
+
+
+def find_part_folders(path: str) -> dict[str, str] | None:
+    """``{part: folder}`` when ``path`` is a folder of part folders (``discriminator/``, ``generator/``, each a
+    hub folder with config.json) as a multi-part conversion writes them; else None.
+
+    Example:
+        >>> find_part_folders("examples/tiny-bert") is None
+        True
+    """
+    if not os.path.isdir(path) or os.path.isfile(os.path.join(path, "config.json")):
+        return None
+    from ckptkit.converters.families import FAMILIES, get_family
+
+    names = {p.name for f in FAMILIES for p in get_family(f).hf_parts}
+    found = {n: os.path.join(path, n) for n in sorted(names) if os.path.isfile(os.path.join(path, n, "config.json"))}
+    return found or None
