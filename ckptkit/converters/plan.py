@@ -18,6 +18,8 @@ Example:
 from __future__ import annotations
 
 import json
+import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Callable, Iterable, Mapping, Protocol, Sequence
 
@@ -181,11 +183,41 @@ def _pipeline(planned: PlannedTensor, arrays: Sequence[np.ndarray]) -> np.ndarra
     return values[0]
 
 
-_TILE = 128  # 128x128 tiles keep a transposing copy in cache: ~4x faster than one np.copyto
+_TILE = 256  # 256x256 tiles keep a transposing copy in cache: ~4x faster than one np.copyto
+_THREADED_BYTES = 4 << 20  # below this a second thread costs more than it saves
+_pool: ThreadPoolExecutor | None = None
+
+
+def _copy_tiles(out: np.ndarray, value: np.ndarray, first_row: int, end_row: int) -> None:
+    for i in range(first_row, end_row, _TILE):
+        for j in range(0, value.shape[1], _TILE):
+            out[i:i + _TILE, j:j + _TILE] = value[i:i + _TILE, j:j + _TILE]
+
+
+def _threads() -> int:
+    return max(1, min(4, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1))
+
+
+def _tiled_copy(out: np.ndarray, value: np.ndarray) -> None:
+    """A transposing copy in row bands, one per core (NumPy releases the GIL while copying a tile)."""
+    global _pool
+    threads = _threads() if value.nbytes >= _THREADED_BYTES else 1
+    rows = value.shape[0]
+    band = -(-rows // threads // _TILE) * _TILE
+    bands = [(start, min(start + band, rows)) for start in range(0, rows, band)]
+    if len(bands) == 1:
+        _copy_tiles(out, value, *bands[0])
+        return
+    if _pool is None:
+        _pool = ThreadPoolExecutor(_threads(), thread_name_prefix="ckptkit-copy")
+    pending = [_pool.submit(_copy_tiles, out, value, *b) for b in bands[1:]]
+    _copy_tiles(out, value, *bands[0])
+    for future in pending:
+        future.result()
 
 
 def copy_into(out: np.ndarray, value: np.ndarray) -> None:
-    """Copy (and cast) ``value`` into ``out``, tiling transposed 2-D copies for speed.
+    """Copy (and cast) ``value`` into ``out``, tiling transposed 2-D copies (on every core) for speed.
 
     Example:
         >>> a = np.arange(6, dtype=np.float32).reshape(2, 3); out = np.empty((3, 2), np.float16)
@@ -193,10 +225,7 @@ def copy_into(out: np.ndarray, value: np.ndarray) -> None:
         [[0.0, 3.0], [1.0, 4.0], [2.0, 5.0]]
     """
     if value.ndim == 2 and not value.flags.c_contiguous and value.size >= _TILE * _TILE:
-        rows, cols = value.shape
-        for i in range(0, rows, _TILE):
-            for j in range(0, cols, _TILE):
-                out[i:i + _TILE, j:j + _TILE] = value[i:i + _TILE, j:j + _TILE]
+        _tiled_copy(out, value)
         return
     np.copyto(out, value.reshape(out.shape) if value.shape != out.shape else value, casting="unsafe")
 

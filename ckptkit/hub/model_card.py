@@ -345,7 +345,7 @@ def render_model_card(folder: str | os.PathLike, *, language: str | Iterable[str
         >>> text.startswith("---")  # doctest: +SKIP
         True
     """
-    from huggingface_hub import ModelCard, ModelCardData
+    from huggingface_hub.repocard_data import ModelCardData  # not ModelCard: that imports the whole Hub client
 
     folder = Path(folder)
     record = read_record(folder)
@@ -372,8 +372,7 @@ def render_model_card(folder: str | os.PathLike, *, language: str | Iterable[str
     )
     body = "\n\n".join(s for s in (section(ctx) for section in SECTIONS) if s)
     tail = f"\n\n{user_text}\n" if user_text else "\n"
-    content = f"---\n{data.to_yaml()}\n---\n{GENERATED}\n\n{body}\n\n{MARKER}{tail}"
-    return str(ModelCard(content))
+    return f"---\n{data.to_yaml()}\n---\n{GENERATED}\n\n{body}\n\n{MARKER}{tail}"
 
 
 def write_model_card(folder: str | os.PathLike, *, language: str | Iterable[str] | None = None,
