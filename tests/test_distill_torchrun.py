@@ -2,6 +2,7 @@
 
 Same global batch (2 x 4 vs 1 x 8), same seed and data order, deterministic masking and no dropout:
 the two runs differ only by how gradients are averaged (mean of per-rank means vs one mean).
+The per-term losses logged under DDP are averaged over both ranks.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ def test_two_process_ddp_matches_single_process(tmp_path):
     student = make_student(teacher, tmp_path / "student", [1])
     common = ["distill", "train", "--teacher", str(teacher), "--student", str(student), "--train-file", str(corpus),
               "--max-seq-length", "32", "--max-steps", "6", "--learning-rate", "1e-3", "--use-cpu", "--seed", "0",
-              "--logging-steps", "2", "-q", "--json"]
+              "--logging-steps", "1", "-q", "--json"]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
     ddp = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
                           "--master_addr", "127.0.0.1", "--master_port", str(free_port()), "-m", "ckptkit", *common,
@@ -56,3 +57,12 @@ def test_two_process_ddp_matches_single_process(tmp_path):
     differ = max(float((a[name] - b[name]).abs().max()) for name in a)      # how far the two runs are apart
     print(f"max update {moved:.3g}, max DDP-vs-single difference {differ:.3g}")
     assert moved > 1e-3 and differ < 0.02 * moved
+
+    # Step 1 runs before any update, on the same 8 blocks: the per-term losses logged under DDP are the
+    # mean over both ranks (rank 0 alone saw only half the blocks), so they equal the single run's.
+    first = {name: json.loads((tmp_path / name / "train_log.jsonl").read_text().splitlines()[0])
+             for name in ("ddp", "single")}
+    for key in ("loss_ce", "loss_cos"):  # means over every position: equal counts on both ranks
+        assert first["ddp"][key] == pytest.approx(first["single"][key], rel=2e-5, abs=1e-6), key
+    for key in ("loss", "loss_mlm", "top1_agreement"):  # means over masked positions: per-rank counts differ
+        assert first["ddp"][key] == pytest.approx(first["single"][key], rel=0.05), key

@@ -128,11 +128,19 @@ class _Meter:
         self.steps += 1
         self.tokens += tokens
 
-    def pop(self, prefix: str, world_size: int) -> dict[str, float]:
+    def pop(self, prefix: str, device: torch.device | None = None) -> dict[str, float]:
+        """Means since the last pop, over every process when distributed (a collective: all ranks call it)."""
         elapsed = max(time.perf_counter() - self.since, 1e-9)
-        out = {f"{prefix}{name}": value / max(1, self.steps) for name, value in self.sums.items()}
-        if self.tokens and not prefix:
-            out["tokens_per_second"] = self.tokens * world_size / elapsed
+        names = sorted(self.sums)
+        totals = [self.sums[name] for name in names] + [float(self.steps), float(self.tokens)]
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            packed = torch.tensor(totals, dtype=torch.float64, device=device)
+            torch.distributed.all_reduce(packed)
+            totals = packed.tolist()
+        steps, tokens = totals[-2], totals[-1]
+        out = {f"{prefix}{name}": value / max(1.0, steps) for name, value in zip(names, totals)}
+        if tokens and not prefix:
+            out["tokens_per_second"] = tokens / elapsed
         self.__init__()
         return out
 
@@ -152,7 +160,8 @@ class DistillationTrainer(Trainer):
 
     The teacher runs in eval mode under ``torch.inference_mode`` in the student's precision, on
     this process's device (one teacher per process under DDP), or is read from ``teacher_cache``.
-    Logged per step: ``loss_<term>``, ``top1_agreement``, ``tokens_per_second``, learning rate.
+    Logged per step: ``loss_<term>``, ``top1_agreement``, ``tokens_per_second``, learning rate; under
+    DDP each is the mean (tokens/s the sum) over all processes.
 
     Example:
         >>> DistillationTrainer(model=student, args=args, teacher=teacher, options=DistillOptions(),  # doctest: +SKIP
@@ -215,7 +224,7 @@ class DistillationTrainer(Trainer):
 
     def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
         if "loss" in logs:
-            logs.update(self._meters[True].pop("", self.args.world_size))
+            logs.update(self._meters[True].pop("", self.args.device))
         elif "eval_loss" in logs:
-            logs.update(self._meters[False].pop("eval_", self.args.world_size))
+            logs.update(self._meters[False].pop("eval_", self.args.device))
         super().log(logs, start_time)
