@@ -1,4 +1,5 @@
-"""`torchrun --nproc_per_node 2 -m ckptkit distill train` on CPU (gloo): DDP replicas agree, and match one process.
+"""`torchrun --nproc_per_node 2 -m ckptkit distill train` on CPU (gloo): DDP replicas agree, match one process,
+and `accelerate launch` of the same command gives the same result.
 
 Same global batch (2 x 4 vs 1 x 8), same seed and data order, deterministic masking and no dropout:
 the two runs differ only by how gradients are averaged (mean of per-rank means vs one mean).
@@ -57,6 +58,18 @@ def test_two_process_ddp_matches_single_process(tmp_path):
     differ = max(float((a[name] - b[name]).abs().max()) for name in a)      # how far the two runs are apart
     print(f"max update {moved:.3g}, max DDP-vs-single difference {differ:.3g}")
     assert moved > 1e-3 and differ < 0.02 * moved
+
+    # `accelerate launch` (its multi-process launcher, on CPU) runs the same command unchanged: same DDP result.
+    accelerate = os.path.join(os.path.dirname(sys.executable), "accelerate")
+    launched = subprocess.run([accelerate, "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
+                               "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port",
+                               str(free_port()), "-m", "ckptkit", *common, "--output-dir", str(tmp_path / "accelerate"),
+                               "--per-device-train-batch-size", "4"], capture_output=True, text=True, env=env,
+                              timeout=300)
+    assert launched.returncode == 0, launched.stderr[-3000:]
+    assert json.loads(launched.stdout)["world_size"] == 2
+    c = load_file(tmp_path / "accelerate" / "model.safetensors")
+    assert max(float((a[name] - c[name]).abs().max()) for name in a) < 1e-6
 
     # Step 1 runs before any update, on the same 8 blocks: the per-term losses logged under DDP are the
     # mean over both ranks (rank 0 alone saw only half the blocks), so they equal the single run's.

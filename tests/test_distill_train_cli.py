@@ -52,6 +52,42 @@ def test_outputs_and_exact_resume(distill_world, tmp_path, capsys):
         torch.testing.assert_close(resumed[name], tensor, rtol=1e-5, atol=1e-6, msg=name)
 
 
+@pytest.mark.parametrize("precision", ["bf16", "fp16"])
+def test_mixed_precision_on_cpu_with_tensorboard(distill_world, tmp_path, capsys, precision):
+    """--bf16/--fp16 run the student under autocast and the teacher in that dtype; the first step's KD loss
+    matches a float32 run's to the dtype's precision, and --report-to tensorboard writes the same scalars."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    cli(distill_world, tmp_path / "fp32", "--json", "--logging-steps", "1", steps=3)
+    fp32 = json.loads(capsys.readouterr().out)
+    out = tmp_path / precision
+    cli(distill_world, out, "--json", "--logging-steps", "1", f"--{precision}", "--report-to", "tensorboard", steps=3)
+    report = json.loads(capsys.readouterr().out)
+    dtype = {"bf16": "bfloat16", "fp16": "float16"}[precision]
+    assert report["precision"] == dtype and report["teacher_dtype"] == dtype and fp32["precision"] == "float32"
+    assert report["losses"]["ce"]["first"] == pytest.approx(fp32["losses"]["ce"]["first"], rel=0.05)
+    assert report["losses"]["ce"]["first"] != fp32["losses"]["ce"]["first"]  # it really ran in low precision
+    weights = load_file(out / "model.safetensors")
+    assert {t.dtype for t in weights.values()} == {torch.float32}  # float32 master weights are saved
+    events = EventAccumulator(str(next((out / "runs").iterdir()))).Reload()
+    logged = [json.loads(line)["loss_ce"] for line in (out / "train_log.jsonl").read_text().splitlines()
+              if "loss_ce" in line]
+    assert [e.value for e in events.Scalars("train/loss_ce")] == pytest.approx(logged, rel=1e-6)
+
+
+def test_report_to_without_its_package_is_one_line(distill_world, tmp_path, capsys, monkeypatch):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name.startswith("tensorboard")
+                        else real(name, *a))
+    with pytest.raises(SystemExit) as exited:
+        cli(distill_world, tmp_path / "tb", "--report-to", "tensorboard")
+    err = capsys.readouterr().err
+    assert exited.value.code == 2 and "needs the tensorboard package" in err and "ckptkit[tensorboard]" in err
+    assert "Traceback" not in err and not (tmp_path / "tb").exists()
+
+
 def test_teacher_cache_is_built_once_and_reused(distill_world, tmp_path, capsys):
     out = tmp_path / "cached"
     cli(distill_world, out, "--cache-teacher", "--alpha-mse", "1", "--json", steps=12)

@@ -43,6 +43,26 @@ TRAINING_DEFAULTS: dict[str, Any] = {
 }
 
 
+# --report-to integration -> (modules that provide it, the pip package to install)
+REPORTERS: dict[str, tuple[tuple[str, ...], str]] = {
+    "tensorboard": (("tensorboard", "tensorboardX"), "ckptkit[tensorboard]"),
+    "wandb": (("wandb",), "wandb"),
+    "mlflow": (("mlflow",), "mlflow"),
+}
+
+
+def check_reporters(report_to: str | Sequence[str] | None) -> None:
+    """A one-line error for a ``--report-to`` integration whose package is not installed."""
+    import importlib.util
+
+    names = report_to.split(",") if isinstance(report_to, str) else list(report_to or [])
+    for name in (n.strip() for n in names):
+        modules, package = REPORTERS.get(name, ((), ""))
+        if modules and not any(importlib.util.find_spec(m) for m in modules):
+            raise UsageError(f"--report-to {name} needs the {modules[0]} package, which is not installed",
+                             hint=f"pip install '{package}', or --report-to none")
+
+
 def resolve_weights(objective: str, overrides: dict[str, float | None] | None = None) -> LossWeights:
     """The objective's default weights with the given (non-None) ones replaced.
 
@@ -222,6 +242,7 @@ def train_student(*, student: str | os.PathLike, train_files: Sequence[str | os.
     args_dict = {**TRAINING_DEFAULTS, "output_dir": str(out), "remove_unused_columns": False,
                  "disable_tqdm": quiet, "ddp_find_unused_parameters": objective == "hidden",
                  **(training_args or {})}
+    check_reporters(args_dict.get("report_to"))
     if validation_files:
         args_dict.setdefault("eval_strategy", "steps")
         args_dict.setdefault("eval_steps", args_dict["save_steps"])
@@ -308,6 +329,9 @@ def train_student(*, student: str | os.PathLike, train_files: Sequence[str | os.
         "mlm_smoothing": mlm_smoothing, "learning_rate": args.learning_rate,
         "global_batch_size": args.per_device_train_batch_size * args.gradient_accumulation_steps * args.world_size,
         "world_size": args.world_size, "train_runtime_s": round(runtime, 2),
+        "precision": str(trainer.compute_dtype).removeprefix("torch."),
+        "teacher_dtype": str(next(trainer.teacher.parameters()).dtype).removeprefix("torch.")
+        if trainer.teacher is not None else None,
         "tokens_per_second": round(float(train_rows[-1].get("tokens_per_second", 0.0)), 1) if train_rows else None,
         "losses": _loss_summary(history, weights),
         "top1_agreement": {"first": agreement[0], "last": agreement[-1]} if agreement else None,
