@@ -5,10 +5,10 @@
 set -euo pipefail
 BIN=${1:-.venv/bin}
 cd "$(dirname "$0")/.."
-OUT=demo-out
+OUT=${CKPTKIT_DEMO_OUT:-demo-out}
 rm -rf "$OUT"
 echo "== 1. inspect the TF checkpoint (weights, Adam slots, global_step)"
-"$BIN/ckptkit" inspect examples/tiny-bert | head -n 8
+"$BIN/ckptkit" inspect examples/tiny-bert --quiet   # the summary; without --quiet every tensor is listed
 echo "== 2. convert to a hub folder and verify it against the TF variables"
 "$BIN/ckptkit" convert examples/tiny-bert "$OUT/tiny-bert" --verify --language en --license apache-2.0
 echo "== 3. load it with plain transformers (no trust_remote_code)"
