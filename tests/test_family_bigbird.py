@@ -27,6 +27,7 @@ from ckptkit.converters.formats import open_checkpoint
 from ckptkit.converters.formats.tf1 import write_tf_checkpoint
 from ckptkit.testing import with_adam_slots
 from ckptkit.testing_families import bigbird_tf_config, bigbird_tf_variables
+from tf_save import assert_tensorflow_reads
 
 DIMS = dict(vocab_size=90, hidden=32, layers=2, heads=4, intermediate=64, max_positions=64)
 SLOTS = ("AdamWeightDecayOptimizer", "AdamWeightDecayOptimizer_1")
@@ -201,12 +202,7 @@ def test_hf_to_tf_official_names_shapes_and_round_trip(converted, tmp_path):
     root, variables, _ = converted
     result = convert_checkpoint(str(root / "hf"), str(tmp_path / "back"), global_step=1000, verify=True)
     assert result.verification["passed"]
-    reader = tf.train.load_checkpoint(str(tmp_path / "back"))
-    shapes = reader.get_variable_to_shape_map()
-    assert set(shapes) == set(variables) | {"global_step"}
-    for name, value in variables.items():
-        assert tuple(shapes[name]) == value.shape, name
-        np.testing.assert_array_equal(reader.get_tensor(name), value)
+    reader = assert_tensorflow_reads(str(tmp_path / "back"), variables, extra={"global_step"})
     assert reader.get_variable_to_dtype_map()["transform/kernel"] == tf.float32
     tf_config = json.loads((tmp_path / "back" / "pretrain.config").read_text())
     assert (tf_config["num_rand_blocks"], tf_config["rescale_embedding"], tf_config["hidden_act"]) == (1, True, "gelu")

@@ -17,6 +17,7 @@ from ckptkit.converters.formats.tf1 import write_tf_checkpoint
 from ckptkit.errors import ConfigError, PlanError
 from ckptkit.testing import tiny_wordpiece_vocab, with_adam_slots
 from ckptkit.testing_families import electra_hparams, electra_tf_variables
+from tf_save import assert_tensorflow_reads
 
 DIMS = dict(vocab_size=90, embedding=16, hidden=32, layers=2, heads=2, intermediate=64, max_positions=40)
 GEN = dict(generator_hidden=24, generator_heads=3)
@@ -155,16 +156,9 @@ def test_part_option_and_generator_heads(pretraining, tmp_path):
 
 
 def test_hf_to_tf_joins_the_folders_with_shared_names(pretraining, tmp_path):
-    import tensorflow as tf
-
     root, variables, _ = pretraining
     result = convert_checkpoint(str(root / "hf"), str(tmp_path / "back"), global_step=10)
-    reader = tf.train.load_checkpoint(str(tmp_path / "back"))
-    shapes = reader.get_variable_to_shape_map()
-    assert set(shapes) == set(variables) | {"global_step"}
-    for name, value in variables.items():
-        assert tuple(shapes[name]) == value.shape, name
-        np.testing.assert_array_equal(reader.get_tensor(name), value)
+    assert_tensorflow_reads(str(tmp_path / "back"), variables, extra={"global_step"})
     shared = [d for d in result.plan.dropped if d.reason.startswith("shared TF variable")]
     assert len(shared) == 5 and all(d.name.startswith("generator:electra.embeddings.") for d in shared)
     hparams = json.loads((tmp_path / "back" / "hparams.json").read_text())

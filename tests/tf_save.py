@@ -35,3 +35,17 @@ def tf1_restore(prefix: str, shapes: dict[str, tuple], dtypes: dict[str, np.dtyp
         with tf.compat.v1.Session(graph=graph) as session:
             saver.restore(session, prefix)
             return {name: session.run(v) for name, v in tf_vars.items()}
+
+
+def assert_tensorflow_reads(path: str, variables: dict[str, np.ndarray], *, extra: set[str] = frozenset()):
+    """TensorFlow's own reader finds exactly ``variables`` (+ ``extra`` names) at ``path``, with equal
+    shapes and values; returns the reader for further checks."""
+    import tensorflow as tf
+
+    reader = tf.train.load_checkpoint(path)
+    shapes = reader.get_variable_to_shape_map()
+    assert set(shapes) == set(variables) | set(extra)
+    for name, value in variables.items():
+        assert tuple(shapes[name]) == value.shape, name
+        np.testing.assert_array_equal(reader.get_tensor(name), value, err_msg=name)
+    return reader

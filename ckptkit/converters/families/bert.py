@@ -14,7 +14,7 @@ from typing import Mapping
 from ckptkit.converters.families.base import Family, ModelClass, Rule
 from ckptkit.errors import ConfigError
 
-__all__ = ["BERT", "BERT_RULES", "GOOGLE_TO_HF_ACT", "HF_TO_GOOGLE_ACT", "bert_config_to_hf", "hf_config_to_bert",
+__all__ = ["BERT", "BERT_RULES", "MLM_TRANSFORM_RULES", "NSP_RULES", "GOOGLE_TO_HF_ACT", "HF_TO_GOOGLE_ACT", "bert_config_to_hf", "hf_config_to_bert",
            "infer_bert_config", "check_config_against_shapes"]
 
 _LAYER_TF = "bert/encoder/layer_{layer}/"
@@ -35,6 +35,19 @@ def layer_tail_rules(tf: str, hf: str) -> tuple[Rule, ...]:
         Rule(f"{tf}output/LayerNorm/beta", f"{hf}output.LayerNorm.bias"),
     )
 
+# run_pretraining.py's MLM transform (dense + LayerNorm before the tied decoder), shared with BigBird re-exports.
+MLM_TRANSFORM_RULES: tuple[Rule, ...] = (
+    Rule("cls/predictions/transform/dense/kernel", "cls.predictions.transform.dense.weight", "transpose", "mlm"),
+    Rule("cls/predictions/transform/dense/bias", "cls.predictions.transform.dense.bias", group="mlm"),
+    Rule("cls/predictions/transform/LayerNorm/gamma", "cls.predictions.transform.LayerNorm.weight", group="mlm"),
+    Rule("cls/predictions/transform/LayerNorm/beta", "cls.predictions.transform.LayerNorm.bias", group="mlm"),
+)
+# NSP and fine-tuned heads store output_weights as [num_labels, hidden] (matmul transpose_b): HF layout.
+NSP_RULES: tuple[Rule, ...] = (
+    Rule("cls/seq_relationship/output_weights", "cls.seq_relationship.weight", group="nsp"),
+    Rule("cls/seq_relationship/output_bias", "cls.seq_relationship.bias", group="nsp"),
+)
+
 BERT_RULES: tuple[Rule, ...] = (
     Rule("bert/embeddings/word_embeddings", "{base}embeddings.word_embeddings.weight"),
     Rule("bert/embeddings/position_embeddings", "{base}embeddings.position_embeddings.weight"),
@@ -50,14 +63,9 @@ BERT_RULES: tuple[Rule, ...] = (
     *layer_tail_rules(_LAYER_TF, _LAYER_HF),
     Rule("bert/pooler/dense/kernel", "{base}pooler.dense.weight", "transpose", "pooler"),
     Rule("bert/pooler/dense/bias", "{base}pooler.dense.bias", group="pooler"),
-    Rule("cls/predictions/transform/dense/kernel", "cls.predictions.transform.dense.weight", "transpose", "mlm"),
-    Rule("cls/predictions/transform/dense/bias", "cls.predictions.transform.dense.bias", group="mlm"),
-    Rule("cls/predictions/transform/LayerNorm/gamma", "cls.predictions.transform.LayerNorm.weight", group="mlm"),
-    Rule("cls/predictions/transform/LayerNorm/beta", "cls.predictions.transform.LayerNorm.bias", group="mlm"),
+    *MLM_TRANSFORM_RULES,
     Rule("cls/predictions/output_bias", "cls.predictions.bias", group="mlm"),
-    # NSP and fine-tuned heads store output_weights as [num_labels, hidden] (matmul transpose_b): HF layout.
-    Rule("cls/seq_relationship/output_weights", "cls.seq_relationship.weight", group="nsp"),
-    Rule("cls/seq_relationship/output_bias", "cls.seq_relationship.bias", group="nsp"),
+    *NSP_RULES,
     Rule("output_weights", "classifier.weight", group="classifier"),
     Rule("output_bias", "classifier.bias", group="classifier"),
     Rule("cls/squad/output_weights", "qa_outputs.weight", group="qa"),

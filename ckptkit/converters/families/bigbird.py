@@ -28,14 +28,15 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
 from typing import Mapping
 
 from ckptkit.converters.families.base import TRANSFORMS, Family, ModelClass, Rule, Transform
-from ckptkit.converters.families.bert import (GOOGLE_TO_HF_ACT, HF_TO_GOOGLE_ACT, check_config_against_shapes,
-                                              count_layers, layer_tail_rules)
+from ckptkit.converters.families.bert import (GOOGLE_TO_HF_ACT, HF_TO_GOOGLE_ACT, MLM_TRANSFORM_RULES, NSP_RULES,
+                                              check_config_against_shapes, count_layers, layer_tail_rules)
 from ckptkit.converters.plan import Step
 from ckptkit.errors import ConfigError
 
@@ -95,16 +96,8 @@ BIGBIRD_RULES: tuple[Rule, ...] = (
     Rule("transform/beta", "cls.predictions.transform.LayerNorm.bias", group="mlm"),
     Rule("cls/predictions/output_bias", "cls.predictions.bias", group="mlm"),
     # ... and the BERT-style names some re-exports use (read only: the reverse lookup finds the first rule)
-    Rule("cls/predictions/transform/dense/kernel", "cls.predictions.transform.dense.weight", "transpose", "mlm",
-         optional=True),
-    Rule("cls/predictions/transform/dense/bias", "cls.predictions.transform.dense.bias", group="mlm",
-         optional=True),
-    Rule("cls/predictions/transform/LayerNorm/gamma", "cls.predictions.transform.LayerNorm.weight", group="mlm",
-         optional=True),
-    Rule("cls/predictions/transform/LayerNorm/beta", "cls.predictions.transform.LayerNorm.bias", group="mlm",
-         optional=True),
-    Rule("cls/seq_relationship/output_weights", "cls.seq_relationship.weight", group="nsp"),
-    Rule("cls/seq_relationship/output_bias", "cls.seq_relationship.bias", group="nsp"),
+    *(dataclasses.replace(rule, optional=True) for rule in MLM_TRANSFORM_RULES),
+    *NSP_RULES,
 )
 
 _ALL = frozenset({"base", "pooler"})
