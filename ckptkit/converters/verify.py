@@ -244,9 +244,11 @@ def verify_conversion(source: str, output: str, *, family: str | None = None, fo
         part: for checkpoints holding several models (ELECTRA), which one ``output`` is
             (``discriminator`` / ``generator``); found from the shapes when None.
     """
-    part_folders = None if part else (find_part_folders(source) or find_part_folders(output))
+    in_source = None if part else find_part_folders(source)
+    part_folders = in_source or (None if part else find_part_folders(output))
     if part_folders:
-        report = _verify_parts(source, output, part_folders, family=family, forward=forward)
+        report = _verify_parts(source, output, part_folders, joined_is_output=bool(in_source), family=family,
+                               forward=forward)
     else:
         report = _verify_one(source, output, family=family, forward=forward, part=part)
     if raise_on_mismatch and not report.passed:
@@ -257,16 +259,16 @@ def verify_conversion(source: str, output: str, *, family: str | None = None, fo
     return report
 
 
-def _verify_parts(source: str, output: str, part_folders: Mapping[str, str], *, family: str | None,
-                  forward: bool) -> VerifyReport:
+def _verify_parts(source: str, output: str, part_folders: Mapping[str, str], *, joined_is_output: bool,
+                  family: str | None, forward: bool) -> VerifyReport:
     """A folder of part folders (ELECTRA's discriminator/ and generator/) against the one TF checkpoint
     they came from or were joined into: each part through its own plan and forward pass, then every
     TF weight accounted for by some part. Rows are prefixed with the part's name."""
-    joined, parts_side = (output, source) if find_part_folders(source) else (source, output)
+    joined = output if joined_is_output else source
     report = VerifyReport()
     covered: set[str] = set()
     for name, folder in part_folders.items():
-        pair = (folder, joined) if parts_side == source else (joined, folder)
+        pair = (folder, joined) if joined_is_output else (joined, folder)
         one = _verify_one(*pair, family=family, forward=forward, part=name)
         covered.update(r["name"] for r in one.tensors)
         report.tensors += [{**r, "name": f"{name}: {r['name']}"} for r in one.tensors]
@@ -274,7 +276,7 @@ def _verify_parts(source: str, output: str, part_folders: Mapping[str, str], *, 
         report.problems += [f"{name}: {p}" for p in one.problems]
         if one.compared:
             report.compared += ("; " if report.compared else "") + f"{name}: {one.compared}"
-    if parts_side == source:  # the joined TF checkpoint must hold nothing the parts did not produce
+    if joined_is_output:  # the joined TF checkpoint must hold nothing the parts did not produce
         with open_checkpoint(joined) as tf_side:
             extra = sorted(n for n, t in tf_side.items() if t.role == "weight" and n not in covered)
         report.problems.extend(f"{n}: in the output but not produced from any part" for n in extra)
