@@ -76,6 +76,7 @@ class Failure:
     body: dict[str, Any]
     headers: dict[str, str]
     times: int | None
+    echo_auth: bool = False
 
 
 class Answer(Exception):
@@ -139,10 +140,14 @@ class FakeHub:
 
     # ------------------------------------------------------------------ test helpers
     def fail(self, path: str, status: int, *, method: str | None = None, message: str = "injected failure",
-             error_code: str | None = None, times: int | None = None) -> None:
-        """Answer requests whose path matches the regex ``path`` with ``status`` (``times`` times, or always)."""
+             error_code: str | None = None, times: int | None = None, echo_auth: bool = False) -> None:
+        """Answer requests whose path matches the regex ``path`` with ``status`` (``times`` times, or always).
+
+        With ``echo_auth`` the answer quotes the request's Authorization header (as a careless server might),
+        in the JSON body and in ``X-Error-Message``."""
         headers = {"X-Error-Code": error_code} if error_code else {}
-        self.failures.append(Failure(method, re.compile(path), status, {"error": message}, headers, times))
+        self.failures.append(Failure(method, re.compile(path), status, {"error": message}, headers, times,
+                                     echo_auth))
 
     def add_repo(self, repo_id: str, *, private: bool = False) -> Repo:
         repo = Repo(repo_id, private)
@@ -278,6 +283,9 @@ class FakeHub:
                 if failure.times != 0 and failure.path.search(req.path) and failure.method in (None, req.method):
                     if failure.times is not None:
                         failure.times -= 1
+                    if failure.echo_auth:
+                        said = f"{failure.body['error']}; you sent Authorization: {req.headers.get('authorization')}"
+                        return failure.status, {"error": said}, {**failure.headers, "X-Error-Message": said}
                     return failure.status, failure.body, failure.headers
             for method, pattern, name, needs_auth in self.ROUTES:
                 match = pattern.match(req.path) if method == req.method else None

@@ -66,31 +66,94 @@ def cli(ctx: click.Context, debug: bool) -> None:
     ctx.obj = {"debug": debug}
 
 
-def main(argv: list[str] | None = None) -> None:
-    """Entry point: run the CLI, turning every CkptkitError into one line on stderr and exit 2."""
-    from ckptkit.errors import CkptkitError
+def split_debug(args: list[str]) -> tuple[list[str], bool]:
+    """``--debug`` is accepted anywhere before ``--`` (``ckptkit convert --debug ...`` too); it is moved to the front.
 
-    debug = "--debug" in (argv if argv is not None else sys.argv[1:])
+    Example:
+        >>> split_debug(["convert", "a", "b", "--debug"])
+        (['--debug', 'convert', 'a', 'b'], True)
+    """
+    end = args.index("--") if "--" in args else len(args)
+    rest = [a for a in args[:end] if a != "--debug"] + args[end:]
+    debug = len(rest) != len(args)
+    return (["--debug", *rest] if debug else rest), debug
+
+
+def _install_redaction() -> None:
+    """Log records and warnings pass through :func:`ckptkit.errors.redact` (a token never reaches a log line)."""
+    import logging
+    import traceback
+    import warnings
+
+    from ckptkit.errors import redact
+
+    factory = logging.getLogRecordFactory()
+    if getattr(factory, "ckptkit_redacting", False):
+        return
+
+    def redacting_factory(*args, **kwargs) -> logging.LogRecord:
+        record = factory(*args, **kwargs)
+        try:
+            message = record.getMessage()
+        except Exception:  # a malformed log call: leave it to logging's own error path
+            return record
+        record.msg, record.args = redact(message), None
+        if record.exc_info and record.exc_info[1] is not None:
+            record.exc_text = redact("".join(traceback.format_exception(*record.exc_info))).rstrip("\n")
+        return record
+
+    redacting_factory.ckptkit_redacting = True  # type: ignore[attr-defined]
+    logging.setLogRecordFactory(redacting_factory)
+    formatwarning = warnings.formatwarning
+    warnings.formatwarning = lambda *a, **k: redact(formatwarning(*a, **k))
+
+
+def _one_line(text: str) -> str:
+    return " ".join(str(text).split())
+
+
+def _report(error: BaseException, *, debug: bool) -> int:
+    """Print ``error`` as one line (after its traceback with --debug), redacted; return the exit status."""
+    import traceback
+
+    from ckptkit.errors import CkptkitError, redact
+
+    if debug:
+        click.echo(redact("".join(traceback.format_exception(error))).rstrip("\n"), err=True)
+    if isinstance(error, (CkptkitError, OSError)):  # a user-facing problem: the message says what to do
+        click.echo(redact(f"ckptkit: error: {_one_line(error)}"), err=True)
+        return 2
+    advice = "report it with the traceback above" if debug else "rerun with --debug and report it"
+    click.echo(redact(f"ckptkit: internal error: {type(error).__name__}: {_one_line(error)} ({advice})"), err=True)
+    return 1
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: every failure ends as one redacted line on stderr.
+
+    ``ckptkit: error: ...`` (exit 2) for a CkptkitError or an OSError; ``ckptkit: internal error: ...``
+    (exit 1) for anything else. ``--debug`` (anywhere on the line) prints the redacted traceback first.
+    """
+    import io
+
+    from ckptkit.errors import redact
+
+    args, debug = split_debug(list(argv if argv is not None else sys.argv[1:]))
+    _install_redaction()
     try:
-        cli.main(args=argv, prog_name="ckptkit", standalone_mode=False)
+        cli.main(args=args, prog_name="ckptkit", standalone_mode=False)
     except click.exceptions.Abort:
         click.echo("ckptkit: aborted", err=True)
         sys.exit(130)
     except click.ClickException as e:
-        e.show()
+        shown = io.StringIO()
+        e.show(file=shown)
+        click.echo(redact(shown.getvalue()), err=True, nl=False)
         sys.exit(e.exit_code)
     except click.exceptions.Exit as e:
         sys.exit(e.exit_code)
-    except CkptkitError as e:
-        if debug:
-            raise
-        click.echo(f"ckptkit: error: {e}", err=True)
-        sys.exit(2)
     except KeyboardInterrupt:
         click.echo("ckptkit: interrupted", err=True)
         sys.exit(130)
-    except OSError as e:  # disk full, permission denied: still one line
-        if debug:
-            raise
-        click.echo(f"ckptkit: error: {e}", err=True)
-        sys.exit(2)
+    except Exception as e:  # noqa: BLE001 - the one place every failure becomes one line
+        sys.exit(_report(e, debug=debug))

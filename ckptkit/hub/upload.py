@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ckptkit import __version__
-from ckptkit.errors import CheckpointNotFoundError, CkptkitError, HubError, UsageError
+from ckptkit.errors import CheckpointNotFoundError, CkptkitError, HubError, UsageError, redact, register_secret
 
 __all__ = ["upload_folder", "plan_files", "UploadResult", "FileAction", "resolve_endpoint",
            "SKIP_RULES", "LARGE_FOLDER_FILES", "LARGE_FOLDER_BYTES"]
@@ -273,10 +273,9 @@ def _explain(error: BaseException, context: dict[str, str]) -> tuple[str, str]:
 
 def _translate(error: BaseException, context: dict[str, str], token: str | None) -> HubError:
     """The one place where huggingface_hub and network errors become a one-line HubError."""
+    register_secret(token)  # never echo a secret, even if a server put it in its answer
     message, hint = _explain(error, context)
-    if token:  # never echo a secret, even if a server put it in its answer
-        message, hint = message.replace(token, "***"), hint.replace(token, "***")
-    return HubError(message, hint=hint)
+    return HubError(redact(message), hint=redact(hint))
 
 
 # ----------------------------------------------------------------------------- the upload
@@ -362,11 +361,13 @@ def upload_folder(folder: str | os.PathLike, *, repo_id: str, private: bool = Fa
 
     context = {"repo_id": repo_id, "namespace": repo_id.split("/")[0], "revision": branch, "endpoint": hub}
     resolved_token = token
+    register_secret(token)
     try:
         from huggingface_hub import CommitOperationAdd, HfApi, get_token
 
         _quiet_hub_progress()
         resolved_token = token or get_token()
+        register_secret(resolved_token)  # redacted from every message, log line and --debug traceback
         if not resolved_token:
             raise HubError("no Hugging Face token found", hint="set HF_TOKEN or run `hf auth login` with a write token")
         api = HfApi(endpoint=hub, token=resolved_token, library_name="ckptkit", library_version=__version__)
