@@ -14,6 +14,7 @@ Example:
 
 from __future__ import annotations
 
+import contextvars
 import os
 import shutil
 from pathlib import Path
@@ -23,14 +24,56 @@ import sentencepiece as spm
 from transformers import AddedToken, PreTrainedTokenizer
 from transformers.tokenization_utils_base import TruncationStrategy
 
-from ckptkit.errors import ConfigError
-from ckptkit.tokenizers.resources import find_kobert_files, kobert_config, read_vocab_txt
+from ckptkit.errors import CheckpointNotFoundError, ConfigError, UsageError
+from ckptkit.tokenizers.resources import KOBERT_DIR_ENV, find_kobert_files, kobert_config, read_vocab_txt
 
-__all__ = ["KoBertTokenizer", "SPIECE_UNDERLINE"]
+__all__ = ["KoBertTokenizer", "SPIECE_UNDERLINE", "KoBertOptionError"]
 
 SPIECE_UNDERLINE = "▁"
 _CONFIG = kobert_config()
 _SPECIALS: dict[str, dict[str, Any]] = _CONFIG["special_tokens"]
+
+
+# Keyword arguments the transformers base classes consume (PreTrainedTokenizerBase/PreTrainedTokenizer
+# __init__ in transformers 5), besides the special tokens; anything else is a typo and is refused.
+_BASE_KEYS = frozenset({
+    "added_tokens_decoder", "additional_special_tokens", "backend", "chat_control_tokens", "chat_template",
+    "clean_up_tokenization_spaces", "extra_special_tokens", "max_len", "model_input_names", "model_max_length",
+    "model_specific_special_tokens", "name_or_path", "padding_side", "processor_class", "response_schema",
+    "response_template", "special_tokens_pattern", "split_special_tokens", "token_type_ids_include_special_tokens",
+    "token_type_ids_pattern", "truncation_side", "verbose", "bos_token", "eos_token", "unk_token", "sep_token",
+    "pad_token", "cls_token", "mask_token"})
+# ... and the loading options of from_pretrained (its signature, what AutoTokenizer adds, and private ones).
+_LOAD_KEYS = frozenset({
+    "cache_dir", "force_download", "local_files_only", "token", "revision", "trust_remote_code", "subfolder",
+    "proxies", "user_agent", "use_fast", "tokenizer_type", "config", "gguf_file", "resume_download",
+    "use_auth_token", "from_pipeline", "vocab_file", "sp_model_file", "do_lower_case", "tokenizer_file"})
+# True while from_pretrained builds the tokenizer: tokenizer_config.json keys of other tools are tolerated.
+_LOADING: contextvars.ContextVar[bool] = contextvars.ContextVar("ckptkit_kobert_loading", default=False)
+
+
+class KoBertOptionError(UsageError, TypeError):
+    """An unknown keyword argument to :class:`KoBertTokenizer` (a ``TypeError`` like any bad keyword)."""
+
+
+def _check_keywords(kwargs: dict[str, Any], allowed: frozenset[str], call: str) -> None:
+    unknown = sorted(k for k in kwargs if k not in allowed and not k.startswith("_"))
+    if unknown:
+        raise KoBertOptionError(f"{call} got unexpected keyword argument(s) {', '.join(map(repr, unknown))}",
+                                hint="accepted: vocab_file, sp_model_file, do_lower_case and the transformers "
+                                     "tokenizer options (model_max_length, padding_side, *_token, ...)")
+
+
+def _local_kobert_folder(name: str | os.PathLike) -> str | None:
+    """``$CKPTKIT_KOBERT_DIR`` when ``name`` is KoBERT's Hub id and the variable is set, else None."""
+    folder = os.environ.get(KOBERT_DIR_ENV)
+    if not folder or os.fspath(name) != _CONFIG["hub_repo_id"] or os.path.isdir(os.fspath(name)):
+        return None
+    for filename in (_CONFIG["vocab_filename"], _CONFIG["sp_model_filename"]):
+        if not os.path.isfile(os.path.join(folder, filename)):
+            raise CheckpointNotFoundError(f"{KOBERT_DIR_ENV} points to a folder without {filename}", path=folder,
+                                          hint=f"put {filename} there or unset {KOBERT_DIR_ENV}")
+    return folder
 
 
 def _special(name: str) -> AddedToken:
@@ -83,6 +126,8 @@ class KoBertTokenizer(PreTrainedTokenizer):
     def __init__(self, vocab_file: str | os.PathLike | None = None,
                  sp_model_file: str | os.PathLike | None = None, *,
                  do_lower_case: bool = _CONFIG["do_lower_case"], **kwargs: Any):
+        if not _LOADING.get():
+            _check_keywords(kwargs, _BASE_KEYS, "KoBertTokenizer()")
         files = find_kobert_files(spm_file=sp_model_file, vocab_file=vocab_file)
         self.vocab_file = str(files.vocab_file)
         self.sp_model_file = str(files.spm_file)
@@ -104,6 +149,27 @@ class KoBertTokenizer(PreTrainedTokenizer):
         kwargs.setdefault("special_tokens_pattern", "cls_sep")
         kwargs.setdefault("token_type_ids_pattern", "bert_style")
         super().__init__(do_lower_case=do_lower_case, **kwargs)
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike, *init_inputs: Any,
+                        **kwargs: Any) -> "KoBertTokenizer":
+        """Load from a folder or the Hub; ``monologg/kobert`` is read from ``$CKPTKIT_KOBERT_DIR`` when set,
+        without any network access.
+
+        Example:
+            >>> os.environ["CKPTKIT_KOBERT_DIR"] = "../shared/kobert"  # doctest: +SKIP
+            >>> KoBertTokenizer.from_pretrained("monologg/kobert").vocab_size  # doctest: +SKIP
+            8002
+        """
+        _check_keywords(kwargs, _BASE_KEYS | _LOAD_KEYS, "KoBertTokenizer.from_pretrained()")
+        local = _local_kobert_folder(pretrained_model_name_or_path)
+        if local is not None:
+            pretrained_model_name_or_path, kwargs = local, {**kwargs, "local_files_only": True}
+        loading = _LOADING.set(True)
+        try:
+            return super().from_pretrained(pretrained_model_name_or_path, *init_inputs, **kwargs)
+        finally:
+            _LOADING.reset(loading)
 
     # -- vocabulary ---------------------------------------------------------------------------
     @property
