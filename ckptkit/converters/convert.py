@@ -401,7 +401,8 @@ def convert_checkpoint(source_path: str, destination: str, *, options: Conversio
         return _convert_parts_to_tf(part_folders, destination, options, started)
     with open_checkpoint(source_path) as source:
         prepared = prepare_conversion(source, options)
-        with staged_folder(destination, overwrite=options.overwrite) as folder:
+        inputs = [source_path, *source.files, options.config, options.vocab, options.spm]
+        with staged_folder(destination, overwrite=options.overwrite, sources=inputs) as folder:
             results = [_write_prepared(each, source, source_path, os.path.join(folder, each.subfolder), options)
                        for each in prepared.parts or [prepared]]
             files = sorted(os.path.relpath(os.path.join(root, name), folder)
@@ -481,7 +482,8 @@ def _convert_parts_to_tf(part_folders: dict[str, str], destination: str, options
         plan.check(merged)
         extra = {"global_step": np.asarray(options.global_step, dtype=np.int64)} \
             if options.global_step is not None else {}
-        with staged_folder(destination, overwrite=options.overwrite) as folder:
+        inputs = [*part_folders.values(), options.config, options.vocab, options.spm]
+        with staged_folder(destination, overwrite=options.overwrite, sources=inputs) as folder:
             sink = SINKS["tf1"](folder, max_shard_size=options.max_shard_size)
             if extra:
                 sink.extra_tensors = extra

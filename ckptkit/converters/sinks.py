@@ -16,6 +16,7 @@ import numpy as np
 
 from ckptkit.converters.formats.safetensors_io import SafetensorsWriter, TensorSpec
 from ckptkit.converters.plan import PlannedTensor
+from ckptkit.converters.staging import atomic_write, check_free_space
 from ckptkit.errors import UsageError
 
 __all__ = ["SafetensorsSink", "TorchBinSink", "TFSink", "parse_size", "shard_split", "SINKS"]
@@ -65,8 +66,29 @@ def _write_index(folder: str, index_name: str, shards: dict[str, list[PlannedTen
     total_params = sum(int(np.prod(t.shape, dtype=np.int64)) for ts in shards.values() for t in ts)
     index = {"metadata": {"total_parameters": total_params, "total_size": total_size},
              "weight_map": {t.name: f for f, ts in shards.items() for t in ts}}
-    with open(os.path.join(folder, index_name), "w", encoding="utf-8") as f:
-        f.write(json.dumps(index, indent=2, sort_keys=True) + "\n")
+    atomic_write(os.path.join(folder, index_name), (json.dumps(index, indent=2, sort_keys=True) + "\n").encode())
+
+
+def _reserve_space(folder: str, outputs: Sequence[PlannedTensor]) -> None:
+    """Fail before the first byte when the disk cannot hold the weights (each file is also reserved
+    or written in full before it appears, so a later shortage still ends cleanly)."""
+    check_free_space(folder, sum(t.nbytes for t in outputs))
+
+
+def _save_bin(path: str, tensors: dict[str, np.ndarray]) -> None:
+    """``save_torch_bin``, with torch's write failures (a ``RuntimeError`` from its zip writer, which
+    keeps no errno) told as what they almost always are: the disk ran out."""
+    import errno
+
+    from ckptkit.converters.formats.torch_bin import save_torch_bin
+
+    try:
+        save_torch_bin(path, tensors)
+    except RuntimeError as e:
+        if "inline_container" not in str(e) and "PytorchStreamWriter" not in str(e):
+            raise
+        raise OSError(errno.ENOSPC, f"torch could not write {os.path.basename(path)}: "
+                                    f"{' '.join(str(e).split())}") from e
 
 
 class SafetensorsSink:
@@ -84,6 +106,7 @@ class SafetensorsSink:
         self.files: list[str] = []
 
     def begin(self, outputs: Sequence[PlannedTensor]) -> None:
+        _reserve_space(self.folder, outputs)
         self._shards = shard_split(outputs, pattern=self.weights_pattern, max_shard_size=self.max_shard_size)
         self._file_of = {t.name: f for f, ts in self._shards.items() for t in ts}
         self._remaining = {f: len(ts) for f, ts in self._shards.items()}
@@ -136,6 +159,7 @@ class TorchBinSink:
         self.files: list[str] = []
 
     def begin(self, outputs: Sequence[PlannedTensor]) -> None:
+        _reserve_space(self.folder, outputs)
         self._shards = shard_split(outputs, pattern=self.weights_pattern, max_shard_size=self.max_shard_size)
         self._file_of = {t.name: f for f, ts in self._shards.items() for t in ts}
         self._pending: dict[str, dict[str, np.ndarray]] = {f: {} for f in self._shards}
@@ -148,18 +172,14 @@ class TorchBinSink:
         return np.empty(planned.shape, planned.dtype.numpy)
 
     def write(self, planned: PlannedTensor, array: np.ndarray) -> None:
-        from ckptkit.converters.formats.torch_bin import save_torch_bin
-
         filename = self._file_of[planned.name]
         self._pending[filename][planned.name] = array
         if len(self._pending[filename]) == len(self._shards[filename]):
-            save_torch_bin(os.path.join(self.folder, filename), self._pending.pop(filename))
+            _save_bin(os.path.join(self.folder, filename), self._pending.pop(filename))
 
     def finish(self) -> None:
-        from ckptkit.converters.formats.torch_bin import save_torch_bin
-
         for filename, tensors in self._pending.items():
-            save_torch_bin(os.path.join(self.folder, filename), tensors)
+            _save_bin(os.path.join(self.folder, filename), tensors)
         self._pending = {}
         if len(self._shards) > 1:
             _write_index(self.folder, self.index_name, self._shards)
@@ -184,6 +204,7 @@ class TFSink:
     def begin(self, outputs: Sequence[PlannedTensor]) -> None:
         from ckptkit.converters.formats.tf1 import TFCheckpointWriter
 
+        _reserve_space(self.folder, outputs)
         self._writer = TFCheckpointWriter(self.prefix, max_shard_size=self.max_shard_size)
 
     def order(self, outputs: Sequence[PlannedTensor]) -> Sequence[PlannedTensor]:

@@ -1,22 +1,318 @@
-"""Atomic output folders: everything is written under a temporary sibling and renamed at the end."""
+"""Safe output folders: staged under a temporary sibling, locked, and swapped in whole at the end.
+
+What a folder written through :func:`staged_folder` guarantees:
+
+- **Overwrite** replaces only an empty folder or one ckptkit wrote (it holds ``ckptkit.json`` or
+  the marker :data:`MARKER_FILE`), and never a folder that is, contains or is inside a source.
+  A file, a foreign folder or a symlink to either is refused with one line (exit 2).
+- **Lock**: one writer per destination (``fcntl.flock`` on the sibling ``.NAME.lock``); a second
+  run fails at once. The lock file is removed at the end (a stale one is harmless).
+- **Crash**: the destination is either the previous output or the new one, never a mixture;
+  a killed run leaves only ``.NAME.tmp-PID`` (and ``.NAME.lock``), removed by the next run into
+  the same destination once that process is gone.
+- **Full disk**: ENOSPC, EDQUOT and EFBIG become one :class:`OutOfSpaceError` line; nothing is
+  left behind.
+- **Permissions**: every file follows the umask (:func:`atomic_write` fixes ``mkstemp``'s 0600).
+"""
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import ctypes.util
+import errno
+import fcntl
+import glob
+import json
 import os
+import re
 import shutil
-from typing import Iterator
+import tempfile
+from typing import Iterable, Iterator
 
-from ckptkit.errors import UsageError
+from ckptkit import __version__
+from ckptkit.errors import CkptkitError, UsageError
 
-__all__ = ["staged_folder"]
+__all__ = ["staged_folder", "OutOfSpaceError", "out_of_space", "atomic_write", "file_mode", "check_free_space",
+           "is_ckptkit_output", "MARKER_FILE", "OUT_OF_SPACE_ERRNOS"]
+
+MARKER_FILE = ".ckptkit-output"  # written when a finished folder has no ckptkit.json of its own
+RECORD_FILE = "ckptkit.json"
+_RENAME_EXCHANGE = 2
+_AT_FDCWD = -100
+
+
+class OutOfSpaceError(CkptkitError, OSError):
+    """The disk (or quota, or file-size limit) ran out while writing an output."""
+
+    detail: str = ""
+
+
+# errno -> what the user is told
+_OUT_OF_SPACE = {errno.ENOSPC: "no space left on the device", errno.EDQUOT: "disk quota exceeded",
+                 errno.EFBIG: "file too large for this file system or file-size limit"}
+OUT_OF_SPACE_ERRNOS = frozenset(_OUT_OF_SPACE)
+
+
+def out_of_space(error: BaseException, path: str | os.PathLike) -> OutOfSpaceError | None:
+    """The one-line error for ``error`` if it is ENOSPC/EDQUOT/EFBIG (else ``None``).
+
+    Example:
+        >>> print(out_of_space(OSError(errno.ENOSPC, "No space left on device"), "out/model"))
+        out/model: no space left on the device (No space left on device); nothing was written (free some space, or write to another disk)
+        >>> out_of_space(ValueError("x"), "out") is None
+        True
+    """
+    if not isinstance(error, OSError) or error.errno not in _OUT_OF_SPACE:
+        return None
+    detail = error.strerror or os.strerror(error.errno)
+    if isinstance(error, OutOfSpaceError):
+        detail = error.detail
+    result = OutOfSpaceError(f"{_OUT_OF_SPACE[error.errno]} ({detail}); nothing was written", path=path,
+                             hint="free some space, or write to another disk")
+    result.errno, result.detail = error.errno, detail
+    return result
+
+
+def check_free_space(folder: str | os.PathLike, nbytes: int) -> None:
+    """Raise ``OSError(ENOSPC)`` when ``folder``'s file system has less than ``nbytes`` free.
+
+    Example:
+        >>> check_free_space(".", 1)
+    """
+    try:
+        stat = os.statvfs(folder)
+    except OSError:
+        return
+    if not stat.f_blocks:  # a file system that reports no sizes (some FUSE mounts): nothing to check
+        return
+    free = stat.f_bavail * stat.f_frsize
+    if nbytes > free:
+        raise OSError(errno.ENOSPC, f"the output needs {nbytes / 2**20:.1f} MiB, the disk has "
+                                    f"{free / 2**20:.1f} MiB free", os.fspath(folder))
+
+
+def file_mode(base: int = 0o666) -> int:
+    """``base`` with the process umask applied (what ``open()`` gives a new file).
+
+    Example:
+        >>> old = os.umask(0o022); file_mode(); _ = os.umask(old)
+        420
+    """
+    return base & ~_current_umask()
+
+
+def _current_umask() -> int:
+    try:  # Linux: read it without changing it (os.umask() would race with other threads)
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def atomic_write(path: str | os.PathLike, data: bytes) -> None:
+    """Write ``data`` to ``path`` through a temporary file and a rename; the file follows the umask.
+
+    Example:
+        >>> import tempfile
+        >>> p = os.path.join(tempfile.mkdtemp(), "a.json")
+        >>> atomic_write(p, b"{}"); open(p).read()
+        '{}'
+    """
+    path = os.fspath(path)
+    folder, name = os.path.split(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{name}.", suffix=".tmp")
+    try:
+        os.fchmod(fd, file_mode())
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException as e:
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(tmp)
+        full = out_of_space(e, path)
+        if full is not None:
+            raise full from e
+        raise
+
+
+def is_ckptkit_output(folder: str) -> bool:
+    """True for a folder ckptkit wrote: it holds ``ckptkit.json`` or :data:`MARKER_FILE`."""
+    return any(os.path.isfile(os.path.join(folder, n)) for n in (RECORD_FILE, MARKER_FILE))
+
+
+# ------------------------------------------------------------------ the source must survive
+
+
+def _real(path: str) -> str:
+    return os.path.realpath(os.path.abspath(path))
+
+
+def _inside(path: str, folder: str) -> bool:
+    return path != folder and path.startswith(folder.rstrip(os.sep) + os.sep)
+
+
+def _source_paths(sources: Iterable[str | os.PathLike | None]) -> list[str]:
+    """Real paths of every local source, with the files of a prefix (``run/model.ckpt-100.*``)."""
+    found: list[str] = []
+    for source in sources:
+        if source is None or "://" in os.fspath(source):
+            continue
+        source = os.fspath(source)
+        found.append(_real(source))
+        if not os.path.exists(source):
+            found.extend(_real(p) for p in glob.glob(glob.escape(source) + ".*"))
+    return found
+
+
+def _check_not_source(destination: str, sources: list[str]) -> None:
+    real = _real(destination)
+    for source in sources:
+        why = ("is the source" if real == source else "contains the source " + source if _inside(source, real)
+               else "is inside the source folder " + source if _inside(real, source) and os.path.isdir(source)
+               and os.path.lexists(destination) else None)
+        if why:
+            raise UsageError(f"the output {why}; ckptkit never writes over its input", path=destination,
+                             hint="choose an output folder outside the source")
+
+
+def _check_replaceable(destination: str, overwrite: bool) -> None:
+    """Refuse anything but a missing/empty destination, or (with ``overwrite``) ckptkit's own output."""
+    if not os.path.lexists(destination):
+        return
+    link = " (a symlink)" if os.path.islink(destination) else ""
+    if not os.path.isdir(destination):
+        raise UsageError(f"the output exists and is not a folder{link}", path=destination,
+                         hint="choose a new folder name; --overwrite replaces only folders ckptkit wrote")
+    if not os.listdir(destination):
+        return
+    if not overwrite:
+        raise UsageError(f"the output exists and is not empty{link}", path=destination,
+                         hint="choose a new folder, or pass --overwrite to replace a folder ckptkit wrote")
+    if not is_ckptkit_output(destination):
+        raise UsageError(f"the output{link} is not empty and was not written by ckptkit (no {RECORD_FILE}); "
+                         "--overwrite replaces only ckptkit's own outputs", path=destination,
+                         hint="choose a new folder, or empty this one yourself")
+
+
+# ------------------------------------------------------------------ lock and leftovers
 
 
 @contextlib.contextmanager
-def staged_folder(destination: str, *, overwrite: bool = False) -> Iterator[str]:
+def _destination_lock(destination: str) -> Iterator[None]:
+    """Hold ``.NAME.lock`` beside ``destination`` exclusively; fail at once if another run holds it."""
+    parent, name = os.path.split(destination)
+    path = os.path.join(parent, f".{name}.lock")
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o666)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise UsageError("another ckptkit run is writing this output now", path=destination,
+                             hint=f"wait for it to finish (it holds {path}) or choose another folder") from None
+        with contextlib.suppress(FileNotFoundError):
+            if os.stat(path).st_ino == os.fstat(fd).st_ino:
+                break  # not a lock file that its last holder removed after we opened it
+        os.close(fd)
+    try:
+        yield
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(path)
+        os.close(fd)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _remove_leftovers(destination: str) -> None:
+    """Remove ``.NAME.tmp-PID`` (and ``.old``) folders of runs whose process is gone."""
+    parent, name = os.path.split(destination)
+    pattern = re.compile(rf"\.{re.escape(name)}\.tmp-(\d+)(\.old)?")
+    for entry in os.listdir(parent):
+        match = pattern.fullmatch(entry)
+        if match and int(match.group(1)) > 0 and int(match.group(1)) != os.getpid() \
+                and not _pid_alive(int(match.group(1))):
+            _remove(os.path.join(parent, entry))
+
+
+def _remove(path: str) -> None:
+    """Delete a folder tree, or only the link/file itself (never what a symlink points to)."""
+    if os.path.isdir(path) and not os.path.islink(path):
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(path)
+
+
+# ------------------------------------------------------------------ the swap
+
+
+def _exchange(a: str, b: str) -> bool:
+    """Atomically swap two paths (Linux ``renameat2(RENAME_EXCHANGE)``); False where unsupported."""
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
+        renameat2 = libc.renameat2
+    except (OSError, AttributeError):
+        return False
+    renameat2.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+    if renameat2(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE) == 0:
+        return True
+    code = ctypes.get_errno()
+    if code in (errno.ENOSYS, errno.EINVAL, errno.ENOTSUP, errno.EPERM):
+        return False
+    raise OSError(code, os.strerror(code), b)
+
+
+def _swap_in(staging: str, destination: str) -> None:
+    """Make ``staging`` the destination; whatever was there is removed afterwards."""
+    if not os.path.lexists(destination):
+        os.rename(staging, destination)
+    elif _exchange(staging, destination):
+        _remove(staging)  # now holds the previous output (or the previous symlink)
+    else:
+        old = f"{staging}.old"
+        os.rename(destination, old)
+        try:
+            os.rename(staging, destination)
+        except BaseException:
+            os.rename(old, destination)
+            raise
+        _remove(old)
+
+
+def _mark(staging: str) -> None:
+    if not is_ckptkit_output(staging):
+        atomic_write(os.path.join(staging, MARKER_FILE),
+                     (json.dumps({"written_by": "ckptkit", "ckptkit_version": __version__}) + "\n").encode())
+
+
+@contextlib.contextmanager
+def staged_folder(destination: str | os.PathLike, *, overwrite: bool = False,
+                  sources: Iterable[str | os.PathLike | None] = ()) -> Iterator[str]:
     """Yield a temporary folder next to ``destination``; on success it becomes ``destination``.
 
-    On any error the temporary folder is removed and ``destination`` is untouched.
+    On any error (or interruption) the temporary folder is removed and ``destination`` is untouched;
+    a full disk becomes one :class:`OutOfSpaceError` line. See the module docstring for the rules.
+
+    Args:
+        destination: the output folder.
+        overwrite: allow replacing a non-empty folder that ckptkit wrote.
+        sources: every input path of the run (checkpoint, prefix, companions): the destination may
+            not be, contain or (when it exists) lie inside any of them.
 
     Example:
         >>> import tempfile, os
@@ -24,28 +320,26 @@ def staged_folder(destination: str, *, overwrite: bool = False) -> Iterator[str]
         >>> with staged_folder(out) as tmp:
         ...     open(os.path.join(tmp, "config.json"), "w").write("{}")
         2
-        >>> os.listdir(out)
-        ['config.json']
+        >>> sorted(os.listdir(out))
+        ['.ckptkit-output', 'config.json']
     """
     destination = os.path.abspath(destination)
-    if os.path.exists(destination) and (not os.path.isdir(destination) or os.listdir(destination)) \
-            and not overwrite:
-        raise UsageError("output exists and is not empty", path=destination,
-                         hint="choose a new folder or pass --overwrite")
+    _check_not_source(destination, _source_paths(sources))
     parent = os.path.dirname(destination)
     os.makedirs(parent, exist_ok=True)
-    staging = os.path.join(parent, f".{os.path.basename(destination)}.tmp-{os.getpid()}")
-    shutil.rmtree(staging, ignore_errors=True)
-    os.makedirs(staging)
-    try:
-        yield staging
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    old = None
-    if os.path.exists(destination):
-        old = f"{staging}.old"
-        os.replace(destination, old)
-    os.replace(staging, destination)
-    if old:
-        shutil.rmtree(old, ignore_errors=True)
+    with _destination_lock(destination):
+        _remove_leftovers(destination)
+        _check_replaceable(destination, overwrite)
+        staging = os.path.join(parent, f".{os.path.basename(destination)}.tmp-{os.getpid()}")
+        _remove(staging)
+        os.makedirs(staging)
+        try:
+            yield staging
+            _mark(staging)
+            _swap_in(staging, destination)
+        except BaseException as e:
+            _remove(staging)
+            full = out_of_space(e, destination)
+            if full is not None:
+                raise full from e
+            raise

@@ -756,7 +756,7 @@ def build_student(teacher_path: str, destination: str | None, *, layers: Sequenc
         from ckptkit.converters.sinks import SafetensorsSink
         from ckptkit.converters.staging import staged_folder
 
-        with staged_folder(destination, overwrite=overwrite) as folder:
+        with staged_folder(destination, overwrite=overwrite, sources=[teacher_path, *source.files, config]) as folder:
             stream_plan(plan, source, SafetensorsSink(folder), desc="student")
             report.tokenizer_files = _copy_tokenizer(teacher, folder, teacher.config)
             report.config = student_config(teacher.config, arch=arch, num_layers=len(chosen),

@@ -53,7 +53,6 @@ import json
 import os
 import shlex
 import sys
-import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Sequence
@@ -181,14 +180,10 @@ def command_line(argv: Sequence[str] | None = None) -> str:
 
 
 def _atomic_write_text(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Write ``text`` atomically; the file follows the umask and a full disk is one clean error."""
+    from ckptkit.converters.staging import atomic_write
+
+    atomic_write(path, text.encode("utf-8"))
 
 
 def write_record(folder: str | os.PathLike, record: dict[str, Any]) -> Path:

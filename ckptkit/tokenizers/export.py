@@ -18,7 +18,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -290,14 +289,10 @@ def _tokenizer_config(built: _Built, model_max_length: int) -> dict[str, Any]:
 
 
 def _write_atomic(target: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Write ``data`` atomically; the file follows the umask and a full disk is one clean error."""
+    from ckptkit.converters.staging import atomic_write
+
+    atomic_write(target, data)
 
 
 def _json_bytes(document: Any) -> bytes:

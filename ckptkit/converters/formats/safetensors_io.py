@@ -16,6 +16,7 @@ Example:
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import struct
@@ -228,9 +229,13 @@ class SafetensorsWriter:
         total = self._data_start + offset
         self._tmp = f"{self.path}.tmp-{os.getpid()}"
         self._file = open(self._tmp, "w+b")
-        self._file.truncate(total)
-        self._file.write(struct.pack("<Q", len(blob)) + blob)
-        self._file.flush()
+        try:
+            _reserve(self._file.fileno(), total, os.path.basename(self.path))
+            self._file.write(struct.pack("<Q", len(blob)) + blob)
+            self._file.flush()
+        except BaseException:
+            self.abort()
+            raise
         # np.memmap: views handed out by buffer() keep the mapping alive on their own.
         self._map = np.memmap(self._file, dtype=np.uint8, mode="r+", shape=(total,)) if offset else None
         self._pending = set(self._slots)
@@ -283,6 +288,18 @@ class SafetensorsWriter:
             self._file = None
         if os.path.exists(self._tmp):
             os.remove(self._tmp)
+
+
+def _reserve(fd: int, size: int, name: str) -> None:
+    """Give the file all ``size`` bytes on disk now: writing into a mapping of a sparse file on a full
+    disk ends in SIGBUS; here it ends in ``OSError(ENOSPC)`` before anything is written."""
+    try:
+        os.posix_fallocate(fd, 0, size)
+    except OSError as e:
+        if e.errno in (errno.EINVAL, errno.EOPNOTSUPP):  # no allocation on this file system: size it only
+            os.ftruncate(fd, size)
+            return
+        raise OSError(e.errno, f"{e.strerror}: reserving {size / 2**20:.1f} MiB for {name}") from e
 
 
 def save_safetensors(path: str, tensors: Mapping[str, np.ndarray], *, metadata: Mapping[str, str] | None = None
