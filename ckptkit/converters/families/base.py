@@ -12,6 +12,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Callable, Mapping, Sequence
 
+from ckptkit.converters.config_schema import ConfigSchema
 from ckptkit.converters.plan import Dropped, Plan, PlannedTensor, Step, output_shape
 from ckptkit.converters.tensors import ROLE_COUNTER, ROLE_METADATA, ROLE_OPTIMIZER, ROLE_WEIGHT, DType, LazyTensor
 from ckptkit.errors import ConfigError, PlanError, UsageError
@@ -140,6 +141,10 @@ class Family:
     spm_names: tuple[str, ...] = ()            # SentencePiece model names looked up next to a checkpoint
     hf_parts: tuple[Part, ...] = ()            # part folders joined back into one TF checkpoint (hf->tf)
     join_tf_config: Callable[[Mapping[str, Mapping]], dict] | None = None  # {part: HF config} -> TF config
+    tf_schema: ConfigSchema | None = None      # the TF config file's keys (checked as read, before completion)
+    hf_schema: ConfigSchema | None = None      # an HF config.json's keys (read for hf->tf, and every one written)
+    # --approximate-gelu: HF hidden_act the TF code lacks -> the HF activation the TF config's act computes
+    approximate_acts: Mapping[str, str] = field(default_factory=dict)
 
     def model_class(self, name: str) -> ModelClass:
         for cls in self.classes:
@@ -322,8 +327,12 @@ def plan_hf_to_tf(family: Family, source: Mapping[str, LazyTensor], *, hf_config
         tensor = source[name]
         transform = (transform_overrides or {}).get(rule.transform, rule.transform)
         steps = TRANSFORMS[transform].to_tf(tensor.shape, hf_config)
-        outputs.append(PlannedTensor(tf_name, (name,), steps, cast_dtype(tensor.dtype, dtype),
-                                     output_shape([tensor.shape], steps)))
+        try:
+            shape = output_shape([tensor.shape], steps)
+        except ValueError as e:
+            raise ConfigError(f"tensor {name!r} of shape {list(tensor.shape)} does not fit the config ({e})",
+                              hint="is config.json this model's?") from e
+        outputs.append(PlannedTensor(tf_name, (name,), steps, cast_dtype(tensor.dtype, dtype), shape))
     _unknown(unknown, family, allow_unused, dropped, "HF")
     outputs.sort(key=lambda t: t.name.encode())
     return Plan(outputs, dropped, {"family": family.name, "model_class": cls.name, "direction": "hf->tf"})

@@ -11,10 +11,13 @@ from __future__ import annotations
 import re
 from typing import Mapping
 
+from ckptkit.converters.config_schema import (HF_ACTIVATIONS, ConfigSchema, Spec, count, divisible, names,
+                                              one_of, positive_float, positive_int, probability, text)
 from ckptkit.converters.families.base import Family, ModelClass, Rule
 from ckptkit.errors import ConfigError
 
-__all__ = ["BERT", "BERT_RULES", "MLM_TRANSFORM_RULES", "NSP_RULES", "GOOGLE_TO_HF_ACT", "HF_TO_GOOGLE_ACT", "bert_config_to_hf", "hf_config_to_bert",
+__all__ = ["BERT", "BERT_TF_SCHEMA", "BERT_HF_SCHEMA", "SIZE_KEYS", "bert_like_keys", "hf_keys",
+           "unmapped_act_hint", "BERT_RULES", "MLM_TRANSFORM_RULES", "NSP_RULES", "GOOGLE_TO_HF_ACT", "HF_TO_GOOGLE_ACT", "bert_config_to_hf", "hf_config_to_bert",
            "infer_bert_config", "check_config_against_shapes"]
 
 _LAYER_TF = "bert/encoder/layer_{layer}/"
@@ -89,6 +92,29 @@ GOOGLE_TO_HF_ACT = {"gelu": "gelu_new", "relu": "relu", "tanh": "tanh", "linear"
 HF_TO_GOOGLE_ACT = {"gelu_new": "gelu", "gelu_pytorch_tanh": "gelu", "relu": "relu", "tanh": "tanh",
                     "linear": "linear", "silu": "swish", "swish": "swish"}
 
+# The sizes the tensors' shapes depend on: required in a bert_config.json (Google's code has no usable
+# default for them) and in an HF config.json.
+SIZE_KEYS = ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size",
+             "max_position_embeddings", "type_vocab_size")
+_HEADS_DIVIDE_HIDDEN = (divisible("hidden_size", "num_attention_heads"),)
+
+
+def bert_like_keys(activations, *, required: bool) -> dict[str, Spec]:
+    """The schema rows BERT, BigBird and ELECTRA configs share (sizes, activation, dropouts)."""
+    return {**{key: positive_int(required=required) for key in SIZE_KEYS}, "hidden_act": one_of(*activations),
+            "hidden_dropout_prob": probability(), "attention_probs_dropout_prob": probability(),
+            "initializer_range": positive_float()}
+
+
+def hf_keys(*, required: bool = True) -> dict[str, Spec]:
+    """The schema rows of a transformers BERT-like ``config.json``."""
+    return {**bert_like_keys(HF_ACTIVATIONS, required=required), "model_type": text(), "architectures": names(),
+            "layer_norm_eps": positive_float(), "pad_token_id": count(nullable=True)}
+
+
+BERT_TF_SCHEMA = ConfigSchema(bert_like_keys(GOOGLE_TO_HF_ACT, required=True), _HEADS_DIVIDE_HIDDEN)
+BERT_HF_SCHEMA = ConfigSchema(hf_keys(), _HEADS_DIVIDE_HIDDEN)
+
 # TF config keys copied to HF config.json under the same name.
 _SHARED_KEYS = ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size",
                 "hidden_dropout_prob", "attention_probs_dropout_prob", "max_position_embeddings",
@@ -160,13 +186,21 @@ def bert_config_to_hf(tf_config: Mapping, *, model_class: str, model_type: str =
     return config
 
 
+def unmapped_act_hint(act: str, approximable: tuple[str, ...] = ("gelu",), *,
+                      replacement: str = "Google's tanh gelu", trained_with: str = "gelu_new") -> str:
+    """What to do about an HF activation the TF code lacks: --approximate-gelu for the other gelu form."""
+    if act in approximable:
+        return (f"pass --approximate-gelu to write {replacement} instead; the max logit difference it makes "
+                "is measured and reported")
+    return f"the TF model would compute something else; convert a model trained with {trained_with}"
+
+
 def hf_config_to_bert(hf_config: Mapping, *, act_table: Mapping[str, str] = HF_TO_GOOGLE_ACT) -> dict:
     """Google ``bert_config.json`` content from an HF config; refuses activations Google BERT lacks."""
-    act = hf_config.get("hidden_act", "gelu_new")
+    act = hf_config.get("hidden_act", "gelu")  # transformers' BertConfig default: the erf form
     if act not in act_table:
         raise ConfigError(f"hidden_act {act!r} has no equivalent in Google's BERT code (its 'gelu' is the tanh "
-                          "approximation, transformers' 'gelu_new')",
-                          hint="the TF model would compute something else; convert a model trained with gelu_new")
+                          "approximation, transformers' 'gelu_new')", hint=unmapped_act_hint(act))
     return {**{k: hf_config[k] for k in _SHARED_KEYS if k in hf_config}, "hidden_act": act_table[act]}
 
 
@@ -176,6 +210,7 @@ BERT = Family(
     tied={"cls.predictions.decoder.weight": "bert.embeddings.word_embeddings.weight",
           "cls.predictions.decoder.bias": "cls.predictions.bias"},
     check_tf_config=check_config_against_shapes,
-    tf_config_name="bert_config.json",
+    tf_config_name="bert_config.json", tf_schema=BERT_TF_SCHEMA, hf_schema=BERT_HF_SCHEMA,
+    approximate_acts={"gelu": "gelu_new"},
     reference="ckptkit.converters.reference:bert_reference_forward",
 )

@@ -35,8 +35,11 @@ import re
 from typing import Mapping
 
 from ckptkit.converters.families.base import TRANSFORMS, Family, ModelClass, Rule, Transform
+from ckptkit.converters.config_schema import (ConfigSchema, count, divisible, flag, one_of, positive_int,
+                                              text)
 from ckptkit.converters.families.bert import (GOOGLE_TO_HF_ACT, HF_TO_GOOGLE_ACT, MLM_TRANSFORM_RULES, NSP_RULES,
-                                              check_config_against_shapes, count_layers, layer_tail_rules)
+                                              bert_like_keys, check_config_against_shapes, count_layers, hf_keys,
+                                              layer_tail_rules, unmapped_act_hint)
 from ckptkit.converters.plan import Step
 from ckptkit.errors import ConfigError
 
@@ -136,6 +139,19 @@ _SHARED = ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_head
 # computed with a dense mask)
 _ATTENTION = {"block_sparse": "block_sparse", "simulated_sparse": "block_sparse", "original_full": "original_full"}
 _SPM_TOKEN_IDS = {"pad_token_id": 0, "eos_token_id": 1, "bos_token_id": 2, "sep_token_id": 66}
+
+# pretrain.config (bigbird/core/flags.py): every key optional (shapes, then the flag defaults, fill the rest).
+BIGBIRD_TF_SCHEMA = ConfigSchema(
+    {**bert_like_keys(GOOGLE_TO_HF_ACT, required=False), "use_bias": flag(), "rescale_embedding": flag(),
+     "scope": text(), "attention_type": one_of(*_ATTENTION), "norm_type": one_of("postnorm", "prenorm"),
+     "block_size": positive_int(), "num_rand_blocks": count(), "max_encoder_length": positive_int(),
+     "vocab_model_file": text(nullable=True)},
+    (divisible("hidden_size", "num_attention_heads"),))
+BIGBIRD_HF_SCHEMA = ConfigSchema(
+    {**hf_keys(), "attention_type": one_of("block_sparse", "original_full"), "block_size": positive_int(),
+     "num_random_blocks": count(), "use_bias": flag(), "rescale_embeddings": flag(),
+     **{key: count(nullable=True) for key in _SPM_TOKEN_IDS}},
+    (divisible("hidden_size", "num_attention_heads"),))
 
 
 def _parse_value(text: str):
@@ -298,8 +314,7 @@ def hf_config_to_bigbird(hf_config: Mapping) -> dict:
     act = hf_config.get("hidden_act", "gelu_new")
     if act not in HF_TO_GOOGLE_ACT:
         raise ConfigError(f"hidden_act {act!r} has no equivalent in Google's BigBird code (its 'gelu' is the tanh "
-                          "approximation, transformers' 'gelu_new')",
-                          hint="the TF model would compute something else; convert a model trained with gelu_new")
+                          "approximation, transformers' 'gelu_new')", hint=unmapped_act_hint(act))
     attention = hf_config.get("attention_type", "block_sparse")
     return {**{k: hf_config[k] for k in _SHARED if k in hf_config},
             **{tf: hf_config[hf] for tf, hf in _RENAMED.items() if hf in hf_config},
@@ -314,6 +329,7 @@ BIGBIRD = Family(
           "cls.predictions.decoder.bias": "cls.predictions.bias"},
     check_tf_config=check_bigbird_config, read_tf_config=read_bigbird_config,
     tf_config_name="pretrain.config", tf_config_aliases=("pretrain_config.json", "bigbird_config.json"),
+    tf_schema=BIGBIRD_TF_SCHEMA, hf_schema=BIGBIRD_HF_SCHEMA, approximate_acts={"gelu": "gelu_new"},
     complete_tf_config=complete_bigbird_config,
     tf_layouts={"3d": {}, "2d": {"bigbird_qkv": "transpose", "bigbird_out": "transpose"}},
     default_tf_layout="3d", spm_names=("vocab.model", "gpt2.model", "pegasus.model"),

@@ -41,8 +41,9 @@ import re
 from typing import Mapping
 
 from ckptkit.converters.config_io import read_json_config
+from ckptkit.converters.config_schema import ConfigSchema, divisible, one_of, positive_int, section
 from ckptkit.converters.families.base import Family, ModelClass, Part, Rule
-from ckptkit.converters.families.bert import BERT_RULES, count_layers
+from ckptkit.converters.families.bert import BERT_RULES, bert_like_keys, count_layers, hf_keys, unmapped_act_hint
 from ckptkit.errors import ConfigError
 
 __all__ = ["ELECTRA", "ELECTRA_RULES", "ELECTRA_TO_HF_ACT", "HF_TO_ELECTRA_ACT", "split_electra",
@@ -160,6 +161,17 @@ _SHAPES = (("vocab_size", "electra/embeddings/word_embeddings", 0),
            ("embedding_size", "electra/embeddings/word_embeddings", 1),
            ("max_position_embeddings", "electra/embeddings/position_embeddings", 0),
            ("type_vocab_size", "electra/embeddings/token_type_embeddings", 0))
+_DIVISIBLE = (divisible("hidden_size", "num_attention_heads"),)
+# An hparams.json (configure_pretraining.PretrainingConfig; null means the default) or a BERT-style config.
+_MODEL_KEYS = {**bert_like_keys(ELECTRA_TO_HF_ACT, required=False), "embedding_size": positive_int(nullable=True)}
+ELECTRA_TF_SCHEMA = ConfigSchema(
+    {**_MODEL_KEYS, "model_size": one_of(*MODEL_SIZES, nullable=True),
+     "model_hparam_overrides": section(ConfigSchema(_MODEL_KEYS, _DIVISIBLE)),
+     "generator": section(ConfigSchema({k: positive_int() for k in ("hidden_size", "num_hidden_layers",
+                                                                     "num_attention_heads", "intermediate_size")},
+                                       _DIVISIBLE))},
+    _DIVISIBLE)
+ELECTRA_HF_SCHEMA = ConfigSchema({**hf_keys(), "embedding_size": positive_int(required=True)}, _DIVISIBLE)
 _DEFAULTS = {"hidden_act": "gelu", "hidden_dropout_prob": 0.1, "attention_probs_dropout_prob": 0.1,
              "initializer_range": 0.02, "type_vocab_size": 2, "max_position_embeddings": 512}
 
@@ -181,12 +193,11 @@ def read_electra_config(path: str) -> dict:
     """An ELECTRA hparams JSON (model_size, embedding_size, model_hparam_overrides, ...) or a BERT-style
     config, flattened to BERT config keys (+ embedding_size)."""
     raw = read_json_config(path)
-    size = raw.get("model_size")
-    if size is not None and size not in MODEL_SIZES:
-        raise ConfigError(f"unknown model_size {size!r}", path=path, hint="one of " + ", ".join(MODEL_SIZES))
-    config = {**MODEL_SIZES.get(size, {}), **{k: v for k, v in raw.items() if k != "model_hparam_overrides"},
-              **raw.get("model_hparam_overrides", {})}
-    return config
+    ELECTRA_TF_SCHEMA.validate(raw, path=path, hint="fix the config or pass the matching one with --config")
+    overrides = raw.get("model_hparam_overrides") or {}
+    config = {**MODEL_SIZES.get(raw.get("model_size"), {}),
+              **{k: v for k, v in raw.items() if k != "model_hparam_overrides"}, **overrides}
+    return {k: v for k, v in config.items() if v is not None}  # null: the official default
 
 
 def complete_electra_config(config: Mapping, shapes: Mapping[str, tuple[int, ...]], hints: Mapping | None = None
@@ -270,7 +281,9 @@ def hf_config_to_electra(hf_config: Mapping) -> dict:
     act = hf_config.get("hidden_act", "gelu")
     if act not in HF_TO_ELECTRA_ACT:
         raise ConfigError(f"hidden_act {act!r} has no equivalent in google-research/electra (its 'gelu' is the erf "
-                          "form, transformers' 'gelu')", hint="the TF model would compute something else")
+                          "form, transformers' 'gelu')", hint=unmapped_act_hint(
+                              act, ("gelu_new", "gelu_pytorch_tanh"), replacement="ELECTRA's erf gelu",
+                              trained_with="gelu"))
     return {**{k: hf_config[k] for k in _SHARED if k in hf_config}, "hidden_act": HF_TO_ELECTRA_ACT[act]}
 
 
@@ -297,6 +310,8 @@ ELECTRA = Family(
     config_to_hf=electra_config_to_hf, config_to_tf=hf_config_to_electra, infer_tf_config=infer_electra_config,
     tied={"generator_lm_head.weight": "electra.embeddings.word_embeddings.weight"},
     read_tf_config=read_electra_config, tf_config_name="hparams.json",
+    tf_schema=ELECTRA_TF_SCHEMA, hf_schema=ELECTRA_HF_SCHEMA,
+    approximate_acts={"gelu_new": "gelu", "gelu_pytorch_tanh": "gelu"},
     tf_config_aliases=("electra_config.json", "bert_config.json"),
     complete_tf_config=complete_electra_config, split=split_electra,
     hf_parts=(DISCRIMINATOR, GENERATOR), join_tf_config=join_electra_configs,
