@@ -62,6 +62,9 @@ def _summary(result) -> str:
 @click.option("--tf-layout", type=click.Choice(["3d", "2d"]), default=None,
               help="BigBird --to tf1: attention kernels as 3-D [hidden, heads, head_size] (default, as the "
                    "published checkpoints) or 2-D (what today's official Dense3dLayer creates).")
+@click.option("--approximate-gelu", "approximate_gelu", is_flag=True,
+              help="--to tf1 of a model whose gelu form the TF code lacks (BERT/BigBird trained with the exact erf "
+                   "'gelu'): write the TF code's gelu instead and report the measured max logit difference.")
 @click.option("--overwrite", is_flag=True, help="Replace a non-empty destination.")
 @click.option("--verify", "verify", is_flag=True, help="Run `ckptkit verify` on the result before publishing it.")
 @click.option("--dry-run", is_flag=True, help="Print the plan (what is written from what, what is dropped); "
@@ -75,7 +78,7 @@ def _summary(result) -> str:
 @quiet_option
 def convert_command(source, destination, to, weights_format, dtype, max_shard_size, family, model_class, config,
                     vocab, spm, do_lower_case, num_heads, allow_unused, global_step, part, generator_heads,
-                    tf_layout, overwrite, verify, dry_run, push_to_hub, private, language, license_, tags, as_json, quiet):
+                    tf_layout, approximate_gelu, overwrite, verify, dry_run, push_to_hub, private, language, license_, tags, as_json, quiet):
     """Convert SOURCE (TF checkpoint, hub folder, safetensors or .bin) into DESTINATION.
 
     A TF checkpoint becomes a hub folder (config.json, weights, tokenizer files, model card)
@@ -97,7 +100,8 @@ def convert_command(source, destination, to, weights_format, dtype, max_shard_si
         to=to, weights_format=weights_format, dtype=dtype, max_shard_size=max_shard_size, family=family,
         model_class=model_class, config=config, vocab=vocab, spm=spm, do_lower_case=do_lower_case,
         num_heads=num_heads, allow_unused=allow_unused, global_step=global_step, part=part,
-        generator_heads=generator_heads, tf_layout=tf_layout, overwrite=overwrite, verify=verify,
+        generator_heads=generator_heads, tf_layout=tf_layout, approximate_gelu=approximate_gelu,
+        overwrite=overwrite, verify=verify,
         command=shlex.join(["ckptkit", *sys.argv[1:]]),
         card={"language": list(language) or None, "license": license_, "tags": list(tags) or None})
     if dry_run:

@@ -19,7 +19,10 @@ from typing import Callable, Mapping
 
 import numpy as np
 
+from ckptkit.converters.approximate_gelu import approximate_activation
+from ckptkit.converters.approximate_gelu import describe as describe_approximation
 from ckptkit.converters.config_io import find_companion, read_json_config, write_json
+from ckptkit.converters.config_schema import validate_hf_config
 from ckptkit.converters.families import detect_family, get_family
 from ckptkit.converters.families.base import Family, Part, cast_dtype, plan_hf_to_tf, plan_tf_to_hf
 from ckptkit.converters.formats import open_checkpoint
@@ -58,6 +61,7 @@ class ConversionOptions:
     part: str | None = None            # multi-model checkpoints (ELECTRA): discriminator | generator | both
     generator_heads: int | None = None  # ELECTRA generator heads when the config does not say (default hidden/64)
     tf_layout: str | None = None       # hf->tf layout variant of the family (BigBird: "3d" default or "2d")
+    approximate_gelu: bool = False     # hf->tf: write the TF code's other gelu form, report the logit difference
     command: str | None = None
     card: dict = field(default_factory=dict)  # language, license, tags for the model card
 
@@ -99,7 +103,8 @@ class ConversionResult:
                 "family": self.plan.info.get("family"), "model_class": self.plan.info.get("model_class"),
                 "tensors_written": len(self.plan.outputs), "bytes_written": self.plan.total_bytes,
                 "dropped": len(self.plan.dropped), "warnings": self.plan.warnings,
-                "tokenizer": self.tokenizer, "verification": self.verification}
+                "tokenizer": self.tokenizer, "verification": self.verification,
+                "approximate_gelu": self.plan.info.get("approximate_gelu")}
 
 
 def _weights(source: Checkpoint) -> dict[str, tuple[int, ...]]:
@@ -118,6 +123,9 @@ def _tf_config(source: Checkpoint, family: Family, options: ConversionOptions) -
     path = find_companion(source.path, (family.tf_config_name, *family.tf_config_aliases, "config.json"),
                           explicit=options.config)
     shapes = _weights(source)
+    for option, value in (("--num-heads", options.num_heads), ("--generator-heads", options.generator_heads)):
+        if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
+            raise UsageError(f"{option} is {value!r}, expected a positive integer")
     hints = {"num_heads": options.num_heads, "generator_heads": options.generator_heads, "config_path": path,
              "source_path": source.path, "spm": options.spm}
     if path is None:
@@ -126,6 +134,8 @@ def _tf_config(source: Checkpoint, family: Family, options: ConversionOptions) -
             config = family.complete_tf_config(config, shapes, hints)
         return config, [f"no {family.tf_config_name} found: config inferred from shapes", *warnings], None
     config = (family.read_tf_config or read_json_config)(path)
+    if family.tf_schema is not None:
+        family.tf_schema.validate(config, path=path, hint="fix the config or pass the matching one with --config")
     if options.num_heads:
         config["num_attention_heads"] = options.num_heads
     if family.complete_tf_config:
@@ -183,6 +193,9 @@ def _prepare_part(source: Checkpoint, options: ConversionOptions, family: Family
                          dtype=options.target_dtype, allow_unused=options.allow_unused, tf_rename=rename,
                          exclude=exclude)
     hf_config = family.config_to_hf(tf_config, model_class=plan.info["model_class"])
+    if family.hf_schema is not None:
+        family.hf_schema.validate(hf_config, path=config_path or source.path,
+                                  hint="the config.json made from this config would be invalid")
     _add_label_count(plan, hf_config)
     if options.dtype:
         hf_config["dtype"] = options.dtype
@@ -212,28 +225,42 @@ def _add_label_count(plan: Plan, hf_config: dict) -> None:
 
 
 def _hub_config(source: Checkpoint, options: ConversionOptions) -> dict:
+    """The HF config.json (--config, else the folder's), checked against its family's schema."""
     if options.config:
-        return read_json_config(options.config)
-    config = source.extras.get("config")
-    if not config:
-        raise ConfigError("no config.json next to the weights", path=source.path,
-                          hint="pass the model's config.json with --config")
+        config = read_json_config(options.config)
+    else:
+        config = source.extras.get("config")
+        if not config:
+            raise ConfigError("no config.json next to the weights", path=source.path,
+                              hint="pass the model's config.json with --config")
+    validate_hf_config(config, path=_hub_config_path(source, options), family=options.family)
     return dict(config)
+
+
+def _hub_config_path(source: Checkpoint, options: ConversionOptions) -> str:
+    folder = source.extras.get("folder") or os.path.dirname(os.path.abspath(source.path))
+    return options.config or os.path.join(folder, "config.json")
 
 
 def _prepare_hf_to_tf(source: Checkpoint, options: ConversionOptions) -> Prepared:
     hf_config = _hub_config(source, options)
     family = _family_for(source, options, model_type=hf_config.get("model_type"))
+    validate_hf_config(hf_config, path=_hub_config_path(source, options), family=family.name)
     plan = plan_hf_to_tf(family, source, hf_config=hf_config, dtype=options.target_dtype,
                          allow_unused=options.allow_unused, transform_overrides=_layout(family, options))
     plan.info.update(source_format=source.format, target="tf1")
+    tf_side, approximation = approximate_activation(family, hf_config, source, enabled=options.approximate_gelu,
+                                                    model_class=plan.info["model_class"])
+    if approximation:
+        plan.info["approximate_gelu"] = approximation
+        plan.warnings.append(describe_approximation(approximation))
     extra = {}
     if options.global_step is not None:
         extra["global_step"] = np.asarray(options.global_step, dtype=np.int64)
     folder = source.extras.get("folder") or os.path.dirname(os.path.abspath(source.path))
     vocab = options.vocab or next((os.path.join(folder, n) for n in ("vocab.txt",)
                                    if os.path.isfile(os.path.join(folder, n))), None)
-    return Prepared(plan, "tf1", family, hf_config=hf_config, tf_config=family.config_to_tf(hf_config),
+    return Prepared(plan, "tf1", family, hf_config=hf_config, tf_config=family.config_to_tf(tf_side),
                     vocab=vocab, extra_tensors=extra)
 
 
