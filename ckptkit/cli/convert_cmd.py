@@ -13,25 +13,54 @@ TARGET_CHOICES = ["hf", "tf1", "safetensors", "pytorch"]
 DTYPE_CHOICES = ["float32", "float16", "bfloat16"]
 
 
+def _tokenizer_text(t: dict) -> str:
+    return f"tokenizer {t['class']} ({t['vocab_size']} tokens, pad_token_id {t['pad_token_id']})"
+
+
+def _verification_text(v: dict) -> str:
+    return (f"verified: {v['tensors_bitwise']}/{v['tensors_checked']} tensors bitwise, forward max |diff| "
+            f"{v['max_abs_diff']:.2e} ({'PASS' if v['passed'] else 'FAIL'})")
+
+
+def _model_line(plan: dict) -> str:
+    parts = plan.get("parts")
+    what = (f"parts {', '.join(f'{name}/ ({cls})' for name, cls in parts.items())}" if parts
+            else f"class {plan.get('model_class')}")
+    step = f", global_step {plan['global_step']}" if plan.get("global_step") is not None else ""
+    return f"  family {plan.get('family')}, {what}{step}"
+
+
+def _facts(result) -> list[str]:
+    """Tokenizer and verification lines: one per part folder when the output has several, else one."""
+    per_part = bool(result.plan.info.get("parts")) and result.plan.info.get("target") == "hf"
+    rows = [(result.tokenizer, _tokenizer_text), (result.verification, _verification_text)]
+    lines = []
+    for value, describe in rows:
+        if per_part:
+            lines += [f"  {name}/: {describe(v)}" for name, v in (value or {}).items() if v]
+        elif value:
+            lines.append(f"  {describe(value)}")
+    if "verify" in result.timings:
+        lines.append(f"  verified in {result.timings['verify']:.2f} s (includes loading torch and transformers)")
+    return lines
+
+
 def _summary(result) -> str:
+    """The text report of a conversion (stderr): what was written where, dropped, verified, and how long.
+
+    "wrote ... in N s" times writing the tensors alone; verifying is timed on its own line."""
     plan = result.plan.info
     reasons: dict[str, int] = {}
     for d in result.plan.dropped:
         reasons[d.reason] = reasons.get(d.reason, 0) + 1
-    lines = [f"converted {plan.get('source_format')} -> {result.destination}",
-             f"  family {plan.get('family')}, class {plan.get('model_class')}"
-             + (f", global_step {plan.get('global_step')}" if plan.get("global_step") is not None else ""),
+    write = result.timings.get("write", result.seconds)
+    lines = [f"converted {plan.get('source_format')} -> {result.destination}", _model_line(plan),
              f"  wrote {len(result.plan.outputs)} tensors ({result.plan.total_bytes / 2**20:.1f} MiB) "
-             f"in {result.seconds:.2f} s: {', '.join(result.files)}"]
+             f"in {write:.2f} s: {', '.join(result.files)}"]
     lines += [f"  dropped {n} {reason}" for reason, n in reasons.items()]
-    if result.tokenizer:
-        lines.append(f"  tokenizer {result.tokenizer['class']} ({result.tokenizer['vocab_size']} tokens, "
-                     f"pad_token_id {result.tokenizer['pad_token_id']})")
-    if result.verification:
-        v = result.verification
-        lines.append(f"  verified: {v['tensors_bitwise']}/{v['tensors_checked']} tensors bitwise, "
-                     f"forward max |diff| {v['max_abs_diff']:.2e} ({'PASS' if v['passed'] else 'FAIL'})")
+    lines += _facts(result)
     lines += [f"  warning: {w}" for w in result.plan.warnings]
+    lines.append(f"  done in {result.seconds:.2f} s")
     return "\n".join(lines)
 
 

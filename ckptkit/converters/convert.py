@@ -97,9 +97,11 @@ class ConversionResult:
     hf_config: dict | None = None
     tokenizer: dict | None = None
     verification: dict | None = None
+    timings: dict = field(default_factory=dict)  # "write" (tensors), "verify" (incl. loading torch), seconds
 
     def to_json(self) -> dict:
         return {"destination": self.destination, "files": self.files, "seconds": round(self.seconds, 3),
+                "timings": {k: round(v, 3) for k, v in self.timings.items()},
                 "family": self.plan.info.get("family"), "model_class": self.plan.info.get("model_class"),
                 "tensors_written": len(self.plan.outputs), "bytes_written": self.plan.total_bytes,
                 "dropped": len(self.plan.dropped), "warnings": self.plan.warnings,
@@ -171,15 +173,39 @@ def _prepare_tf_to_hf(source: Checkpoint, options: ConversionOptions) -> Prepare
     parts = _select_parts(family, source, options)
     prepared = [_prepare_part(source, options, family, tf_config, warnings, config_path, part) for part in parts]
     if len(prepared) == 1:
+        if parts[0] is not None and len(family.split(_weights(source))) > 1:
+            _note_parts_not_converted(prepared[0])
         return prepared[0]
     for each in prepared:
         each.subfolder = each.part.name
     outputs = [PlannedTensor(f"{p.subfolder}/{t.name}", t.inputs, t.steps, t.dtype, t.shape)
                for p in prepared for t in p.plan.outputs]
-    dropped = [d for p in prepared for d in p.plan.dropped]
+    used = {n for p in prepared for t in p.plan.outputs for n in t.inputs}  # another part writes these
+    dropped = list({d.name: d for p in prepared for d in p.plan.dropped if d.name not in used}.values())
     info = {**prepared[0].plan.info, "model_class": None, "warnings": list(prepared[0].plan.warnings),
             "parts": {p.subfolder: p.plan.info["model_class"] for p in prepared}}
     return Prepared(Plan(outputs, dropped, info), "hf", family, tf_config=tf_config, parts=prepared)
+
+
+def _note_parts_not_converted(prepared: Prepared) -> None:
+    """``--part X`` of a checkpoint holding several models: the other parts' tensors are reported as not
+    converted (the part's own reason may name a folder that only ``--part both`` writes)."""
+    exclude = prepared.part.exclude
+    if exclude is None:
+        return
+    note = f"not converted: --part {prepared.part.name}"
+    prepared.plan.dropped = [Dropped(d.name, f"{d.reason.split(' (')[0]} ({note})") if d.reason == exclude(d.name)
+                             else d for d in prepared.plan.dropped]
+
+
+def _vocab_named_by_config(tf_config: dict, config_path: str | None) -> str | None:
+    """ELECTRA's run_pretraining config names its vocab (``vocab_file``: DATA_DIR/vocab.txt); else a vocab.txt
+    beside the config file."""
+    named = tf_config.get("vocab_file")
+    candidates = [named] if isinstance(named, str) else []
+    if config_path:
+        candidates.append(os.path.join(os.path.dirname(os.path.abspath(config_path)), "vocab.txt"))
+    return next((c for c in candidates if os.path.isfile(c)), None)
 
 
 def _prepare_part(source: Checkpoint, options: ConversionOptions, family: Family, tf_config: dict,
@@ -204,7 +230,8 @@ def _prepare_part(source: Checkpoint, options: ConversionOptions, family: Family
                      global_step=source.global_step)
     if part is not None:
         plan.info["part"] = part.name
-    vocab = find_companion(source.path, ("vocab.txt",), explicit=options.vocab)
+    vocab = find_companion(source.path, ("vocab.txt",), explicit=options.vocab) or \
+        _vocab_named_by_config(tf_config, config_path)
     spm_names = family.spm_names or ("vocab.model",)
     spm = find_companion(source.path, spm_names, explicit=options.spm) if options.spm or not vocab else \
         options.spm
@@ -437,18 +464,22 @@ def convert_checkpoint(source_path: str, destination: str, *, options: Conversio
         _write_cards(destination, prepared, options)
         files = sorted({*files, *(os.path.join(p.subfolder, "README.md") for p in prepared.parts or [prepared]
                                   if p.target == "hf")})
-    tokenizer, verification = results[0]
+    tokenizer, verification, _ = results[0]
     if prepared.parts:
-        tokenizer = {p.subfolder: t for p, (t, _) in zip(prepared.parts, results)}
-        verification = {p.subfolder: v for p, (_, v) in zip(prepared.parts, results)} if options.verify else None
+        tokenizer = {p.subfolder: t for p, (t, _, _) in zip(prepared.parts, results)}
+        verification = {p.subfolder: v for p, (_, v, _) in zip(prepared.parts, results)} if options.verify else None
+    timings = {key: sum(r[2][key] for r in results) for key in ("write", "verify") if key in results[0][2]}
     return ConversionResult(os.path.abspath(destination), prepared.plan, files, time.perf_counter() - started,
                             hf_config=prepared.hf_config or (prepared.parts[0].hf_config if prepared.parts else None),
-                            tokenizer=tokenizer, verification=verification)
+                            tokenizer=tokenizer, verification=verification, timings=timings)
 
 
 def _write_prepared(prepared: Prepared, source: Checkpoint, source_path: str, folder: str,
-                    options: ConversionOptions) -> tuple[dict | None, dict | None]:
-    """Stream one prepared plan into ``folder`` (the staged destination or a part's subfolder)."""
+                    options: ConversionOptions) -> tuple[dict | None, dict | None, dict[str, float]]:
+    """Stream one prepared plan into ``folder`` (the staged destination or a part's subfolder).
+
+    Returns the tokenizer facts, the verification summary and the seconds spent writing the tensors
+    (``"write"``) and verifying (``"verify"``, which includes importing torch and transformers)."""
     os.makedirs(folder, exist_ok=True)
     sink_name = _SINK_FOR_TARGET[prepared.target] or options.weights_format
     if sink_name not in SINKS:
@@ -456,20 +487,24 @@ def _write_prepared(prepared: Prepared, source: Checkpoint, source_path: str, fo
     sink = SINKS[sink_name](folder, max_shard_size=options.max_shard_size)
     if prepared.extra_tensors:
         sink.extra_tensors = prepared.extra_tensors
+    started = time.perf_counter()
     execute(prepared.plan, source, sink)
+    timings = {"write": time.perf_counter() - started}
     tokenizer = _FINISHERS[prepared.target](prepared, folder, options, source)
     verification = None
     if options.verify:
         from ckptkit.converters.verify import verify_conversion
 
+        started = time.perf_counter()
         report = verify_conversion(source_path, folder, family=prepared.family.name if prepared.family else None,
                                    part=prepared.part.name if prepared.part else None, raise_on_mismatch=True)
         verification = report.summary()
+        timings["verify"] = time.perf_counter() - started
     if prepared.target == "hf":
         from ckptkit.hub.record import write_record
 
         write_record(folder, _record(prepared, source, options, verification))
-    return tokenizer, verification
+    return tokenizer, verification, timings
 
 
 def _convert_parts_to_tf(part_folders: dict[str, str], destination: str, options: ConversionOptions,
@@ -505,6 +540,7 @@ def _convert_parts_to_tf(part_folders: dict[str, str], destination: str, options
                 outputs[t.name] = PlannedTensor(t.name, inputs, t.steps, t.dtype, t.shape)
         plan = Plan(sorted(outputs.values(), key=lambda t: t.name.encode()), dropped,
                     {"family": family.name, "model_class": None, "direction": "hf->tf", "target": "tf1",
+                     "source_format": "hub folders",
                      "parts": {n: (c.get("architectures") or [None])[0] for n, c in configs.items()}})
         plan.check(merged)
         extra = {"global_step": np.asarray(options.global_step, dtype=np.int64)} \
@@ -514,7 +550,9 @@ def _convert_parts_to_tf(part_folders: dict[str, str], destination: str, options
             sink = SINKS["tf1"](folder, max_shard_size=options.max_shard_size)
             if extra:
                 sink.extra_tensors = extra
+            written = time.perf_counter()
             execute(plan, merged, sink)
+            timings = {"write": time.perf_counter() - written}
             write_json(os.path.join(folder, family.tf_config_name), family.join_tf_config(configs))
             vocab = next((os.path.join(p, "vocab.txt") for p in part_folders.values()
                           if os.path.isfile(os.path.join(p, "vocab.txt"))), options.vocab)
@@ -525,7 +563,9 @@ def _convert_parts_to_tf(part_folders: dict[str, str], destination: str, options
             if options.verify:
                 from ckptkit.converters.verify import verify_conversion
 
+                verified = time.perf_counter()
                 verification = verify_conversion(os.path.dirname(next(iter(part_folders.values()))), folder,
                                                  family=family.name, raise_on_mismatch=True).summary()
+                timings["verify"] = time.perf_counter() - verified
     return ConversionResult(os.path.abspath(destination), plan, files, time.perf_counter() - started,
-                            verification=verification)
+                            verification=verification, timings=timings)
