@@ -1,15 +1,65 @@
-"""Keep peak RSS at about one tensor while streaming through memory-mapped files.
+"""Read source bytes safely and keep peak RSS at about one tensor while streaming.
 
-Pages read from or written to a shared file mapping stay in a process's resident set until the
+Sources are read with :func:`read_exact` (``preadv`` into a fresh buffer), never through a
+memory map: a file truncated while it is read then gives a short read, which becomes a
+one-line :class:`~ckptkit.errors.CorruptCheckpointError`, where touching a mapped page past
+the file's new end would kill the process with SIGBUS.
+
+Pages written to a shared file mapping (an output) stay in a process's resident set until the
 mapping goes away; :func:`release_pages` drops them after each tensor (they stay in the page
-cache and, for outputs, in the file).
+cache and in the file).
 """
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 
-__all__ = ["release_pages"]
+from ckptkit.errors import CorruptCheckpointError
+
+__all__ = ["release_pages", "read_exact"]
+
+_MAX_READ = 1 << 30  # bytes per read call: Linux caps one read near 2 GiB
+
+
+def _read_into(fd: int, view: memoryview, offset: int) -> int:
+    if hasattr(os, "preadv"):
+        return os.preadv(fd, [view], offset)
+    data = os.pread(fd, len(view), offset)  # platforms without preadv: one extra copy
+    view[:len(data)] = data
+    return len(data)
+
+
+def read_exact(fd: int, offset: int, nbytes: int, *, path: str, hint: str | None = None) -> np.ndarray:
+    """``nbytes`` bytes of ``fd`` from ``offset`` as a fresh, read-only uint8 array.
+
+    Raises:
+        CorruptCheckpointError: the file ends before ``offset + nbytes`` (it shrank since it
+            was opened, or it was truncated all along).
+
+    Example:
+        >>> import tempfile
+        >>> f = tempfile.TemporaryFile(); _ = f.write(b"abcdef"); f.flush()
+        >>> read_exact(f.fileno(), 2, 3, path="x").tobytes()
+        b'cde'
+        >>> read_exact(f.fileno(), 4, 9, path="x")
+        Traceback (most recent call last):
+        ...
+        ckptkit.errors.CorruptCheckpointError: x: truncated: needs bytes 4..13, the file ends at byte 6
+        >>> f.close()
+    """
+    out = np.empty(nbytes, np.uint8)
+    view = memoryview(out).cast("B")
+    done = 0
+    while done < nbytes:
+        count = _read_into(fd, view[done:done + _MAX_READ], offset + done)
+        if count <= 0:
+            raise CorruptCheckpointError(f"truncated: needs bytes {offset}..{offset + nbytes}, the file ends at "
+                                         f"byte {offset + done}", path=path, hint=hint)
+        done += count
+    out.flags.writeable = False
+    return out
 
 _MADV_DONTNEED = 4  # Linux; on a shared file mapping it only unmaps: the bytes stay in the page cache / file
 

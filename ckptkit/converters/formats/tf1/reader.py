@@ -1,8 +1,9 @@
 """Read a TensorFlow checkpoint (V2 bundle, TF1 or TF2) without TensorFlow.
 
 Opening reads the ``.index`` (and, for TF2, the small object graph); a tensor's bytes are
-read on ``read()``: a read-only NumPy view of a memory map of just that tensor (unmapped when
-the array is freed) where alignment allows, after its CRC32C is checked. Partitioned variables are assembled from their slices.
+read on ``read()``: one positional read into a buffer of its own (a read-only NumPy array),
+after which its CRC32C is checked. Nothing is memory-mapped, so a data file truncated while it
+is read ends in a one-line error, never SIGBUS. Partitioned variables are assembled from their slices.
 
 Example:
     >>> import numpy as np, tempfile, os
@@ -18,8 +19,8 @@ Example:
 from __future__ import annotations
 
 import functools
-import mmap
 import os
+import re
 import struct
 from dataclasses import dataclass, field
 
@@ -34,6 +35,7 @@ from ckptkit.converters.formats.tf1.paths import data_file, resolve_prefix
 from ckptkit.converters.formats.tf1.proto import ProtoError, decode_varint
 from ckptkit.converters.formats.tf1.slices import slice_key
 from ckptkit.converters.formats.tf1.table import TableError, read_table
+from ckptkit.converters.memory import read_exact
 from ckptkit.converters.tensors import (
     ROLE_METADATA, ROLE_OPTIMIZER, Checkpoint, DType, LazyTensor, classify_role, dtype_by_tf_enum,
 )
@@ -42,8 +44,7 @@ from ckptkit.errors import CheckpointNotFoundError, CorruptCheckpointError, Unsu
 __all__ = ["TFCheckpoint", "TFTensor", "open_tf_checkpoint", "read_index"]
 
 _DAMAGED = "the file is damaged or incomplete; copy it again"
-_MAP_POPULATE = getattr(mmap, "MAP_POPULATE", 0)  # Linux: fault the tensor in with one call, not per page
-_MMAP_MIN_BYTES = 1 << 20  # smaller tensors are read with one pread; larger ones are memory-mapped
+_MAX_DIMS = 64  # NumPy's limit on an array's number of dimensions (TensorFlow allows 254)
 _COUNTER_NAMES = ("global_step", "step", "optimizer/iter", "optimizer/iterations", "optimizer/_iterations")
 
 
@@ -98,7 +99,25 @@ def _check_header(header: BundleHeader, path: str) -> None:
         raise CorruptCheckpointError(f"header claims {header.num_shards} shards", path=path, hint=_DAMAGED)
 
 
+def _check_shards_present(prefix: str, num_shards: int) -> None:
+    """Fail fast, from one directory listing, when any data shard is missing: a damaged header may
+    claim a million shards, and naming each before looking would take seconds."""
+    directory, base = os.path.split(prefix)
+    pattern = re.compile(re.escape(f"{base}.data-") + r"(\d{5,})" + re.escape(f"-of-{num_shards:05d}"))
+    try:
+        names = os.listdir(directory or ".")
+    except OSError:
+        return  # an unlistable folder: each shard is looked up by name instead
+    present = {int(m.group(1)) for m in map(pattern.fullmatch, names) if m}
+    if sum(1 for shard in present if shard < num_shards) != num_shards:
+        missing = next(shard for shard in range(num_shards) if shard not in present)
+        raise CheckpointNotFoundError(f"data shard {missing + 1} of {num_shards} is missing",
+                                      path=data_file(prefix, missing, num_shards),
+                                      hint="copy every .data-*-of-* file of the checkpoint")
+
+
 def _shard_sizes(prefix: str, num_shards: int) -> list[int]:
+    _check_shards_present(prefix, num_shards)
     sizes = []
     for shard in range(num_shards):
         name = data_file(prefix, shard, num_shards)
@@ -164,8 +183,8 @@ class TFCheckpoint(Checkpoint):
         self.index_path = prefix + ".index"
         self._index = read_index(self.index_path)
         header = self._index.header
-        self._files = [data_file(prefix, s, header.num_shards) for s in range(header.num_shards)]
         self._sizes = _shard_sizes(prefix, header.num_shards)
+        self._files = [data_file(prefix, s, header.num_shards) for s in range(header.num_shards)]
         self._fds: dict[int, int] = {}
         self._verified: set[bytes] = set()
         self._global_step: int | None | bool = False
@@ -238,6 +257,10 @@ class TFCheckpoint(Checkpoint):
             raise UnsupportedFormatError(f"tensor {name!r}: {e.message}", path=self.index_path, hint=e.hint) from e
         if any(d < 0 for d in entry.shape) or entry.unknown_rank:
             raise CorruptCheckpointError(f"tensor {name!r} has an unknown shape {entry.shape}", path=self.index_path)
+        if len(entry.shape) > _MAX_DIMS:
+            raise UnsupportedFormatError(f"tensor {name!r} has {len(entry.shape)} dimensions; NumPy arrays have at "
+                                         f"most {_MAX_DIMS}", path=self.index_path,
+                                         hint="the index is damaged, or the tensor needs reshaping in TensorFlow")
         if entry.slices:
             self._check_slices(name, key, entry, dtype)
             location = f"{len(entry.slices)} slices"
@@ -295,25 +318,12 @@ class TFCheckpoint(Checkpoint):
         return self._fds[shard]
 
     def _raw(self, entry: BundleEntry) -> np.ndarray:
-        """The stored bytes of one entry: a private memory map for large tensors (unmapped when the
-        returned array is freed, so memory stays ~ one tensor), one read for small ones."""
+        """The stored bytes of one entry, read into a buffer of their own (freed with the array, so
+        memory stays ~ one tensor). A file that shrank since it was opened gives a clean error."""
         if entry.size == 0:
             return np.empty(0, np.uint8)
-        path = self._files[entry.shard_id]
-        try:
-            fd = self._fd(entry.shard_id)
-            if entry.size < _MMAP_MIN_BYTES:
-                data = os.pread(fd, entry.size, entry.offset)
-                if len(data) != entry.size:
-                    raise ValueError("short read")
-                return np.frombuffer(data, np.uint8)
-            start = entry.offset - entry.offset % mmap.ALLOCATIONGRANULARITY
-            mapped = mmap.mmap(fd, entry.offset + entry.size - start, flags=mmap.MAP_SHARED | _MAP_POPULATE,
-                               prot=mmap.PROT_READ, offset=start)
-        except ValueError as e:  # the file shrank since the checkpoint was opened
-            raise CorruptCheckpointError(f"truncated: needs bytes up to {entry.offset + entry.size}", path=path,
-                                         hint=_DAMAGED) from e
-        return np.frombuffer(mapped, np.uint8, count=entry.size, offset=entry.offset - start)
+        return read_exact(self._fd(entry.shard_id), entry.offset, entry.size, path=self._files[entry.shard_id],
+                          hint=_DAMAGED)
 
     def _read(self, key: bytes, entry: BundleEntry, dtype: DType) -> np.ndarray:
         if entry.slices:
@@ -351,7 +361,7 @@ class TFCheckpoint(Checkpoint):
         return out
 
     def close(self) -> None:
-        """Close the data files. Arrays already returned stay valid (each holds its own map)."""
+        """Close the data files. Arrays already returned stay valid (each owns its bytes)."""
         for fd in self._fds.values():
             os.close(fd)
         self._fds.clear()
