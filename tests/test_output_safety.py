@@ -83,6 +83,8 @@ def test_overwrite_never_touches_the_source(src, tmp_path, capsys):
         line = one_error_line(err)
         assert code == 2 and why in line and str(destination) in line, (source, destination, err)
         assert snapshot(src) == before
+    code, err = run_cli(capsys, "distill", "init", src, src, "--num-layers", "1", "--overwrite")  # a student too
+    assert code == 2 and "is the source" in one_error_line(err) and snapshot(src) == before
     # a folder inside a source folder: a previous output there is part of the source's folder too
     code, _ = run_cli(capsys, "convert", src, src / "hf", "-q")
     assert code == 0
@@ -127,7 +129,12 @@ def test_overwrite_replaces_only_ckptkits_own_outputs(src, tmp_path, capsys):
 # ------------------------------------------------------------------ item 6: files and symlinks
 
 
-def test_overwrite_onto_a_file_or_symlink(src, tmp_path, capsys):
+@pytest.mark.parametrize("exchange", ["renameat2", "two renames"])
+def test_overwrite_onto_a_file_or_symlink(src, tmp_path, capsys, monkeypatch, exchange):
+    if exchange == "two renames":  # file systems without RENAME_EXCHANGE
+        from ckptkit.converters import staging
+
+        monkeypatch.setattr(staging, "_exchange", lambda a, b: False)
     target = tmp_path / "model.txt"
     target.write_text("a user's file")
     code, err = run_cli(capsys, "convert", src, target, "--overwrite")
@@ -152,6 +159,7 @@ def test_overwrite_onto_a_file_or_symlink(src, tmp_path, capsys):
     assert run_cli(capsys, "convert", src, link, "--overwrite", "-q")[0] == 0
     assert not link.is_symlink() and (link / "model.safetensors").is_file()
     assert snapshot(previous) == kept
+    assert run_cli(capsys, "convert", src, previous, "--overwrite", "-q")[0] == 0  # and a real folder
     assert leftovers(tmp_path, "out") == [] and leftovers(tmp_path, "previous") == []
 
 
@@ -364,10 +372,12 @@ def test_every_output_file_follows_the_umask(src, tmp_path, capsys, umask):
         assert run_cli(capsys, "convert", src, hf, "-q")[0] == 0
         assert run_cli(capsys, "convert", hf, tf, "--to", "tf1", "-q")[0] == 0
         assert run_cli(capsys, "card", hf, "--license", "mit")[0] == 0  # rewrites README.md and ckptkit.json
+        assert run_cli(capsys, "distill", "init", src, tmp_path / "student", "--num-layers", "1", "-q")[0] == 0
     finally:
         os.umask(old)
     modes = {str(p.relative_to(tmp_path)): stat.S_IMODE(p.stat().st_mode)
-             for folder in (hf, tf) for p in folder.rglob("*")}
-    assert {"hf/README.md", "hf/ckptkit.json", "hf/tokenizer.json", "tf/model.ckpt.index"} <= set(modes)
+             for folder in (hf, tf, tmp_path / "student") for p in folder.rglob("*")}
+    assert {"hf/README.md", "hf/ckptkit.json", "hf/tokenizer.json", "tf/model.ckpt.index",
+            "student/student.json", "student/README.md"} <= set(modes)
     assert {name: mode for name, mode in modes.items() if mode != 0o666 & ~umask} == {}
     assert stat.S_IMODE(hf.stat().st_mode) == 0o777 & ~umask

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import ctypes.util
 import errno
 import fcntl
 import glob
@@ -264,8 +263,7 @@ def _remove(path: str) -> None:
 def _exchange(a: str, b: str) -> bool:
     """Atomically swap two paths (Linux ``renameat2(RENAME_EXCHANGE)``); False where unsupported."""
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
-        renameat2 = libc.renameat2
+        renameat2 = ctypes.CDLL(None, use_errno=True).renameat2  # the C library Python runs on
     except (OSError, AttributeError):
         return False
     renameat2.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
@@ -325,21 +323,31 @@ def staged_folder(destination: str | os.PathLike, *, overwrite: bool = False,
     """
     destination = os.path.abspath(destination)
     _check_not_source(destination, _source_paths(sources))
-    parent = os.path.dirname(destination)
-    os.makedirs(parent, exist_ok=True)
-    with _destination_lock(destination):
-        _remove_leftovers(destination)
-        _check_replaceable(destination, overwrite)
-        staging = os.path.join(parent, f".{os.path.basename(destination)}.tmp-{os.getpid()}")
-        _remove(staging)
+    try:
+        os.makedirs(os.path.dirname(destination), exist_ok=True)
+        with _destination_lock(destination):
+            _remove_leftovers(destination)
+            _check_replaceable(destination, overwrite)
+            with _staging(destination) as staging:
+                yield staging
+    except OSError as e:
+        full = out_of_space(e, destination)
+        if full is not None:
+            raise full from e
+        raise
+
+
+@contextlib.contextmanager
+def _staging(destination: str) -> Iterator[str]:
+    """``.NAME.tmp-PID`` beside ``destination``: swapped in on success, removed on any error."""
+    parent, name = os.path.split(destination)
+    staging = os.path.join(parent, f".{name}.tmp-{os.getpid()}")
+    _remove(staging)
+    try:
         os.makedirs(staging)
-        try:
-            yield staging
-            _mark(staging)
-            _swap_in(staging, destination)
-        except BaseException as e:
-            _remove(staging)
-            full = out_of_space(e, destination)
-            if full is not None:
-                raise full from e
-            raise
+        yield staging
+        _mark(staging)
+        _swap_in(staging, destination)
+    except BaseException:
+        _remove(staging)
+        raise
