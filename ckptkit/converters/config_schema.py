@@ -68,6 +68,7 @@ def _is_number(value: Any) -> bool:
 _KINDS: dict[str, tuple[Callable[[Any], bool], str]] = {
     "int": (_is_int, "an integer"),
     "float": (_is_number, "a finite number"),
+    "real": (lambda v: isinstance(v, float) and math.isfinite(v), "a number with a decimal point"),
     "bool": (lambda v: isinstance(v, bool), "true or false"),
     "str": (lambda v: isinstance(v, str), "a string"),
     "object": (lambda v: isinstance(v, dict), "a JSON object"),
@@ -80,6 +81,7 @@ _BOUND_WORDS = {
     ("float", 0, None, 1): "a number in [0, 1]",
     ("float", None, 0, None): "a positive number",
     ("float", None, 0, 1): "a number in (0, 1]",
+    ("real", None, 0, None): "a positive number with a decimal point (transformers refuses an integer here)",
 }
 _JSON_TYPE = {bool: "true/false", int: "an integer", float: "a number", str: "a string", list: "a list",
               dict: "an object", type(None): "null"}
@@ -98,8 +100,9 @@ def probability(*, required: bool = False) -> Spec:
     return Spec("float", required, minimum=0, maximum=1)
 
 
-def positive_float(*, required: bool = False, at_most_one: bool = False) -> Spec:
-    return Spec("float", required, above=0, maximum=1 if at_most_one else None)
+def positive_float(*, required: bool = False, at_most_one: bool = False, real: bool = False) -> Spec:
+    """A positive finite number; ``real``: a JSON number with a decimal point (a float field in transformers)."""
+    return Spec("real" if real else "float", required, above=0, maximum=1 if at_most_one else None)
 
 
 def flag(*, required: bool = False) -> Spec:
@@ -184,7 +187,7 @@ class ConfigSchema:
 
 
 def _in_bounds(value: Any, spec: Spec) -> bool:
-    if spec.kind not in ("int", "float"):
+    if spec.kind not in ("int", "float", "real"):
         return True
     return ((spec.minimum is None or value >= spec.minimum) and (spec.above is None or value > spec.above)
             and (spec.maximum is None or value <= spec.maximum))

@@ -16,7 +16,7 @@ from ckptkit.converters.config_schema import (HF_ACTIVATIONS, ConfigSchema, Spec
 from ckptkit.converters.families.base import Family, ModelClass, Rule
 from ckptkit.errors import ConfigError
 
-__all__ = ["BERT", "BERT_TF_SCHEMA", "BERT_HF_SCHEMA", "SIZE_KEYS", "bert_like_keys", "hf_keys",
+__all__ = ["BERT", "BERT_TF_SCHEMA", "BERT_HF_SCHEMA", "SIZE_KEYS", "bert_like_keys", "hf_keys", "with_hf_types",
            "unmapped_act_hint", "BERT_RULES", "MLM_TRANSFORM_RULES", "NSP_RULES", "GOOGLE_TO_HF_ACT", "HF_TO_GOOGLE_ACT", "bert_config_to_hf", "hf_config_to_bert",
            "infer_bert_config", "check_config_against_shapes"]
 
@@ -94,6 +94,7 @@ HF_TO_GOOGLE_ACT = {"gelu_new": "gelu", "gelu_pytorch_tanh": "gelu", "relu": "re
 
 # The sizes the tensors' shapes depend on: required in a bert_config.json (Google's code has no usable
 # default for them) and in an HF config.json.
+HF_FLOAT_KEYS = ("initializer_range", "layer_norm_eps")  # float, not int, in transformers' config classes
 SIZE_KEYS = ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size",
              "max_position_embeddings", "type_vocab_size")
 _HEADS_DIVIDE_HIDDEN = (divisible("hidden_size", "num_attention_heads"),)
@@ -107,9 +108,14 @@ def bert_like_keys(activations, *, required: bool) -> dict[str, Spec]:
 
 
 def hf_keys(*, required: bool = True) -> dict[str, Spec]:
-    """The schema rows of a transformers BERT-like ``config.json``."""
+    """The schema rows of a transformers BERT-like ``config.json`` (typed as transformers' config classes)."""
     return {**bert_like_keys(HF_ACTIVATIONS, required=required), "model_type": text(), "architectures": names(),
-            "layer_norm_eps": positive_float(), "pad_token_id": count(nullable=True)}
+            **{key: positive_float(real=True) for key in HF_FLOAT_KEYS}, "pad_token_id": count(nullable=True)}
+
+
+def with_hf_types(config: dict) -> dict:
+    """``config`` with the keys transformers types as float written as floats (a TF config may say ``1``)."""
+    return {**config, **{key: float(config[key]) for key in HF_FLOAT_KEYS if key in config}}
 
 
 BERT_TF_SCHEMA = ConfigSchema(bert_like_keys(GOOGLE_TO_HF_ACT, required=True), _HEADS_DIVIDE_HIDDEN)
@@ -183,7 +189,7 @@ def bert_config_to_hf(tf_config: Mapping, *, model_class: str, model_type: str =
               **{k: tf_config[k] for k in _SHARED_KEYS if k in tf_config},
               "hidden_act": act_table[act], "layer_norm_eps": 1e-12, "pad_token_id": 0,
               "tie_word_embeddings": True}
-    return config
+    return with_hf_types(config)
 
 
 def unmapped_act_hint(act: str, approximable: tuple[str, ...] = ("gelu",), *,

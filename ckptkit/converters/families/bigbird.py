@@ -39,7 +39,7 @@ from ckptkit.converters.config_schema import (ConfigSchema, count, divisible, fl
                                               text)
 from ckptkit.converters.families.bert import (GOOGLE_TO_HF_ACT, HF_TO_GOOGLE_ACT, MLM_TRANSFORM_RULES, NSP_RULES,
                                               bert_like_keys, check_config_against_shapes, count_layers, hf_keys,
-                                              layer_tail_rules, unmapped_act_hint)
+                                              layer_tail_rules, unmapped_act_hint, with_hf_types)
 from ckptkit.converters.plan import Step
 from ckptkit.errors import ConfigError
 
@@ -301,12 +301,13 @@ def bigbird_config_to_hf(tf_config: Mapping, *, model_class: str) -> dict:
     if act not in GOOGLE_TO_HF_ACT:
         raise ConfigError(f"unknown hidden_act {act!r}", hint="one of " + ", ".join(GOOGLE_TO_HF_ACT))
     vocab = int(config["vocab_size"])
-    return {"architectures": [model_class], "model_type": "big_bird",
-            **{k: config[k] for k in _SHARED if k in config},
-            **{hf: config[tf] for tf, hf in _RENAMED.items()},
-            "attention_type": _ATTENTION.get(config["attention_type"], config["attention_type"]),
-            "hidden_act": GOOGLE_TO_HF_ACT[act], "layer_norm_eps": 1e-12, "tie_word_embeddings": True,
-            **{k: (v if v < vocab else None) for k, v in _SPM_TOKEN_IDS.items()}}
+    hf_config = {"architectures": [model_class], "model_type": "big_bird",
+                 **{k: config[k] for k in _SHARED if k in config},
+                 **{hf: config[tf] for tf, hf in _RENAMED.items()},
+                 "attention_type": _ATTENTION.get(config["attention_type"], config["attention_type"]),
+                 "hidden_act": GOOGLE_TO_HF_ACT[act], "layer_norm_eps": 1e-12, "tie_word_embeddings": True,
+                 **{k: (v if v < vocab else None) for k, v in _SPM_TOKEN_IDS.items()}}
+    return with_hf_types(hf_config)
 
 
 def hf_config_to_bigbird(hf_config: Mapping) -> dict:

@@ -43,7 +43,8 @@ from typing import Mapping
 from ckptkit.converters.config_io import read_json_config
 from ckptkit.converters.config_schema import ConfigSchema, divisible, one_of, positive_int, section
 from ckptkit.converters.families.base import Family, ModelClass, Part, Rule
-from ckptkit.converters.families.bert import BERT_RULES, bert_like_keys, count_layers, hf_keys, unmapped_act_hint
+from ckptkit.converters.families.bert import (BERT_RULES, bert_like_keys, count_layers, hf_keys, unmapped_act_hint,
+                                              with_hf_types)
 from ckptkit.errors import ConfigError
 
 __all__ = ["ELECTRA", "ELECTRA_RULES", "ELECTRA_TO_HF_ACT", "HF_TO_ELECTRA_ACT", "split_electra",
@@ -270,10 +271,10 @@ def electra_config_to_hf(tf_config: Mapping, *, model_class: str) -> dict:
     if model_class == "ElectraForMaskedLM" and act != "gelu":
         raise ConfigError(f"the generator uses hidden_act={act!r} but transformers' ElectraGeneratorPredictions "
                           "always applies gelu", hint="convert only the discriminator (--part discriminator)")
-    return {"architectures": [model_class], "model_type": "electra",
-            **{k: tf_config[k] for k in _SHARED if k in tf_config},
-            "hidden_act": ELECTRA_TO_HF_ACT[act], "layer_norm_eps": 1e-12, "pad_token_id": 0,
-            "tie_word_embeddings": True}
+    return with_hf_types({"architectures": [model_class], "model_type": "electra",
+                          **{k: tf_config[k] for k in _SHARED if k in tf_config},
+                          "hidden_act": ELECTRA_TO_HF_ACT[act], "layer_norm_eps": 1e-12, "pad_token_id": 0,
+                          "tie_word_embeddings": True})
 
 
 def hf_config_to_electra(hf_config: Mapping) -> dict:
