@@ -287,7 +287,11 @@ def _prepare_hf_to_tf(source: Checkpoint, options: ConversionOptions) -> Prepare
     folder = source.extras.get("folder") or os.path.dirname(os.path.abspath(source.path))
     vocab = options.vocab or next((os.path.join(folder, n) for n in ("vocab.txt",)
                                    if os.path.isfile(os.path.join(folder, n))), None)
-    return Prepared(plan, "tf1", family, hf_config=hf_config, tf_config=family.config_to_tf(tf_side),
+    tf_config = family.config_to_tf(tf_side)
+    if family.check_tf_config:  # config.json against the weights, as the TF code will read them
+        family.check_tf_config(tf_config, {t.name: t.shape for t in plan.outputs},
+                               config_path=_hub_config_path(source, options))
+    return Prepared(plan, "tf1", family, hf_config=hf_config, tf_config=tf_config,
                     vocab=vocab, extra_tensors=extra)
 
 

@@ -196,15 +196,18 @@ def _identity_view(source: Mapping) -> tuple[dict[str, PlannedTensor], list[Drop
 
 def _hf_teacher(source, path: str, config_path: str | None, part: str | None = None) -> Teacher:
     from ckptkit.converters.config_io import checkpoint_folder, find_companion, read_json_config
+    from ckptkit.converters.config_schema import validate_hf_config
 
     folder = source.extras.get("folder") or checkpoint_folder(path)
     config = source.extras.get("config") if not config_path else None
+    found = os.path.join(folder, "config.json")
     if not config:
         found = find_companion(path, ("config.json",), explicit=config_path)
         if found is None:
             raise ConfigError("no config.json next to the teacher's weights", path=path,
                               hint="pass the teacher's config.json with --config")
         config = read_json_config(found)
+    validate_hf_config(config, path=found)  # its family's schema, before anything is written
     tensors, dropped = _identity_view(source)
     model_type = config.get("model_type")
     if not model_type:
