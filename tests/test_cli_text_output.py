@@ -189,3 +189,18 @@ def test_wrote_times_the_writing_alone(sources, tmp_path, monkeypatch, capsys):
     total = float(re.search(r"^  done in (\d+\.\d\d) s$", err, re.M).group(1))
     assert wrote < 0.3 <= 0.4 <= verified <= total
     assert "  verified: 46/46 tensors bitwise, forward max |diff| 3.00e-06 (PASS)\n" in err
+
+
+def test_inspect_check_says_what_was_read_and_checked(tmp_path, capsys):
+    tiny = REPO / "examples" / "tiny-bert" / "model.ckpt-20000.index"
+    code, out, err = run(["inspect", str(tiny), "--check", "--quiet"], capsys)
+    assert code == 0 and err == ""
+    assert out.splitlines()[-1] == "Checked: read all 139 tensors (301.5 KiB), every CRC32C checksum matches"
+    code, out, _ = run(["inspect", str(tiny), "--check", "--json"], capsys)
+    assert json.loads(out)["check"] == {"tensors": 139, "bytes": 308768, "checksum": "CRC32C", "passed": True}
+    code, out, _ = run(["convert", str(tiny), str(tmp_path / "hf"), "-q"], capsys)
+    code, out, _ = run(["inspect", str(tmp_path / "hf"), "--check", "-q"], capsys)
+    assert out.splitlines()[-1] == ("Checked: read all 46 tensors (100.5 KiB); this format stores no checksums, "
+                                    "every tensor is complete and readable")
+    code, out, _ = run(["inspect", str(tiny), "-q"], capsys)
+    assert "Checked" not in out

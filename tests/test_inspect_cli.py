@@ -66,7 +66,7 @@ def test_quiet_and_check(capsys, bert_like):
 
 def test_help_has_an_example():
     out = subprocess.run([sys.executable, "-m", "ckptkit", "inspect", "--help"], capture_output=True, text=True)
-    assert out.returncode == 0 and "ckptkit inspect run/model.ckpt-20000" in out.stdout
+    assert out.returncode == 0 and "ckptkit inspect examples/tiny-bert/model.ckpt-20000" in out.stdout
 
 
 def _damage(prefix: str, kind: str) -> str:

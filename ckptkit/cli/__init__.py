@@ -60,7 +60,7 @@ def cli(ctx: click.Context, debug: bool) -> None:
 
     \b
     Examples:
-      ckptkit inspect examples/tiny-bert/model.ckpt
+      ckptkit inspect examples/tiny-bert/model.ckpt-20000
       ckptkit convert examples/tiny-bert out/tiny-bert --verify
     """
     ctx.obj = {"debug": debug}

@@ -119,7 +119,7 @@ def convert_command(source, destination, to, weights_format, dtype, max_shard_si
       ckptkit convert examples/tiny-bert out/tiny-bert --verify
       ckptkit convert examples/tiny-bert --dry-run
       ckptkit convert out/tiny-bert out/tiny-bert-tf --to tf1 --global-step 20000
-      ckptkit convert model.ckpt-1000000 out/large --dtype bfloat16 --max-shard-size 2GB
+      ckptkit convert examples/tiny-bert/model.ckpt-20000 out/tiny-bf16 --dtype bfloat16 --max-shard-size 40KB
     """
     from ckptkit.converters.convert import ConversionOptions, convert_checkpoint, prepare_conversion
     from ckptkit.converters.formats import open_checkpoint

@@ -34,8 +34,7 @@ def kobert_command(out: str, spm_file: str | None, vocab_file: str | None, quiet
 
     \b
     Example:
-      ckptkit tokenizer kobert out/kobert --spm ../shared/kobert/tokenizer_78b3253a26.model \\
-          --vocab ../shared/kobert/vocab.txt
+      ckptkit tokenizer kobert out/kobert --spm tokenizer_78b3253a26.model --vocab vocab.txt
       python -c "from transformers import AutoTokenizer; print(AutoTokenizer.from_pretrained('out/kobert'))"
     """
     from ckptkit.tokenizers.export import write_tokenizer_files
