@@ -173,3 +173,14 @@ def test_redact_hides_env_tokens_and_hub_shaped_strings(monkeypatch):
     monkeypatch.setenv("HUGGING_FACE_HUB_TOKEN", "legacy-variable-token")
     text = redact("a legacy-variable-token and hf_0123456789abcdefXYZ, but hf_short and hf_hub stay")
     assert text == "a *** and hf_***, but hf_short and hf_hub stay"
+
+
+def test_a_missing_optional_package_is_a_user_error(tmp_path, monkeypatch, capsys):
+    def needs_torch(*args, **kwargs):
+        raise ModuleNotFoundError("No module named 'torch'", name="torch")
+
+    monkeypatch.setattr("ckptkit.converters.convert.execute", needs_torch)
+    code, _, err = run(["convert", TINY_BERT, str(tmp_path / "out")], capsys)
+    assert (code, err) == (2, "ckptkit: error: this command needs the Python package 'torch', which is not "
+                              "installed (pip install 'ckptkit[full]')\n")
+    assert list(tmp_path.iterdir()) == []

@@ -53,7 +53,8 @@ class LazyGroup(click.Group):
 
 @click.group(cls=LazyGroup, lazy_commands=COMMANDS, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="ckptkit")
-@click.option("--debug", is_flag=True, help="Show the full traceback of errors.")
+@click.option("--debug", is_flag=True, help="Show the full traceback of errors (tokens redacted); may also be "
+                                             "given after the subcommand.")
 @click.pass_context
 def cli(ctx: click.Context, debug: bool) -> None:
     """Move BERT-family checkpoints between TensorFlow, PyTorch and safetensors.
@@ -112,6 +113,14 @@ def _one_line(text: str) -> str:
     return " ".join(str(text).split())
 
 
+def _missing_package(error: BaseException) -> str | None:
+    """A third-party package a command imports on demand is not installed: a user-facing one-liner."""
+    if not isinstance(error, ModuleNotFoundError) or not error.name or error.name.split(".")[0] == "ckptkit":
+        return None
+    return (f"this command needs the Python package {error.name.split('.')[0]!r}, which is not installed "
+            "(pip install 'ckptkit[full]')")
+
+
 def _report(error: BaseException, *, debug: bool) -> int:
     """Print ``error`` as one line (after its traceback with --debug), redacted; return the exit status."""
     import traceback
@@ -120,8 +129,9 @@ def _report(error: BaseException, *, debug: bool) -> int:
 
     if debug:
         click.echo(redact("".join(traceback.format_exception(error))).rstrip("\n"), err=True)
-    if isinstance(error, (CkptkitError, OSError)):  # a user-facing problem: the message says what to do
-        click.echo(redact(f"ckptkit: error: {_one_line(error)}"), err=True)
+    missing = _missing_package(error)
+    if missing or isinstance(error, (CkptkitError, OSError)):  # a user-facing problem: the message says what to do
+        click.echo(redact(f"ckptkit: error: {missing or _one_line(error)}"), err=True)
         return 2
     advice = "report it with the traceback above" if debug else "rerun with --debug and report it"
     click.echo(redact(f"ckptkit: internal error: {type(error).__name__}: {_one_line(error)} ({advice})"), err=True)
