@@ -1,7 +1,8 @@
 """safetensors: a validating lazy reader (single file or sharded index) and a streaming writer.
 
-The reader parses the JSON header, checks every offset against the file size and hands out
-zero-copy views of a memory map. The writer knows every tensor's dtype and shape up front
+The reader accepts a file exactly when the safetensors library does (see safetensors_header)
+and reads each tensor with one positional read into a buffer of its own: no memory map, so a
+file truncated while it is read gives a one-line error, never SIGBUS. The writer knows every tensor's dtype and shape up front
 (from a Plan), so it sizes the file, writes the header, and lets the executor fill each
 tensor's bytes straight into the mapped output.
 
@@ -25,12 +26,17 @@ from typing import Iterable, Mapping
 
 import numpy as np
 
+from ckptkit.converters.formats.safetensors_header import HEADER_HINT, check_header_length, parse_header
+from ckptkit.converters.memory import read_exact
 from ckptkit.converters.tensors import Checkpoint, DType, LazyTensor, dtype_by_safetensors, dtype_of
-from ckptkit.errors import CheckpointNotFoundError, CorruptCheckpointError, UnsafeCheckpointError
+from ckptkit.errors import (
+    CheckpointNotFoundError, CorruptCheckpointError, UnsafeCheckpointError, UnsupportedFormatError,
+)
 
 __all__ = ["open_safetensors", "save_safetensors", "SafetensorsWriter", "read_weight_index", "TensorSpec"]
 
-_MAX_HEADER = 100 * 1024 * 1024  # safetensors' own limit
+_MAX_DIMS = 64  # NumPy's limit on an array's number of dimensions
+_DAMAGED = "the file shrank or is incomplete; copy it again"
 
 
 class TensorSpec(tuple):
@@ -53,69 +59,81 @@ class TensorSpec(tuple):
 class SafetensorsCheckpoint(Checkpoint):
     format = "safetensors"
 
-    def __init__(self, path: str, tensors: Mapping[str, LazyTensor], *, files: list[str], maps: list,
+    def __init__(self, path: str, tensors: Mapping[str, LazyTensor], *, files: list[str], sources: list,
                  extras: dict):
         super().__init__(path, tensors, files=files, extras=extras)
-        self._maps = maps
+        self._sources = sources
 
     def close(self) -> None:
-        self._maps.clear()  # np.memmap views keep their own reference; the file closes when unused
+        """Close the files; arrays already read stay valid (each owns its bytes)."""
+        for source in self._sources:
+            source.close()
 
 
-def _parse_header(path: str, mapped: np.ndarray) -> tuple[dict, int]:
-    size = mapped.size
+class _SourceFile:
+    """One safetensors file, read with positional reads through the descriptor its header came from
+    (a file replaced by rename keeps being read as it was; one truncated gives a short read)."""
+
+    def __init__(self, path: str):
+        self.path = path
+        self._file = open(path, "rb", buffering=0)
+
+    @property
+    def size(self) -> int:
+        return os.fstat(self._fd()).st_size
+
+    def _fd(self) -> int:
+        if self._file.closed:  # read again after close(): reopen
+            self._file = open(self.path, "rb", buffering=0)
+        return self._file.fileno()
+
+    def read(self, offset: int, nbytes: int) -> np.ndarray:
+        return read_exact(self._fd(), offset, nbytes, path=self.path, hint=_DAMAGED)
+
+    def close(self) -> None:
+        self._file.close()
+
+
+def _read_header(source: _SourceFile) -> tuple[dict | None, dict, int]:
+    """(metadata, {name: (code, shape, offsets)}, data start) of a file, validated as the library does."""
+    size = source.size
     if size < 8:
-        raise CorruptCheckpointError("file is too short to be safetensors", path=path)
-    (header_len,) = struct.unpack("<Q", mapped[:8].tobytes())
-    if header_len > min(_MAX_HEADER, size - 8):
-        raise CorruptCheckpointError(f"header length {header_len} exceeds the file ({size} bytes)", path=path,
-                                     hint="the file is truncated or not safetensors")
-    try:
-        header = json.loads(mapped[8:8 + header_len].tobytes())
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise CorruptCheckpointError(f"header is not valid JSON ({e})", path=path) from e
-    if not isinstance(header, dict):
-        raise CorruptCheckpointError("header is not a JSON object", path=path)
-    return header, 8 + header_len
+        raise CorruptCheckpointError(f"file of {size} bytes is too short to be safetensors", path=source.path)
+    (header_len,) = struct.unpack("<Q", source.read(0, 8).tobytes())
+    check_header_length(header_len, size, source.path)
+    metadata, entries = parse_header(source.read(8, header_len).tobytes(), data_len=size - 8 - header_len,
+                                     path=source.path)
+    return metadata, entries, 8 + header_len
 
 
-def _file_tensors(path: str) -> tuple[dict[str, LazyTensor], np.ndarray, dict]:
+def _file_tensors(path: str) -> tuple[dict[str, LazyTensor], _SourceFile, dict]:
     if not os.path.isfile(path):
         raise CheckpointNotFoundError("file not found", path=path)
-    if os.path.getsize(path) == 0:
-        raise CorruptCheckpointError("file is empty", path=path)
-    mapped = np.memmap(path, dtype=np.uint8, mode="r")
-    header, data_start = _parse_header(path, mapped)
-    metadata = header.pop("__metadata__", None) or {}
-    data_len = mapped.size - data_start
-    tensors = {}
-    for name, entry in header.items():
-        try:
-            dtype = dtype_by_safetensors(entry["dtype"])
-            shape = tuple(int(s) for s in entry["shape"])
-            begin, end = (int(x) for x in entry["data_offsets"])
-        except (KeyError, TypeError, ValueError) as e:
-            raise CorruptCheckpointError(f"bad header entry for tensor {name!r} ({e})", path=path) from e
-        expected = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
-        if min(shape, default=0) < 0 or not 0 <= begin <= end <= data_len or end - begin != expected:
-            raise CorruptCheckpointError(
-                f"tensor {name!r} claims bytes {begin}..{end} for shape {list(shape)} {dtype.name} "
-                f"but the data section has {data_len} bytes", path=path, hint="the file is truncated or corrupt")
-        tensors[name] = LazyTensor(name, dtype, shape, loader=_view_loader(mapped, data_start + begin, dtype, shape),
-                                   location=f"{path}@{data_start + begin}")
-    return tensors, mapped, metadata
+    source = _SourceFile(path)
+    try:
+        metadata, entries, data_start = _read_header(source)
+        tensors = {name: _lazy(source, name, entry, data_start) for name, entry in entries.items()}
+    except BaseException:
+        source.close()
+        raise
+    return tensors, source, metadata or {}
 
 
-def _view_loader(mapped: np.ndarray, offset: int, dtype: DType, shape: tuple[int, ...]):
-    nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+def _lazy(source: _SourceFile, name: str, entry: tuple, data_start: int) -> LazyTensor:
+    code, shape, (begin, end) = entry
+    try:
+        dtype = dtype_by_safetensors(code)
+    except UnsupportedFormatError as e:
+        raise UnsupportedFormatError(f"tensor {name!r}: {e.message}", path=source.path, hint=e.hint) from None
+    if len(shape) > _MAX_DIMS:
+        raise UnsupportedFormatError(f"tensor {name!r} has {len(shape)} dimensions; NumPy arrays have at most "
+                                     f"{_MAX_DIMS}", path=source.path)
+    offset = data_start + begin
 
     def load() -> np.ndarray:
-        raw = mapped[offset:offset + nbytes]
-        if offset % dtype.itemsize == 0:
-            return raw.view(dtype.numpy).reshape(shape)
-        return np.frombuffer(raw.tobytes(), dtype=dtype.numpy).reshape(shape)
+        return source.read(offset, end - begin).view(dtype.numpy).reshape(shape)
 
-    return load
+    return LazyTensor(name, dtype, shape, loader=load, location=f"{source.path}@{offset}")
 
 
 def weights_file_in(path: str, candidates: tuple[str, ...]) -> str:
@@ -125,6 +143,32 @@ def weights_file_in(path: str, candidates: tuple[str, ...]) -> str:
             if os.path.isfile(os.path.join(path, candidate)):
                 return os.path.join(path, candidate)
     return path
+
+
+def _load_weight_map(index_path: str) -> dict:
+    try:
+        with open(index_path, "rb") as f:
+            document = json.loads(f.read().decode("utf-8"))
+        weight_map = document["weight_map"]
+        if not isinstance(weight_map, dict):
+            raise TypeError("weight_map is not an object")
+    except (KeyError, TypeError, ValueError, RecursionError) as e:  # ValueError: bad JSON or UTF-8
+        reason = str(e).splitlines()[0][:200] if str(e) else type(e).__name__
+        raise CorruptCheckpointError(f"not a valid weight index ({reason})", path=index_path,
+                                     hint="expected {\"weight_map\": {tensor name: shard file}}") from None
+    return weight_map
+
+
+def _check_shard_name(shard: object, name: str, index_path: str) -> None:
+    """A shard name must be a plain, encodable file name: no NUL, no unpaired surrogate."""
+    if not isinstance(shard, str) or not shard or "\0" in shard:
+        raise CorruptCheckpointError(f"tensor {name[:200]!r} names the shard {str(shard)[:200]!r}, not a file name",
+                                     path=index_path, hint="fix the index's weight_map")
+    try:
+        os.fsencode(shard)
+    except UnicodeError:
+        raise CorruptCheckpointError(f"tensor {name[:200]!r} names a shard that is not a valid file name",
+                                     path=index_path, hint="fix the index's weight_map") from None
 
 
 def read_weight_index(index_path: str) -> dict[str, str]:
@@ -138,22 +182,21 @@ def read_weight_index(index_path: str) -> dict[str, str]:
     """
     if not os.path.isfile(index_path):
         raise CheckpointNotFoundError("index file not found", path=index_path)
-    try:
-        with open(index_path, encoding="utf-8") as f:
-            weight_map = json.load(f)["weight_map"]
-        if not isinstance(weight_map, dict):
-            raise TypeError("weight_map is not an object")
-    except (json.JSONDecodeError, KeyError, TypeError, UnicodeDecodeError) as e:
-        raise CorruptCheckpointError(f"not a valid weight index ({e})", path=index_path) from e
+    weight_map = _load_weight_map(index_path)
     folder = Path(index_path).resolve().parent
+    checked: set[str] = set()
     for name, shard in weight_map.items():
-        target = (folder / str(shard)).resolve()
-        if Path(str(shard)).is_absolute() or folder not in target.parents:
-            raise UnsafeCheckpointError(f"tensor {name!r} points to {shard!r}, outside the checkpoint folder",
-                                        path=index_path, hint="fix the index; ckptkit reads only files beside it")
-        if not target.is_file():
-            raise CheckpointNotFoundError(f"shard {shard!r} named in the index is missing", path=index_path,
+        if shard in checked:
+            continue
+        _check_shard_name(shard, name, index_path)
+        target = Path(os.path.realpath(folder / shard))
+        if os.path.isabs(shard) or folder not in target.parents:
+            raise UnsafeCheckpointError(f"tensor {name[:200]!r} points to {shard[:200]!r}, outside the checkpoint "
+                                        "folder", path=index_path, hint="fix the index; ckptkit reads only files beside it")
+        if not os.path.isfile(target):
+            raise CheckpointNotFoundError(f"shard {shard[:200]!r} named in the index is missing", path=index_path,
                                           hint="copy every shard next to the index")
+        checked.add(shard)
     return weight_map
 
 
@@ -164,7 +207,11 @@ def open_safetensors(path: str) -> SafetensorsCheckpoint:
         path: the file, the index json, or a folder holding either.
 
     Returns:
-        A checkpoint mapping whose tensors are zero-copy views of the memory-mapped files.
+        A checkpoint mapping whose tensors are read on demand, each into a buffer of its own.
+
+    Raises:
+        CheckpointNotFoundError, CorruptCheckpointError (whatever ``safetensors.safe_open`` refuses),
+        UnsupportedFormatError (a dtype ckptkit has no NumPy type for, or over 64 dimensions).
 
     Example:
         >>> open_safetensors("nope.safetensors")
@@ -173,25 +220,30 @@ def open_safetensors(path: str) -> SafetensorsCheckpoint:
         ckptkit.errors.CheckpointNotFoundError: nope.safetensors: file not found
     """
     path = weights_file_in(path, ("model.safetensors.index.json", "model.safetensors"))
-    if path.endswith(".index.json"):
-        weight_map = read_weight_index(path)
-        folder = os.path.dirname(path)
-        tensors, maps, files, metadata = {}, [], [], {}
+    if not path.endswith(".index.json"):
+        tensors, source, metadata = _file_tensors(path)
+        return SafetensorsCheckpoint(path, tensors, files=[path], sources=[source],
+                                     extras={"metadata": metadata, "sharded": False})
+    weight_map = read_weight_index(path)
+    folder = os.path.dirname(path)
+    tensors, sources, files, metadata = {}, [], [], {}
+    try:
         for shard in dict.fromkeys(weight_map.values()):
             shard_path = os.path.join(folder, shard)
-            shard_tensors, mapped, metadata = _file_tensors(shard_path)
-            maps.append(mapped)
+            shard_tensors, source, metadata = _file_tensors(shard_path)
+            sources.append(source)
             files.append(shard_path)
             tensors.update({n: t for n, t in shard_tensors.items() if weight_map.get(n) == shard})
         missing = sorted(set(weight_map) - set(tensors))
         if missing:
             raise CorruptCheckpointError(f"{len(missing)} tensors named in the index are not in their shards, "
-                                         f"e.g. {missing[0]!r}", path=path)
-        return SafetensorsCheckpoint(path, tensors, files=files, maps=maps,
-                                     extras={"metadata": metadata, "sharded": True})
-    tensors, mapped, metadata = _file_tensors(path)
-    return SafetensorsCheckpoint(path, tensors, files=[path], maps=[mapped],
-                                 extras={"metadata": metadata, "sharded": False})
+                                         f"e.g. {missing[0][:200]!r}", path=path)
+    except BaseException:
+        for source in sources:
+            source.close()
+        raise
+    return SafetensorsCheckpoint(path, tensors, files=files, sources=sources,
+                                 extras={"metadata": metadata, "sharded": True})
 
 
 class SafetensorsWriter:
