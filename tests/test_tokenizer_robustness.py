@@ -68,3 +68,162 @@ def test_kobert_env_folder_wins_without_network(kobert_dir, tmp_path):
     report = json.loads(done.stdout.strip().splitlines()[-1])
     assert report["attempts"] == [] and report["seconds"] < 2
     assert report["ids"] == [2, 4958, 6855, 2046, 7088, 1050, 7843, 54, 3]
+
+
+# -- helpers -------------------------------------------------------------------------------------------
+def _cli(capsys, *args: str) -> tuple[int, str, str]:
+    """``ckptkit ARGS`` in this process: (exit status, stdout, stderr)."""
+    from ckptkit.cli import main
+
+    capsys.readouterr()
+    try:
+        main(list(args))
+        code = 0
+    except SystemExit as e:
+        code = e.code or 0
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def _bert_tf(folder: Path, *, vocab_lines: list[str] | None, vocab_size: int = 64) -> Path:
+    from ckptkit.converters.formats.tf1 import write_tf_checkpoint
+    from ckptkit.testing import bert_tf_config, bert_tf_variables, tiny_wordpiece_vocab
+
+    shape = dict(vocab_size=vocab_size, hidden=16, layers=1, heads=2, intermediate=32, max_positions=32)
+    folder.mkdir(parents=True)
+    write_tf_checkpoint(str(folder / "model.ckpt-1"), bert_tf_variables(**shape, seed=1))
+    (folder / "bert_config.json").write_text(json.dumps(bert_tf_config(**shape)))
+    if vocab_lines is not False:
+        lines = vocab_lines or tiny_wordpiece_vocab(vocab_size)
+        (folder / "vocab.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return folder
+
+
+TOKENIZER_FILES = {"tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.txt", "spiece.model",
+                   SPM}
+
+
+def _tokenizer_files(folder: Path) -> set[str]:
+    return {p.name for p in folder.iterdir()} & TOKENIZER_FILES
+
+
+# -- item 14: KoBERT's SentencePiece model survives hub -> tf1 -> hub ----------------------------------
+def test_kobert_hub_folder_round_trip_keeps_its_tokenizer(kobert_dir, tmp_path):
+    from transformers import AutoTokenizer
+
+    from ckptkit.converters.convert import convert_checkpoint
+    from ckptkit.tokenizers import KoBertTokenizer, write_tokenizer_files
+
+    vocab = (kobert_dir / "vocab.txt").read_text(encoding="utf-8").splitlines()
+    tf = _bert_tf(tmp_path / "tf", vocab_lines=False, vocab_size=len(vocab))
+    hub = tmp_path / "hub"  # a KoBERT hub folder: weights + SentencePiece tokenizer files
+    convert_checkpoint(str(tf), str(hub))
+    write_tokenizer_files(hub, kind="kobert", spm_file=kobert_dir / SPM, vocab_file=kobert_dir / "vocab.txt")
+    assert {SPM, "vocab.txt"} <= _tokenizer_files(hub)
+
+    convert_checkpoint(str(hub), str(tmp_path / "tf2"), to="tf1")
+    assert (tmp_path / "tf2" / "vocab.model").read_bytes() == (kobert_dir / SPM).read_bytes()
+    back = convert_checkpoint(str(tmp_path / "tf2"), str(tmp_path / "hub2"))
+    assert back.tokenizer["kind"] == "kobert" and back.hf_config["pad_token_id"] == 1
+
+    original, again = AutoTokenizer.from_pretrained(hub), AutoTokenizer.from_pretrained(tmp_path / "hub2")
+    slow = KoBertTokenizer.from_pretrained(tmp_path / "hub2")
+    for text in KOREAN:
+        ids = original(text)["input_ids"]
+        assert again(text)["input_ids"] == ids == slow(text)["input_ids"], text
+    assert again(KOREAN[0])["input_ids"] == [2, 4958, 6855, 2046, 7088, 1050, 7843, 54, 3]  # no [UNK]
+
+
+# -- item 13: a tokenizer problem never blocks the weights --------------------------------------------
+BIGBIRD_DIMS = dict(vocab_size=90, hidden=32, layers=1, heads=4, intermediate=64, max_positions=64)
+
+
+@pytest.fixture(scope="module")
+def spm_models(tmp_path_factory) -> dict[str, Path]:
+    """SentencePiece models unlike google-research/bigbird's: ``plain`` has <pad> </s> <s> <unk> but no
+    [CLS]/[SEP]/[MASK]; ``bare`` has only <unk>; ``corrupt`` is not a model at all."""
+    import sentencepiece as spm
+
+    folder = tmp_path_factory.mktemp("spm")
+    corpus = [f"the model {w} converts checkpoint number {i} quickly" for i, w in enumerate("abcdefghij" * 20)]
+    for name, ids in (("plain", dict(pad_id=0, eos_id=1, bos_id=2, unk_id=3)),
+                      ("bare", dict(unk_id=0, bos_id=-1, eos_id=-1, pad_id=-1))):
+        spm.SentencePieceTrainer.train(sentence_iterator=iter(corpus), model_prefix=str(folder / name), vocab_size=40,
+                                       hard_vocab_limit=False, minloglevel=2, num_threads=1, **ids)
+    (folder / "corrupt.model").write_bytes(b"\x08\x96\x01 not a sentencepiece model \xff\xfe")
+    return {name: folder / f"{name}.model" for name in ("plain", "bare", "corrupt")}
+
+
+def _bigbird_tf(folder: Path, spm_file: Path | None, *, vocab_size_in_config: bool = True) -> Path:
+    from ckptkit.converters.formats.tf1 import write_tf_checkpoint
+    from ckptkit.testing_families import bigbird_tf_config, bigbird_tf_variables
+
+    folder.mkdir(parents=True)
+    write_tf_checkpoint(str(folder / "model.ckpt-1"), bigbird_tf_variables(**BIGBIRD_DIMS))
+    config = bigbird_tf_config(**BIGBIRD_DIMS)
+    if not vocab_size_in_config:
+        del config["vocab_size"]
+    (folder / "pretrain.config").write_text(json.dumps(config))
+    if spm_file is not None:
+        (folder / "vocab.model").write_bytes(spm_file.read_bytes())
+    return folder
+
+
+def test_bigbird_vocab_without_cls_sep_uses_the_tokens_it_has(spm_models, tmp_path, capsys):
+    from transformers import AutoTokenizer
+
+    tf = _bigbird_tf(tmp_path / "tf", spm_models["plain"])
+    code, out, err = _cli(capsys, "convert", str(tf), str(tmp_path / "hf"), "--json")
+    assert code == 0, err
+    report = json.loads(out)
+    assert report["tokenizer"]["special_tokens"]["cls_token"] == "<s>"
+    assert report["tokenizer"]["special_tokens"]["sep_token"] == "</s>"
+    assert "vocab.model has no [CLS]: the tokenizer uses <s> as cls_token" in report["warnings"]
+    assert "vocab.model has no [SEP]: the tokenizer uses </s> as sep_token" in report["warnings"]
+    assert "vocab.model has no [MASK]: the tokenizer has no mask_token" in report["warnings"]
+    tok = AutoTokenizer.from_pretrained(tmp_path / "hf")
+    ids = tok("the model converts")["input_ids"]
+    assert (ids[0], ids[-1], tok.pad_token_id) == (2, 1, 0)
+    config = json.loads((tmp_path / "hf" / "config.json").read_text())
+    assert (config["pad_token_id"], config["bos_token_id"], config["eos_token_id"], config["sep_token_id"]) == \
+        (0, 2, 1, 1)
+    code, out, err = _cli(capsys, "convert", str(tf), str(tmp_path / "hf-text"))
+    assert code == 0 and "warning: vocab.model has no [CLS]: the tokenizer uses <s> as cls_token" in err
+
+
+@pytest.mark.parametrize("case, why", [
+    ("bare", "vocab.model: SentencePiece model has neither [CLS] nor [SEP] nor <s>/</s>"),
+    ("corrupt", "vocab.model: not a SentencePiece model"),
+    ("corrupt-no-vocab-size", "vocab.model: not a SentencePiece model"),
+    ("bert-not-utf8", "vocab.txt: vocab file is not UTF-8"),
+])
+def test_tokenizer_failure_is_a_warning_and_the_weights_are_written(spm_models, tmp_path, capsys, case, why):
+    if case.startswith("bert"):
+        source = _bert_tf(tmp_path / "tf", vocab_lines=None)
+        (source / "vocab.txt").write_bytes(b"[PAD]\n[UNK]\n\xff\xfe broken\n")
+    else:
+        source = _bigbird_tf(tmp_path / "tf", spm_models[case.split("-")[0]],
+                             vocab_size_in_config=case != "corrupt-no-vocab-size")
+    code, out, err = _cli(capsys, "convert", str(source), str(tmp_path / "hf"), "--json")
+    assert code == 0, err
+    report = json.loads(out)
+    assert report["tokenizer"] is None and "model.safetensors" in report["files"]
+    assert not _tokenizer_files(tmp_path / "hf")
+    warning = next(w for w in report["warnings"] if w.startswith("no tokenizer written"))
+    assert why in warning and "--no-tokenizer" in warning
+
+
+def test_no_tokenizer_option_and_no_vocab(spm_models, tmp_path, capsys):
+    tf = _bigbird_tf(tmp_path / "tf", spm_models["corrupt"])
+    code, out, err = _cli(capsys, "convert", str(tf), str(tmp_path / "hf"), "--no-tokenizer", "--json")
+    assert code == 0, err
+    report = json.loads(out)
+    assert report["tokenizer"] is None and not any("tokenizer" in w for w in report["warnings"])
+    assert not _tokenizer_files(tmp_path / "hf") and (tmp_path / "hf" / "model.safetensors").is_file()
+    code, out, err = _cli(capsys, "convert", str(tmp_path / "hf"), str(tmp_path / "tf2"), "--to", "tf1",
+                          "--no-tokenizer")
+    assert code == 0, err
+    bare = _bert_tf(tmp_path / "bare", vocab_lines=False)  # no vocab at all: nothing tokenizer-related
+    code, out, err = _cli(capsys, "convert", str(bare), str(tmp_path / "bare-hf"))
+    assert code == 0 and "warning: no vocab.txt / SentencePiece model found" in err
+    assert not _tokenizer_files(tmp_path / "bare-hf")

@@ -81,6 +81,8 @@ def _summary(result) -> str:
 @click.option("--vocab", type=click.Path(), help="vocab.txt for the tokenizer (default: next to the checkpoint).")
 @click.option("--spm", type=click.Path(), help="SentencePiece model (KoBERT, BigBird) for the tokenizer.")
 @click.option("--do-lower-case/--no-do-lower-case", default=None, help="Tokenizer casing (default: from vocab).")
+@click.option("--no-tokenizer", "no_tokenizer", is_flag=True,
+              help="Write no tokenizer files (by default a tokenizer problem is a warning, never a failure).")
 @click.option("--num-heads", type=int, help="Attention heads when there is no config file (default hidden/64).")
 @click.option("--allow-unused", is_flag=True, help="Drop tensors that are not part of the family instead of "
                                                     "failing.")
@@ -106,7 +108,7 @@ def _summary(result) -> str:
 @json_option
 @quiet_option
 def convert_command(source, destination, to, weights_format, dtype, max_shard_size, family, model_class, config,
-                    vocab, spm, do_lower_case, num_heads, allow_unused, global_step, part, generator_heads,
+                    vocab, spm, do_lower_case, no_tokenizer, num_heads, allow_unused, global_step, part, generator_heads,
                     tf_layout, approximate_gelu, overwrite, verify, dry_run, push_to_hub, private, language, license_, tags, as_json, quiet):
     """Convert SOURCE (TF checkpoint, hub folder, safetensors or .bin) into DESTINATION.
 
@@ -128,6 +130,7 @@ def convert_command(source, destination, to, weights_format, dtype, max_shard_si
     options = ConversionOptions(
         to=to, weights_format=weights_format, dtype=dtype, max_shard_size=max_shard_size, family=family,
         model_class=model_class, config=config, vocab=vocab, spm=spm, do_lower_case=do_lower_case,
+        no_tokenizer=no_tokenizer,
         num_heads=num_heads, allow_unused=allow_unused, global_step=global_step, part=part,
         generator_heads=generator_heads, tf_layout=tf_layout, approximate_gelu=approximate_gelu,
         overwrite=overwrite, verify=verify,

@@ -21,7 +21,7 @@ import numpy as np
 
 from ckptkit.converters.approximate_gelu import approximate_activation
 from ckptkit.converters.approximate_gelu import describe as describe_approximation
-from ckptkit.converters.config_io import find_companion, read_json_config, write_json
+from ckptkit.converters.config_io import checkpoint_folder, find_companion, read_json_config, write_json
 from ckptkit.converters.config_schema import validate_hf_config
 from ckptkit.converters.families import detect_family, get_family
 from ckptkit.converters.families.base import Family, Part, cast_dtype, plan_hf_to_tf, plan_tf_to_hf
@@ -32,6 +32,8 @@ from ckptkit.converters.sinks import SINKS
 from ckptkit.converters.staging import staged_folder
 from ckptkit.converters.tensors import Checkpoint, DType, dtype_by_name
 from ckptkit.errors import ConfigError, UsageError
+from ckptkit.tokenizers.companions import TokenizerStep, find_spm, hub_spm, plan_tokenizer, tf_tokenizer_copies, \
+    write_planned_tokenizer
 
 __all__ = ["ConversionOptions", "ConversionResult", "prepare_conversion", "convert_checkpoint", "TARGETS",
            "Prepared"]
@@ -61,6 +63,7 @@ class ConversionOptions:
     part: str | None = None            # multi-model checkpoints (ELECTRA): discriminator | generator | both
     generator_heads: int | None = None  # ELECTRA generator heads when the config does not say (default hidden/64)
     tf_layout: str | None = None       # hf->tf layout variant of the family (BigBird: "3d" default or "2d")
+    no_tokenizer: bool = False         # write no tokenizer files (weights, config and card only)
     approximate_gelu: bool = False     # hf->tf: write the TF code's other gelu form, report the logit difference
     command: str | None = None
     card: dict = field(default_factory=dict)  # language, license, tags for the model card
@@ -86,6 +89,7 @@ class Prepared:
     subfolder: str = ""                 # this part's folder inside the destination (multi-part outputs)
     part: Part | None = None
     parts: list["Prepared"] = field(default_factory=list)  # one per output folder when a checkpoint holds several
+    tokenizer: TokenizerStep = field(default_factory=TokenizerStep)  # built and checked before writing (hf)
 
 
 @dataclass
@@ -232,10 +236,19 @@ def _prepare_part(source: Checkpoint, options: ConversionOptions, family: Family
         plan.info["part"] = part.name
     vocab = find_companion(source.path, ("vocab.txt",), explicit=options.vocab) or \
         _vocab_named_by_config(tf_config, config_path)
-    spm_names = family.spm_names or ("vocab.model",)
-    spm = find_companion(source.path, spm_names, explicit=options.spm) if options.spm or not vocab else \
-        options.spm
+    spm = find_companion(source.path, (), explicit=options.spm) or _spm_beside(source, family, tf_config, config_path)
     return Prepared(plan, "hf", family, hf_config=hf_config, tf_config=tf_config, vocab=vocab, spm=spm, part=part)
+
+
+def _spm_beside(source: Checkpoint, family: Family, tf_config: dict, config_path: str | None) -> str | None:
+    """A SentencePiece model beside the checkpoint or its config: the config's ``vocab_model_file`` name,
+    the family's names, then the common ones (vocab.model, spiece.model, KoBERT's)."""
+    named = tf_config.get("vocab_model_file")
+    names = [os.path.basename(named)] if isinstance(named, str) and named else []
+    folder = checkpoint_folder(source.path)
+    folders = [folder, os.path.dirname(folder)] + ([os.path.dirname(os.path.abspath(config_path))] if config_path
+                                                   else [])
+    return find_spm(folders, names=[*names, *family.spm_names])
 
 
 # HF tensors whose first dimension is the number of labels (BERT/BigBird-style and RoBERTa/ELECTRA-style heads).
@@ -287,12 +300,13 @@ def _prepare_hf_to_tf(source: Checkpoint, options: ConversionOptions) -> Prepare
     folder = source.extras.get("folder") or os.path.dirname(os.path.abspath(source.path))
     vocab = options.vocab or next((os.path.join(folder, n) for n in ("vocab.txt",)
                                    if os.path.isfile(os.path.join(folder, n))), None)
+    spm = options.spm or hub_spm(folder)
     tf_config = family.config_to_tf(tf_side)
     if family.check_tf_config:  # config.json against the weights, as the TF code will read them
         family.check_tf_config(tf_config, {t.name: t.shape for t in plan.outputs},
                                config_path=_hub_config_path(source, options))
     return Prepared(plan, "tf1", family, hf_config=hf_config, tf_config=tf_config,
-                    vocab=vocab, extra_tensors=extra)
+                    vocab=vocab, spm=spm, extra_tensors=extra)
 
 
 def _layout(family: Family, options: ConversionOptions) -> dict[str, str] | None:
@@ -360,38 +374,38 @@ def prepare_conversion(source: Checkpoint, options: ConversionOptions) -> Prepar
     prepared = _PREPARERS[options.to](source, options)
     for each in prepared.parts or [prepared]:
         each.plan.check(source)
+        _plan_tokenizer(each, options, prepared.plan)
     return prepared
 
 
-def _write_tokenizer(prepared: Prepared, folder: str, options: ConversionOptions) -> dict | None:
-    if not prepared.vocab and not prepared.spm:
-        prepared.plan.warnings.append("no vocab.txt / vocab.model found: no tokenizer files written "
-                                      "(pass --vocab or --spm)")
-        return None
-    from ckptkit.tokenizers.export import detect_tokenizer_kind, write_tokenizer_files
-
-    kind = detect_tokenizer_kind(vocab_file=prepared.vocab, spm_file=prepared.spm)
-    info = write_tokenizer_files(folder, kind=kind, vocab_file=prepared.vocab, spm_file=prepared.spm,
-                                 do_lower_case=options.do_lower_case,
-                                 model_max_length=int(prepared.hf_config.get("max_position_embeddings", 512)))
-    prepared.hf_config["pad_token_id"] = info.pad_token_id
-    if info.vocab_size != prepared.hf_config.get("vocab_size"):
-        prepared.plan.warnings.append(f"tokenizer has {info.vocab_size} tokens but the model's vocab_size is "
-                                      f"{prepared.hf_config.get('vocab_size')}")
-    return {"kind": info.kind, "class": info.tokenizer_class, "vocab_size": info.vocab_size,
-            "pad_token_id": info.pad_token_id, "do_lower_case": info.do_lower_case}
+def _plan_tokenizer(prepared: Prepared, options: ConversionOptions, top: Plan) -> None:
+    """Build and check a hub folder's tokenizer now (dry runs too); its problems become warnings."""
+    if prepared.target != "hf":
+        return
+    step = plan_tokenizer(vocab=prepared.vocab, spm=prepared.spm, prefer_spm=bool(prepared.family.spm_names),
+                          do_lower_case=options.do_lower_case, vocab_size=prepared.hf_config.get("vocab_size"),
+                          enabled=not options.no_tokenizer)
+    prepared.tokenizer = step
+    for role in ("pad_token", "bos_token", "eos_token", "sep_token") if step.built is not None else ():
+        key, token_id = f"{role}_id", step.built.token_id(role)
+        if token_id is not None and (key in prepared.hf_config or role == "pad_token"):
+            prepared.hf_config[key] = token_id  # the tokenizer knows the ids (KoBERT pads with 1)
+    for plan in [prepared.plan] if prepared.plan is top else [prepared.plan, top]:
+        plan.warnings.extend(w for w in step.warnings if w not in plan.warnings)
 
 
 def _finish_hf(prepared: Prepared, folder: str, options: ConversionOptions, source: Checkpoint) -> dict | None:
-    tokenizer = _write_tokenizer(prepared, folder, options)
+    tokenizer = write_planned_tokenizer(prepared.tokenizer, folder,
+                                        model_max_length=int(prepared.hf_config.get("max_position_embeddings", 512)))
     write_json(os.path.join(folder, "config.json"), prepared.hf_config)
     return tokenizer
 
 
 def _finish_tf1(prepared: Prepared, folder: str, options: ConversionOptions, source: Checkpoint) -> None:
     write_json(os.path.join(folder, prepared.family.tf_config_name), prepared.tf_config)
-    if prepared.vocab:
-        shutil.copyfile(prepared.vocab, os.path.join(folder, "vocab.txt"))
+    if not options.no_tokenizer:
+        for name, path in tf_tokenizer_copies(prepared.vocab, prepared.spm).items():
+            shutil.copyfile(path, os.path.join(folder, name))
 
 
 def _finish_weights(prepared: Prepared, folder: str, options: ConversionOptions, source: Checkpoint) -> None:

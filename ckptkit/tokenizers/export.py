@@ -25,8 +25,9 @@ from typing import Any, Callable
 from ckptkit.errors import CheckpointNotFoundError, ConfigError, UsageError
 from ckptkit.tokenizers.resources import find_kobert_files, kobert_config, read_vocab_txt
 
-__all__ = ["TokenizerInfo", "write_tokenizer_files", "detect_tokenizer_kind", "build_kobert_tokenizer",
-           "build_bert_tokenizer", "build_bigbird_tokenizer", "TOKENIZER_KINDS"]
+__all__ = ["TokenizerInfo", "BuiltTokenizer", "write_tokenizer_files", "detect_tokenizer_kind", "choose_tokenizer",
+           "build_tokenizer", "write_built_tokenizer", "build_kobert_tokenizer", "build_bert_tokenizer",
+           "build_bigbird_tokenizer", "bigbird_specials", "TOKENIZER_KINDS"]
 
 SPIECE_UNDERLINE = "▁"
 BERT_SPECIALS = {"unk_token": "[UNK]", "pad_token": "[PAD]", "cls_token": "[CLS]", "sep_token": "[SEP]",
@@ -34,6 +35,11 @@ BERT_SPECIALS = {"unk_token": "[UNK]", "pad_token": "[PAD]", "cls_token": "[CLS]
 # BigBird (google-research/bigbird vocab.model): <pad>=0 </s>=1 <s>=2, [CLS]/[SEP]/[MASK] as pieces.
 BIGBIRD_SPECIALS = {"pad_token": "<pad>", "eos_token": "</s>", "bos_token": "<s>", "unk_token": "<unk>",
                     "cls_token": "[CLS]", "sep_token": "[SEP]", "mask_token": "[MASK]"}
+# What a SentencePiece model without some of those pieces uses instead, in order of preference
+# (<s>/</s> frame sequences as RoBERTa does); a role with no candidate in the model is left out.
+BIGBIRD_FALLBACKS = {"cls_token": ("[CLS]", "<s>"), "sep_token": ("[SEP]", "</s>"), "mask_token": ("[MASK]", "<mask>"),
+                     "pad_token": ("<pad>",), "eos_token": ("</s>",), "bos_token": ("<s>",)}
+_TEMPLATE_ROLES = ("cls_token", "sep_token")  # a tokenizer cannot be built without these
 _SINGLE, _PAIR = "{cls}:0 $A:0 {sep}:0", "{cls}:0 $A:0 {sep}:0 $B:1 {sep}:1"
 
 
@@ -51,23 +57,25 @@ class TokenizerInfo:
     kind: str
     tokenizer_class: str
     vocab_size: int
-    pad_token_id: int
+    pad_token_id: int | None
     cls_token_id: int
     sep_token_id: int
-    mask_token_id: int
+    mask_token_id: int | None
     unk_token_id: int
     do_lower_case: bool
     files: tuple[str, ...] = ()
     bos_token_id: int | None = None
     eos_token_id: int | None = None
+    notes: tuple[str, ...] = ()  # special tokens substituted or left out, said in words
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
 @dataclass
-class _Built:
-    """A tokenizer ready to write: the backend, its config and the data files to copy beside it."""
+class BuiltTokenizer:
+    """A tokenizer built and checked in memory, ready to write: the backend, its config, the data files to
+    copy beside it and notes on special tokens it had to substitute (see :func:`build_tokenizer`)."""
 
     tokenizer: Any  # tokenizers.Tokenizer
     tokenizer_class: str
@@ -75,6 +83,21 @@ class _Built:
     do_lower_case: bool
     model_input_names: list[str]
     copies: dict[str, Path] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+    kind: str = ""
+
+    @property
+    def files(self) -> tuple[str, ...]:
+        """The names :func:`write_built_tokenizer` writes."""
+        return (*_DOCUMENTS, *self.copies)
+
+    def token_id(self, role: str) -> int | None:
+        content = self.specials.get(role)
+        return None if content is None else self.tokenizer.token_to_id(content)
+
+
+_Built = BuiltTokenizer
+_DOCUMENTS = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json")
 
 
 # -- SentencePiece helpers -------------------------------------------------------------------------
@@ -185,20 +208,58 @@ def build_bigbird_tokenizer(*, spm_file: str | os.PathLike, do_lower_case: bool 
     from tokenizers.models import Unigram
 
     proto = _read_spm(spm_file)
-    pieces = {p.piece: i for i, p in enumerate(proto.pieces)}
-    unk_id = next((i for i, p in enumerate(proto.pieces) if p.type == 2), None)
-    if unk_id is None:
-        raise ConfigError("SentencePiece model has no <unk> piece", path=spm_file, hint="retrain with unk_id set")
-    specials = {**BIGBIRD_SPECIALS, "unk_token": proto.pieces[unk_id].piece}
-    _require(pieces, specials, Path(spm_file),
-             "BigBird's vocab.model has <pad> </s> <s> <unk> [CLS] [SEP] [MASK] as pieces "
-             "(spm_train --pad_id=0 --eos_id=1 --bos_id=2 --user_defined_symbols=[CLS],[SEP],[MASK])")
+    specials, _ = bigbird_specials(proto, path=spm_file)
+    unk_id = next(i for i, p in enumerate(proto.pieces) if p.type == 2)
     floor = min((p.score for p in proto.pieces if p.type == 1), default=0.0) - 100.0
     vocab = [(p.piece, p.score if p.type in (1, 4) else (0.0 if p.type == 2 else floor)) for p in proto.pieces]
     tok = Tokenizer(Unigram(vocab, unk_id=unk_id, byte_fallback=False))
     _spm_pipeline(tok, proto, lowercase=do_lower_case)
     _finish(tok, specials, lstrip=frozenset({"mask_token"}))
     return tok
+
+
+def bigbird_specials(proto, *, path: str | os.PathLike) -> tuple[dict[str, str], list[str]]:
+    """The special tokens of a BigBird SentencePiece model, and notes on those it had to substitute.
+
+    google-research/bigbird's models have ``<pad> </s> <s> <unk> [CLS] [SEP] [MASK]``; a model without
+    ``[CLS]``/``[SEP]`` gets ``<s>``/``</s>`` (:data:`BIGBIRD_FALLBACKS`), and roles with no candidate
+    are left out. Raises ConfigError when there is no ``<unk>`` or nothing can frame a sequence.
+
+    Example:
+        >>> from sentencepiece import sentencepiece_model_pb2 as pb
+        >>> proto = pb.ModelProto()
+        >>> for text, kind in (("<unk>", 2), ("<s>", 3), ("</s>", 3), ("a", 1)):
+        ...     piece = proto.pieces.add(); piece.piece, piece.type = text, kind
+        >>> specials, notes = bigbird_specials(proto, path="vocab.model")
+        >>> specials["cls_token"], specials["sep_token"], "mask_token" in specials
+        ('<s>', '</s>', False)
+    """
+    pieces = {p.piece for p in proto.pieces}
+    unk = next((p.piece for p in proto.pieces if p.type == 2), None)
+    if unk is None:
+        raise ConfigError("SentencePiece model has no <unk> piece", path=path, hint="retrain with unk_id set")
+    specials = {"unk_token": unk}
+    for role, candidates in BIGBIRD_FALLBACKS.items():
+        found = next((c for c in candidates if c in pieces), None)
+        if found is not None:
+            specials[role] = found
+    missing = [BIGBIRD_FALLBACKS[role][0] for role in _TEMPLATE_ROLES if role not in specials]
+    if missing:
+        raise ConfigError(f"SentencePiece model has neither {' nor '.join(missing)} nor <s>/</s> to frame a "
+                          "sequence", path=path, hint="BigBird's vocab.model has [CLS] [SEP] [MASK] as pieces "
+                          "(spm_train --user_defined_symbols=[CLS],[SEP],[MASK])")
+    return specials, _substitution_notes(specials, Path(path).name)
+
+
+def _substitution_notes(specials: dict[str, str], name: str) -> list[str]:
+    """Words for each BigBird role that is not the official piece (``[CLS]`` -> ``<s>``, no ``[MASK]``)."""
+    notes = []
+    for role, candidates in BIGBIRD_FALLBACKS.items():
+        if role not in specials and role in ("mask_token", "pad_token"):
+            notes.append(f"{name} has no {candidates[0]}: the tokenizer has no {role}")
+        elif role in specials and specials[role] != candidates[0]:
+            notes.append(f"{name} has no {candidates[0]}: the tokenizer uses {specials[role]} as {role}")
+    return notes
 
 
 def build_bert_tokenizer(*, vocab_file: str | os.PathLike, do_lower_case: bool):
@@ -264,9 +325,9 @@ def _bigbird(vocab_file, spm_file, do_lower_case) -> _Built:
     spm = _need(spm_file, "spm_file", "bigbird")
     lower = bool(do_lower_case)
     tok = build_bigbird_tokenizer(spm_file=spm, do_lower_case=lower)
-    return _Built(tok, "PreTrainedTokenizerFast", dict(BIGBIRD_SPECIALS, unk_token=tok.id_to_token(
-        next(i for i, p in enumerate(_read_spm(spm).pieces) if p.type == 2))), lower,
-        ["input_ids", "attention_mask"], {"spiece.model": spm})
+    specials, notes = bigbird_specials(_read_spm(spm), path=spm)
+    return _Built(tok, "PreTrainedTokenizerFast", specials, lower, ["input_ids", "attention_mask"],
+                  {"spiece.model": spm}, notes=notes)
 
 
 # kind -> builder(vocab_file, spm_file, do_lower_case)
@@ -299,6 +360,55 @@ def _json_bytes(document: Any) -> bytes:
     return (json.dumps(document, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
 
 
+def build_tokenizer(kind: str, *, vocab_file: str | os.PathLike | None = None,
+                    spm_file: str | os.PathLike | None = None, do_lower_case: bool | None = None) -> BuiltTokenizer:
+    """Build and check a fast tokenizer of ``kind`` in memory; nothing is written.
+
+    Every problem of the vocab files (missing, unreadable, not a SentencePiece model, special tokens
+    missing) is raised here as a :class:`~ckptkit.errors.CkptkitError`, so a caller can decide before
+    writing anything (``convert`` turns it into a warning and writes the weights).
+
+    Example:
+        >>> built = build_tokenizer("bert", vocab_file="vocab.txt")  # doctest: +SKIP
+        >>> built.files  # doctest: +SKIP
+        ('tokenizer.json', 'tokenizer_config.json', 'special_tokens_map.json', 'vocab.txt')
+    """
+    if kind not in _KINDS:
+        raise UsageError(f"unknown tokenizer kind {kind!r}", hint=f"use one of {', '.join(_KINDS)}")
+    built = _KINDS[kind](vocab_file, spm_file, do_lower_case)
+    built.kind = kind
+    return built
+
+
+def write_built_tokenizer(out_dir: str | os.PathLike, built: BuiltTokenizer, *,
+                          model_max_length: int = 512) -> TokenizerInfo:
+    """Write a :func:`build_tokenizer` result into ``out_dir`` (each file atomically).
+
+    Example:
+        >>> info = write_built_tokenizer("out", build_tokenizer("bert", vocab_file="vocab.txt"))  # doctest: +SKIP
+        >>> info.files[0]  # doctest: +SKIP
+        'tokenizer.json'
+    """
+    tok = built.tokenizer
+    documents = {"tokenizer.json": tok.to_str(pretty=True).encode("utf-8"),
+                 "tokenizer_config.json": _json_bytes(_tokenizer_config(built, model_max_length)),
+                 "special_tokens_map.json": _json_bytes(built.specials)}
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    for name, data in documents.items():
+        _write_atomic(out / name, data)
+    for name, source in built.copies.items():
+        target = out / name
+        if not (target.exists() and os.path.samefile(source, target)):
+            _write_atomic(target, Path(source).read_bytes())
+    return TokenizerInfo(kind=built.kind, tokenizer_class=built.tokenizer_class, vocab_size=tok.get_vocab_size(),
+                         pad_token_id=built.token_id("pad_token"), cls_token_id=built.token_id("cls_token"),
+                         sep_token_id=built.token_id("sep_token"), mask_token_id=built.token_id("mask_token"),
+                         unk_token_id=built.token_id("unk_token"), do_lower_case=built.do_lower_case,
+                         files=built.files, bos_token_id=built.token_id("bos_token"),
+                         eos_token_id=built.token_id("eos_token"), notes=tuple(built.notes))
+
+
 def write_tokenizer_files(out_dir: str | os.PathLike, *, kind: str, vocab_file: str | os.PathLike | None = None,
                           spm_file: str | os.PathLike | None = None, do_lower_case: bool | None = None,
                           model_max_length: int = 512) -> TokenizerInfo:
@@ -322,28 +432,8 @@ def write_tokenizer_files(out_dir: str | os.PathLike, *, kind: str, vocab_file: 
         >>> AutoTokenizer.from_pretrained("out").is_fast  # doctest: +SKIP
         True
     """
-    if kind not in _KINDS:
-        raise UsageError(f"unknown tokenizer kind {kind!r}", hint=f"use one of {', '.join(_KINDS)}")
-    built = _KINDS[kind](vocab_file, spm_file, do_lower_case)  # validates and builds before any write
-    tok = built.tokenizer
-    documents = {"tokenizer.json": tok.to_str(pretty=True).encode("utf-8"),
-                 "tokenizer_config.json": _json_bytes(_tokenizer_config(built, model_max_length)),
-                 "special_tokens_map.json": _json_bytes(built.specials)}
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    for name, data in documents.items():
-        _write_atomic(out / name, data)
-    for name, source in built.copies.items():
-        target = out / name
-        if not (target.exists() and os.path.samefile(source, target)):
-            _write_atomic(target, Path(source).read_bytes())
-    ids = {name: tok.token_to_id(content) for name, content in built.specials.items()}
-    return TokenizerInfo(kind=kind, tokenizer_class=built.tokenizer_class, vocab_size=tok.get_vocab_size(),
-                         pad_token_id=ids["pad_token"], cls_token_id=ids["cls_token"],
-                         sep_token_id=ids["sep_token"], mask_token_id=ids["mask_token"],
-                         unk_token_id=ids["unk_token"], do_lower_case=built.do_lower_case,
-                         files=tuple([*documents, *built.copies]), bos_token_id=ids.get("bos_token"),
-                         eos_token_id=ids.get("eos_token"))
+    built = build_tokenizer(kind, vocab_file=vocab_file, spm_file=spm_file, do_lower_case=do_lower_case)
+    return write_built_tokenizer(out_dir, built, model_max_length=model_max_length)
 
 
 def _looks_like_kobert_vocab(vocab_file: str | os.PathLike) -> bool:
@@ -374,3 +464,34 @@ def detect_tokenizer_kind(vocab_file: str | os.PathLike | None = None,
     if has_vocab:
         return "bert"
     raise UsageError("no tokenizer files given", hint="pass vocab_file (vocab.txt) and/or spm_file (*.model)")
+
+
+def _is_sentencepiece_vocab(vocab_file: str | os.PathLike) -> bool:
+    """A vocab.txt whose entries are mostly SentencePiece pieces (KoBERT's), not WordPiece ones."""
+    tokens = read_vocab_txt(vocab_file)
+    return sum(t.startswith(SPIECE_UNDERLINE) for t in tokens) > len(tokens) // 10
+
+
+def choose_tokenizer(vocab_file: str | os.PathLike | None, spm_file: str | os.PathLike | None, *,
+                     prefer_spm: bool = False) -> tuple[str, str | None, str | None, list[str]]:
+    """Which kind and files to build from what a checkpoint ships, never refusing a combination.
+
+    Like :func:`detect_tokenizer_kind`, but a vocab.txt beside a SentencePiece model that is not KoBERT's
+    keeps the one the family uses (``prefer_spm``: BigBird) and ignores the other, with a note.
+
+    Returns:
+        ``(kind, vocab_file, spm_file, notes)``; the file not used is None.
+
+    Example:
+        >>> choose_tokenizer("vocab.txt", None)
+        ('bert', 'vocab.txt', None, [])
+    """
+    if vocab_file is not None and spm_file is None and _is_sentencepiece_vocab(vocab_file):
+        raise ConfigError("vocab.txt lists SentencePiece pieces (▁...) but no SentencePiece model was found; "
+                          "as WordPiece it would turn most words into [UNK]", path=vocab_file,
+                          hint="pass the .model file with --spm")
+    if vocab_file is not None and spm_file is not None and not _looks_like_kobert_vocab(vocab_file):
+        used, ignored = (spm_file, vocab_file) if prefer_spm else (vocab_file, spm_file)
+        note = f"{Path(ignored).name} ignored: the tokenizer is built from {Path(used).name}"
+        return (("bigbird", None, spm_file) if prefer_spm else ("bert", vocab_file, None)) + ([note],)
+    return detect_tokenizer_kind(vocab_file=vocab_file, spm_file=spm_file), vocab_file, spm_file, []

@@ -209,11 +209,13 @@ def read_bigbird_config(path: str) -> dict:
 
 
 def _spm_vocab_size(path: str) -> int | None:
+    """The piece count of a SentencePiece model; None when it cannot be read (the tokenizer step says why)."""
     try:
         import sentencepiece
-    except ImportError:
+
+        return int(sentencepiece.SentencePieceProcessor(model_file=path).get_piece_size())
+    except (ImportError, OSError, RuntimeError, ValueError):
         return None
-    return int(sentencepiece.SentencePieceProcessor(model_file=path).get_piece_size())
 
 
 def _find_spm(config: Mapping, hints: Mapping) -> str | None:
