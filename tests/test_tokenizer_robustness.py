@@ -227,3 +227,42 @@ def test_no_tokenizer_option_and_no_vocab(spm_models, tmp_path, capsys):
     code, out, err = _cli(capsys, "convert", str(bare), str(tmp_path / "bare-hf"))
     assert code == 0 and "warning: no vocab.txt / SentencePiece model found" in err
     assert not _tokenizer_files(tmp_path / "bare-hf")
+
+
+# -- item 14: distill train keeps every tokenizer file of its student -------------------------------------
+def test_distill_train_output_keeps_the_students_tokenizer_files(kobert_dir, tmp_path):
+    import torch
+    from transformers import BertConfig, BertForMaskedLM
+
+    from ckptkit.distill.student import build_student
+    from ckptkit.distill.train import train_student
+    from ckptkit.errors import UsageError
+    from ckptkit.tokenizers import KoBertTokenizer, write_tokenizer_files
+
+    torch.manual_seed(0)
+    config = BertConfig(vocab_size=8002, hidden_size=16, num_hidden_layers=2, num_attention_heads=2,
+                        intermediate_size=32, max_position_embeddings=40, pad_token_id=1)
+    teacher = tmp_path / "teacher"
+    BertForMaskedLM(config).save_pretrained(teacher)
+    write_tokenizer_files(teacher, kind="kobert", spm_file=kobert_dir / SPM, vocab_file=kobert_dir / "vocab.txt")
+    student = tmp_path / "student"
+    build_student(str(teacher), str(student), layers=[0], arch="same")
+    had = {p.name: p.read_bytes() for p in student.iterdir() if p.name in TOKENIZER_FILES}
+    assert {SPM, "vocab.txt", "tokenizer.json"} <= set(had)
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("\n".join(KOREAN * 8) + "\n", encoding="utf-8")
+    args = {"max_steps": 1, "per_device_train_batch_size": 4, "use_cpu": True, "save_steps": 1000,
+            "report_to": "none"}
+    report = train_student(student=student, train_files=[corpus], output_dir=tmp_path / "out", max_seq_length=32,
+                           quiet=True, print_lines=False, training_args=args)
+    out = tmp_path / "out"
+    assert {p.name: p.read_bytes() for p in out.iterdir() if p.name in TOKENIZER_FILES} == had
+    assert sorted(report["tokenizer_files"]) == sorted(had)
+    tok = KoBertTokenizer.from_pretrained(out)
+    assert tok(KOREAN[0])["input_ids"] == [2, 4958, 6855, 2046, 7088, 1050, 7843, 54, 3]
+
+    bare = tmp_path / "bare-teacher"  # no vocab at all: refused before training, not an empty tokenizer
+    BertForMaskedLM(config).save_pretrained(bare)
+    with pytest.raises(UsageError, match="no tokenizer files"):
+        train_student(student=student, teacher=bare, train_files=[corpus], output_dir=tmp_path / "out2",
+                      quiet=True, print_lines=False, training_args=args)

@@ -145,13 +145,37 @@ def _quiet_libraries() -> None:
     transformers.utils.logging.set_verbosity_error()
 
 
+def _check_teacher_tokenizer(teacher: str | os.PathLike) -> None:
+    """A local teacher must have tokenizer files: transformers would silently make an empty tokenizer."""
+    from ckptkit.tokenizers.files import tokenizer_files
+
+    if Path(teacher).is_dir() and not tokenizer_files(teacher):
+        raise UsageError("the teacher folder has no tokenizer files (vocab.txt, tokenizer.json, ...): the corpus "
+                         "is tokenized with the teacher's tokenizer", path=teacher,
+                         hint="convert the teacher with its vocab.txt (or --spm) so that it gets one")
+
+
+def _save_tokenizer(out: Path, tokenizer, student_dir: Path, teacher: str | os.PathLike) -> list[str]:
+    """Every tokenizer file of the student (else of the teacher), as it is, and no other.
+
+    Copying keeps what ``save_pretrained`` of the loaded fast tokenizer would drop (KoBERT's SentencePiece
+    model and vocab.txt, which ``KoBertTokenizer.from_pretrained`` needs)."""
+    from ckptkit.tokenizers.files import replace_tokenizer_files, tokenizer_files
+
+    for folder in (student_dir, Path(teacher)):
+        if tokenizer_files(folder):
+            return replace_tokenizer_files(folder, out)
+    tokenizer.save_pretrained(str(out))  # a teacher on the Hub: its tokenizer as loaded
+    return tokenizer_files(out)
+
+
 def _write_outputs(out: Path, *, trainer, tokenizer, student_info: dict[str, Any], student_dir: Path,
                    summary: dict[str, Any], command: str | None) -> dict[str, Any]:
     """Save the hub folder: weights, tokenizer, student.json, ckptkit.json, model card."""
     trainer.save_model(str(out))
-    tokenizer.save_pretrained(str(out))
+    notes: dict[str, Any] = {"tokenizer_files": _save_tokenizer(out, tokenizer, student_dir,
+                                                                student_info.get("teacher") or student_dir)}
     (out / STUDENT_FILE).write_text(json.dumps({**student_info, "training": summary}, indent=2) + "\n")
-    notes: dict[str, Any] = {}
     try:
         from ckptkit.hub.model_card import write_model_card
         from ckptkit.hub.record import read_record, write_record
@@ -252,6 +276,7 @@ def train_student(*, student: str | os.PathLike, train_files: Sequence[str | os.
         raise UsageError(f"invalid training option: {e}") from e
 
     attn = "eager" if weights.attn > 0 else None
+    _check_teacher_tokenizer(teacher)
     tokenizer = AutoTokenizer.from_pretrained(str(teacher))
     teacher_model = load_model(teacher, objective=objective, role="teacher", attn_implementation=attn)
     student_model = load_model(student_dir, objective=objective, role="student", attn_implementation=attn)
