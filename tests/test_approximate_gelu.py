@@ -92,3 +92,26 @@ def test_measured_difference_is_the_models_own(hub):
         logits = [cls.from_pretrained(folder, hidden_act=act).eval()(input_ids=ids, attention_mask=ids * 0 + 1)[0]
                   for act in (report["hidden_act"], report["computed_as"])]
     assert report["max_abs_logit_diff"] == pytest.approx(float((logits[0] - logits[1]).abs().max()), rel=1e-4)
+
+
+def test_electra_part_folders_with_tanh_gelu(tmp_path, capsys):
+    """Discriminator and generator folders joined into one TF checkpoint: each part measured and reported."""
+    from config_helpers import FAMILIES, write_config, write_tf_model
+
+    prefix, config = write_tf_model(tmp_path / "tf", "electra")
+    main_ok = run(["convert", prefix, tmp_path / "hub", "--config",
+                   write_config(tmp_path / FAMILIES["electra"][2], config)], capsys)
+    assert main_ok[0] == 0, main_ok[2]
+    for part in ("discriminator", "generator"):
+        path = tmp_path / "hub" / part / "config.json"
+        path.write_text(json.dumps({**json.loads(path.read_text()), "hidden_act": "gelu_new"}))
+    code, _, err = run(["convert", tmp_path / "hub", tmp_path / "back", "--to", "tf1"], capsys)
+    assert code == 2 and "--approximate-gelu" in err and not (tmp_path / "back").exists(), err
+    code, out, err = run(["convert", tmp_path / "hub", tmp_path / "back", "--to", "tf1", "--approximate-gelu",
+                          "--json"], capsys)
+    assert code == 0, err
+    reports = json.loads(out)["approximate_gelu"]
+    assert set(reports) == {"discriminator", "generator"}
+    assert all(0 < r["max_abs_logit_diff"] < 0.05 for r in reports.values()), reports
+    hparams = json.loads((tmp_path / "back" / "hparams.json").read_text())
+    assert hparams["model_hparam_overrides"]["hidden_act"] == "gelu"

@@ -539,10 +539,15 @@ def _convert_parts_to_tf(part_folders: dict[str, str], destination: str, options
         merged: dict = {}
         outputs: dict[str, PlannedTensor] = {}
         dropped: list[Dropped] = []
+        approximations: dict[str, dict] = {}
         for name, src in sources.items():
             plan = plan_hf_to_tf(family, src, hf_config=configs[name], dtype=options.target_dtype,
                                  allow_unused=options.allow_unused, tf_rename=parts[name].unrename,
                                  transform_overrides=_layout(family, options))
+            configs[name], approximation = approximate_activation(
+                family, configs[name], src, enabled=options.approximate_gelu, model_class=plan.info["model_class"])
+            if approximation:
+                approximations[name] = approximation
             merged.update({f"{name}:{n}": t for n, t in src.items()})
             dropped.extend(Dropped(f"{name}:{d.name}", d.reason) for d in plan.dropped)
             for t in plan.outputs:
@@ -561,6 +566,9 @@ def _convert_parts_to_tf(part_folders: dict[str, str], destination: str, options
                      "source_format": "hub folders",
                      "parts": {n: (c.get("architectures") or [None])[0] for n, c in configs.items()}})
         plan.check(merged)
+        if approximations:
+            plan.info["approximate_gelu"] = approximations
+            plan.warnings.extend(f"{name}/: {describe_approximation(a)}" for name, a in approximations.items())
         extra = {"global_step": np.asarray(options.global_step, dtype=np.int64)} \
             if options.global_step is not None else {}
         inputs = [*part_folders.values(), options.config, options.vocab, options.spm]
