@@ -195,3 +195,12 @@ def test_accepted_configs_give_folders_transformers_loads(tmp_path, capsys, tf_m
     for folder in folders:
         hf_config = transformers.AutoConfig.from_pretrained(folder)
         getattr(transformers, hf_config.architectures[0]).from_pretrained(folder)
+
+
+@pytest.mark.parametrize("option,value", [("--num-heads", "0"), ("--num-heads", "-4"), ("--generator-heads", "0")])
+def test_head_count_options_must_be_positive(tmp_path, capsys, tf_models, option, value):
+    """Before: --num-heads 0 was ignored (falsy) and -4 written into config.json."""
+    prefix, _ = tf_models["electra"]
+    code, _, err = run(["convert", prefix, tmp_path / "out", option, value], capsys)
+    assert code == 2 and err.count("\n") == 1 and option in err and "positive" in err, err
+    assert leftovers(tmp_path, "out") == []

@@ -22,7 +22,7 @@ Example:
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
 from ckptkit.errors import ConfigError
@@ -150,7 +150,6 @@ class ConfigSchema:
 
     keys: Mapping[str, Spec]
     relations: tuple[Relation, ...] = ()
-    hints: Mapping[str, str] = field(default_factory=dict)  # key -> what to do when it is wrong
 
     def validate(self, config: Any, *, path: str | None, prefix: str = "", hint: str | None = None) -> None:
         """Raise :class:`ConfigError` naming ``path`` and the first key that breaks the schema."""
@@ -177,7 +176,6 @@ class ConfigSchema:
 
     def _check(self, key: str, value: Any, spec: Spec, path: str | None, hint: str | None) -> None:
         accepts, _ = _KINDS[spec.kind]
-        hint = self.hints.get(key.rpartition(".")[2], hint)
         if not accepts(value) or (spec.choices and value not in spec.choices) or not _in_bounds(value, spec):
             kind = _JSON_TYPE.get(type(value), type(value).__name__)
             raise ConfigError(f"'{key}' is {_repr(value)} ({kind}), expected {spec.describe()}", path=path,
