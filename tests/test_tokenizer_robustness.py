@@ -266,3 +266,66 @@ def test_distill_train_output_keeps_the_students_tokenizer_files(kobert_dir, tmp
     with pytest.raises(UsageError, match="no tokenizer files"):
         train_student(student=student, teacher=bare, train_files=[corpus], output_dir=tmp_path / "out2",
                       quiet=True, print_lines=False, training_args=args)
+
+
+# -- item 13: --dry-run runs every check of the real run and lists the other files ----------------------
+def _is_weights(name: str) -> bool:
+    return Path(name).name.startswith(("model.", "model-", "pytorch_model"))
+
+
+@pytest.fixture(scope="module")
+def sources(tmp_path_factory, spm_models, kobert_dir) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("sources")
+    vocab = (kobert_dir / "vocab.txt").read_text(encoding="utf-8").splitlines()
+    kobert = _bert_tf(root / "kobert", vocab_lines=vocab, vocab_size=len(vocab))
+    (kobert / "vocab.model").write_bytes((kobert_dir / SPM).read_bytes())
+    return {"bert": _bert_tf(root / "bert", vocab_lines=None), "kobert": kobert,
+            "bigbird": _bigbird_tf(root / "bigbird", spm_models["plain"]),
+            "bigbird-bad-spm": _bigbird_tf(root / "bigbird-bad", spm_models["corrupt"])}
+
+
+@pytest.mark.parametrize("name, extra", [("bert", []), ("kobert", []), ("bigbird", []), ("bigbird-bad-spm", []),
+                                         ("bert", ["--no-tokenizer"]), ("bert", ["--format", "pytorch"]),
+                                         ("kobert", ["--to-tf1-and-back"])])
+def test_dry_run_lists_the_files_the_run_writes(sources, tmp_path, capsys, name, extra):
+    source = sources[name]
+    if extra == ["--to-tf1-and-back"]:  # hub folder -> tf1: config, checkpoint state, vocab.txt and vocab.model
+        code, _, err = _cli(capsys, "convert", str(source), str(tmp_path / "hub"))
+        assert code == 0, err
+        source, extra = tmp_path / "hub", ["--to", "tf1"]
+    code, out, err = _cli(capsys, "convert", str(source), str(tmp_path / "dry"), "--dry-run", "--json", *extra)
+    assert code == 0, err
+    planned = json.loads(out)
+    assert planned["dry_run"] is True and not (tmp_path / "dry").exists()
+    code, out, err = _cli(capsys, "convert", str(source), str(tmp_path / "dry"), "--json", *extra)
+    assert code == 0, err
+    written = json.loads(out)
+    assert planned["files"] == sorted(f for f in written["files"] if not _is_weights(f))
+    assert planned["warnings"] == written["warnings"]
+
+
+def _real_and_dry(capsys, *args: str) -> tuple[tuple[int, str], tuple[int, str]]:
+    real = _cli(capsys, "convert", *args)
+    dry = _cli(capsys, "convert", *args, "--dry-run")
+    return (real[0], real[2].strip()), (dry[0], dry[2].strip())
+
+
+def test_dry_run_fails_exactly_where_the_run_fails(sources, tmp_path, capsys):
+    bert = sources["bert"]
+    taken = tmp_path / "taken"
+    taken.mkdir()
+    (taken / "notes.txt").write_text("not ckptkit's")
+    bad_config = tmp_path / "bad_config.json"
+    bad_config.write_text(json.dumps({**json.loads((bert / "bert_config.json").read_text()),
+                                      "num_attention_heads": "abc"}))
+    cases = {"exists": [str(bert), str(taken)],
+             "not ckptkit's, --overwrite": [str(bert), str(taken), "--overwrite"],
+             "is the source": [str(bert), str(bert)],
+             "bad --max-shard-size": [str(bert), str(tmp_path / "o1"), "--max-shard-size", "2 lightyears"],
+             "bad config": [str(bert), str(tmp_path / "o2"), "--config", str(bad_config)],
+             "missing --spm": [str(bert), str(tmp_path / "o3"), "--spm", str(tmp_path / "nope.model")]}
+    for case, args in cases.items():
+        real, dry = _real_and_dry(capsys, *args)
+        assert real[0] == 2 and real[1].startswith("ckptkit: error:"), (case, real)
+        assert dry == real, case
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad_config.json", "taken"]

@@ -98,8 +98,8 @@ def _summary(result) -> str:
                    "'gelu'): write the TF code's gelu instead and report the measured max logit difference.")
 @click.option("--overwrite", is_flag=True, help="Replace a non-empty destination.")
 @click.option("--verify", "verify", is_flag=True, help="Run `ckptkit verify` on the result before publishing it.")
-@click.option("--dry-run", is_flag=True, help="Print the plan (what is written from what, what is dropped); "
-                                               "write nothing.")
+@click.option("--dry-run", is_flag=True, help="Run every check of the real run and print the plan (what is written "
+                                               "from what, what is dropped, the other files); write nothing.")
 @click.option("--push-to-hub", "push_to_hub", metavar="REPO_ID", help="Upload the result to this Hub repo.")
 @click.option("--private", is_flag=True, help="With --push-to-hub: create the repo private.")
 @click.option("--language", multiple=True, help="Model card language(s), e.g. ko.")
@@ -123,8 +123,7 @@ def convert_command(source, destination, to, weights_format, dtype, max_shard_si
       ckptkit convert out/tiny-bert out/tiny-bert-tf --to tf1 --global-step 20000
       ckptkit convert examples/tiny-bert/model.ckpt-20000 out/tiny-bf16 --dtype bfloat16 --max-shard-size 40KB
     """
-    from ckptkit.converters.convert import ConversionOptions, convert_checkpoint, prepare_conversion
-    from ckptkit.converters.formats import open_checkpoint
+    from ckptkit.converters.convert import ConversionOptions, convert_checkpoint, dry_run_conversion
     from ckptkit.errors import UsageError
 
     options = ConversionOptions(
@@ -136,13 +135,12 @@ def convert_command(source, destination, to, weights_format, dtype, max_shard_si
         overwrite=overwrite, verify=verify,
         command=shlex.join(["ckptkit", *sys.argv[1:]]),
         card={"language": list(language) or None, "license": license_, "tags": list(tags) or None})
-    if dry_run:
-        with open_checkpoint(source) as ckpt:
-            prepared = prepare_conversion(ckpt, options)
-            if as_json:
-                emit_json(prepared.plan.to_json())
-            else:
-                click.echo(prepared.plan.format_text())
+    if dry_run:  # every check of the real run, nothing written
+        report = dry_run_conversion(source, destination, options=options)
+        if as_json:
+            emit_json(report.to_json())
+        else:
+            click.echo(report.format_text())
         return
     if destination is None:
         raise UsageError("DESTINATION is required unless --dry-run is given")

@@ -28,15 +28,15 @@ from ckptkit.converters.families.base import Family, Part, cast_dtype, plan_hf_t
 from ckptkit.converters.formats import open_checkpoint
 from ckptkit.converters.formats.hub_folder import WEIGHT_FILES, find_part_folders
 from ckptkit.converters.plan import Dropped, Plan, PlannedTensor, execute
-from ckptkit.converters.sinks import SINKS
-from ckptkit.converters.staging import staged_folder
+from ckptkit.converters.sinks import SINKS, parse_size
+from ckptkit.converters.staging import check_destination, check_free_space, staged_folder
 from ckptkit.converters.tensors import Checkpoint, DType, dtype_by_name
 from ckptkit.errors import ConfigError, UsageError
 from ckptkit.tokenizers.companions import TokenizerStep, find_spm, hub_spm, plan_tokenizer, tf_tokenizer_copies, \
     write_planned_tokenizer
 
 __all__ = ["ConversionOptions", "ConversionResult", "prepare_conversion", "convert_checkpoint", "TARGETS",
-           "Prepared"]
+           "Prepared", "DryRun", "dry_run_conversion"]
 
 TARGETS = ("hf", "tf1", "safetensors", "pytorch")
 
@@ -473,6 +473,7 @@ def convert_checkpoint(source_path: str, destination: str, *, options: Conversio
         return _convert_parts_to_tf(part_folders, destination, options, started)
     with open_checkpoint(source_path) as source:
         prepared = prepare_conversion(source, options)
+        _check_sinks(prepared, options)
         inputs = [source_path, *source.files, options.config, options.vocab, options.spm]
         with staged_folder(destination, overwrite=options.overwrite, sources=inputs) as folder:
             results = [_write_prepared(each, source, source_path, os.path.join(folder, each.subfolder), options)
@@ -499,10 +500,7 @@ def _write_prepared(prepared: Prepared, source: Checkpoint, source_path: str, fo
     Returns the tokenizer facts, the verification summary and the seconds spent writing the tensors
     (``"write"``) and verifying (``"verify"``, which includes importing torch and transformers)."""
     os.makedirs(folder, exist_ok=True)
-    sink_name = _SINK_FOR_TARGET[prepared.target] or options.weights_format
-    if sink_name not in SINKS:
-        raise UsageError(f"unknown weights format {sink_name!r}", hint="safetensors or pytorch")
-    sink = SINKS[sink_name](folder, max_shard_size=options.max_shard_size)
+    sink = SINKS[_sink_name(prepared, options)](folder, max_shard_size=options.max_shard_size)
     if prepared.extra_tensors:
         sink.extra_tensors = prepared.extra_tensors
     started = time.perf_counter()
@@ -525,8 +523,8 @@ def _write_prepared(prepared: Prepared, source: Checkpoint, source_path: str, fo
     return tokenizer, verification, timings
 
 
-def _convert_parts_to_tf(part_folders: dict[str, str], destination: str, options: ConversionOptions,
-                         started: float) -> ConversionResult:
+def _convert_parts_to_tf(part_folders: dict[str, str], destination: str | None, options: ConversionOptions,
+                         started: float, *, dry_run: bool = False) -> "ConversionResult | DryRun":
     """Several part folders (ELECTRA's discriminator and generator) -> one TF checkpoint with shared names."""
     import contextlib
 
@@ -572,6 +570,10 @@ def _convert_parts_to_tf(part_folders: dict[str, str], destination: str, options
         extra = {"global_step": np.asarray(options.global_step, dtype=np.int64)} \
             if options.global_step is not None else {}
         inputs = [*part_folders.values(), options.config, options.vocab, options.spm]
+        if dry_run:
+            vocab = options.vocab or any(os.path.isfile(os.path.join(p, "vocab.txt")) for p in part_folders.values())
+            files = [family.tf_config_name, "checkpoint", *(["vocab.txt"] if vocab else [])]
+            return _dry_run(plan, destination, files, options, inputs)
         with staged_folder(destination, overwrite=options.overwrite, sources=inputs) as folder:
             sink = SINKS["tf1"](folder, max_shard_size=options.max_shard_size)
             if extra:
@@ -595,3 +597,95 @@ def _convert_parts_to_tf(part_folders: dict[str, str], destination: str, options
                 timings["verify"] = time.perf_counter() - verified
     return ConversionResult(os.path.abspath(destination), plan, files, time.perf_counter() - started,
                             verification=verification, timings=timings)
+
+
+# ------------------------------------------------------------------ dry run: every check, nothing written
+
+
+@dataclass
+class DryRun:
+    """What ``convert`` would write: the plan (every check passed) and the files besides the weights."""
+
+    plan: Plan
+    destination: str | None
+    files: list[str]
+
+    def to_json(self) -> dict:
+        return {**self.plan.to_json(), "dry_run": True, "destination": self.destination, "files": self.files,
+                "warnings": self.plan.warnings}
+
+    def format_text(self) -> str:
+        where = f" into {self.destination}" if self.destination else ""
+        return f"{self.plan.format_text()}\nwould write{where}, besides the weights: {', '.join(self.files)}"
+
+
+def dry_run_conversion(source_path: str, destination: str | None = None, *, options: ConversionOptions | None = None,
+                       **kwargs) -> DryRun:
+    """Run every check :func:`convert_checkpoint` runs (config, plan, tokenizer, weights format and shard
+    size, destination, free space) and write nothing.
+
+    Args:
+        source_path: the checkpoint to convert.
+        destination: the output folder the real run would write (None: its checks are skipped).
+        options: a :class:`ConversionOptions`; keyword arguments override its fields.
+
+    Returns:
+        A :class:`DryRun`: the plan and the non-tensor files the run writes (config, tokenizer, card...).
+
+    Example:
+        >>> dry_run_conversion("examples/tiny-bert", "out/tiny-bert").files  # doctest: +SKIP
+        ['README.md', 'ckptkit.json', 'config.json', 'special_tokens_map.json', 'tokenizer.json', ...]
+    """
+    options = options or ConversionOptions()
+    for key, value in kwargs.items():
+        if not hasattr(options, key):
+            raise TypeError(f"unknown option {key!r}")
+        setattr(options, key, value)
+    part_folders = find_part_folders(source_path)
+    if part_folders and options.to in (None, "tf1"):
+        return _convert_parts_to_tf(part_folders, destination, options, time.perf_counter(), dry_run=True)
+    with open_checkpoint(source_path) as source:
+        prepared = prepare_conversion(source, options)
+        _check_sinks(prepared, options)
+        inputs = [source_path, *source.files, options.config, options.vocab, options.spm]
+        files = [os.path.join(each.subfolder, name) for each in prepared.parts or [prepared]
+                 for name in _planned_files(each, options)]
+        return _dry_run(prepared.plan, destination, files, options, inputs)
+
+
+def _dry_run(plan: Plan, destination: str | None, files: list[str], options: ConversionOptions,
+             inputs: list) -> DryRun:
+    parse_size(options.max_shard_size)
+    if destination is None:
+        return DryRun(plan, None, sorted(files))
+    destination = os.path.abspath(destination)
+    check_destination(destination, overwrite=options.overwrite, sources=inputs)
+    existing = destination
+    while not os.path.isdir(existing) and os.path.dirname(existing) != existing:
+        existing = os.path.dirname(existing)
+    check_free_space(existing, plan.total_bytes)
+    return DryRun(plan, destination, sorted(files))
+
+
+def _sink_name(prepared: Prepared, options: ConversionOptions) -> str:
+    name = _SINK_FOR_TARGET[prepared.target] or options.weights_format
+    if name not in SINKS:
+        raise UsageError(f"unknown weights format {name!r}", hint="safetensors or pytorch")
+    return name
+
+
+def _check_sinks(prepared: Prepared, options: ConversionOptions) -> None:
+    """The sink options, checked before anything is written (real and dry runs alike)."""
+    for each in prepared.parts or [prepared]:
+        _sink_name(each, options)
+    parse_size(options.max_shard_size)
+
+
+def _planned_files(prepared: Prepared, options: ConversionOptions) -> list[str]:
+    """The files besides the weights that the finisher of ``prepared.target`` writes."""
+    if prepared.target == "hf":
+        return ["config.json", *prepared.tokenizer.files, "README.md", "ckptkit.json"]
+    if prepared.target == "tf1":
+        copies = {} if options.no_tokenizer else tf_tokenizer_copies(prepared.vocab, prepared.spm)
+        return [prepared.family.tf_config_name, "checkpoint", *copies]
+    return [os.path.basename(p) for p in prepared.copy_files] + (["config.json"] if prepared.hf_config else [])

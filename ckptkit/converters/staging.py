@@ -32,8 +32,8 @@ from typing import Iterable, Iterator
 from ckptkit import __version__
 from ckptkit.errors import CkptkitError, UsageError
 
-__all__ = ["staged_folder", "OutOfSpaceError", "out_of_space", "atomic_write", "file_mode", "check_free_space",
-           "is_ckptkit_output", "MARKER_FILE", "OUT_OF_SPACE_ERRNOS"]
+__all__ = ["staged_folder", "check_destination", "OutOfSpaceError", "out_of_space", "atomic_write", "file_mode",
+           "check_free_space", "is_ckptkit_output", "MARKER_FILE", "OUT_OF_SPACE_ERRNOS"]
 
 MARKER_FILE = ".ckptkit-output"  # written when a finished folder has no ckptkit.json of its own
 RECORD_FILE = "ckptkit.json"
@@ -197,6 +197,18 @@ def _check_replaceable(destination: str, overwrite: bool) -> None:
         raise UsageError(f"the output{link} is not empty and was not written by ckptkit (no {RECORD_FILE}); "
                          "--overwrite replaces only ckptkit's own outputs", path=destination,
                          hint="choose a new folder, or empty this one yourself")
+
+
+def check_destination(destination: str | os.PathLike, *, overwrite: bool = False,
+                      sources: Iterable[str | os.PathLike | None] = ()) -> None:
+    """The checks :func:`staged_folder` makes before writing, without writing (``convert --dry-run``).
+
+    Example:
+        >>> check_destination("/tmp/ckptkit-new-folder-that-does-not-exist")
+    """
+    destination = os.path.abspath(destination)
+    _check_not_source(destination, _source_paths(sources))
+    _check_replaceable(destination, overwrite)
 
 
 # ------------------------------------------------------------------ lock and leftovers
