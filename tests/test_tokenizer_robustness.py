@@ -329,3 +329,22 @@ def test_dry_run_fails_exactly_where_the_run_fails(sources, tmp_path, capsys):
         assert real[0] == 2 and real[1].startswith("ckptkit: error:"), (case, real)
         assert dry == real, case
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bad_config.json", "taken"]
+
+
+def test_no_tokenizer_between_pytorch_formats_and_a_bigbird_tf_teacher_with_two_vocabs(sources, tmp_path, capsys):
+    from ckptkit.distill.student import build_student
+    from ckptkit.tokenizers.files import tokenizer_files
+
+    code, _, err = _cli(capsys, "convert", str(sources["bert"]), str(tmp_path / "hub"))
+    assert code == 0, err
+    code, out, err = _cli(capsys, "convert", str(tmp_path / "hub"), str(tmp_path / "pt"), "--to", "pytorch",
+                          "--no-tokenizer", "--json")
+    assert code == 0, err
+    assert tokenizer_files(tmp_path / "pt") == [] and "pytorch_model.bin" in json.loads(out)["files"]
+    teacher = tmp_path / "bigbird"  # a vocab.txt beside BigBird's vocab.model: the SentencePiece model wins
+    teacher.mkdir()
+    for path in sources["bigbird"].iterdir():
+        (teacher / path.name).write_bytes(path.read_bytes())
+    (teacher / "vocab.txt").write_text("[PAD]\n[UNK]\n[CLS]\n[SEP]\n[MASK]\nthe\n")
+    report = build_student(str(teacher), str(tmp_path / "student"), layers=[0], arch="same")
+    assert report.tokenizer_files and (tmp_path / "student" / "spiece.model").is_file()

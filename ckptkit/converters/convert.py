@@ -408,8 +408,19 @@ def _finish_tf1(prepared: Prepared, folder: str, options: ConversionOptions, sou
             shutil.copyfile(path, os.path.join(folder, name))
 
 
+def _copied(prepared: Prepared, options: ConversionOptions) -> list[str]:
+    """The hub folder's other files that a safetensors/pytorch output keeps (tokenizer files unless
+    ``--no-tokenizer``)."""
+    from ckptkit.tokenizers.files import tokenizer_files
+
+    if not options.no_tokenizer or not prepared.copy_files:
+        return list(prepared.copy_files)
+    skipped = set(tokenizer_files(os.path.dirname(prepared.copy_files[0])))
+    return [p for p in prepared.copy_files if os.path.basename(p) not in skipped]
+
+
 def _finish_weights(prepared: Prepared, folder: str, options: ConversionOptions, source: Checkpoint) -> None:
-    for path in prepared.copy_files:
+    for path in _copied(prepared, options):
         shutil.copyfile(path, os.path.join(folder, os.path.basename(path)))
     if prepared.hf_config is not None:
         write_json(os.path.join(folder, "config.json"), prepared.hf_config)
@@ -688,4 +699,4 @@ def _planned_files(prepared: Prepared, options: ConversionOptions) -> list[str]:
     if prepared.target == "tf1":
         copies = {} if options.no_tokenizer else tf_tokenizer_copies(prepared.vocab, prepared.spm)
         return [prepared.family.tf_config_name, "checkpoint", *copies]
-    return [os.path.basename(p) for p in prepared.copy_files] + (["config.json"] if prepared.hf_config else [])
+    return [os.path.basename(p) for p in _copied(prepared, options)] + (["config.json"] if prepared.hf_config else [])

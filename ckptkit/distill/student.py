@@ -643,10 +643,10 @@ def _copy_tokenizer(teacher: Teacher, folder: str, config: dict) -> list[str]:
         return names
     if not teacher.vocab and not teacher.spm:
         return []
-    from ckptkit.tokenizers.export import detect_tokenizer_kind, write_tokenizer_files
+    from ckptkit.tokenizers.export import choose_tokenizer, write_tokenizer_files
 
-    kind = detect_tokenizer_kind(vocab_file=teacher.vocab, spm_file=teacher.spm)
-    info = write_tokenizer_files(folder, kind=kind, vocab_file=teacher.vocab, spm_file=teacher.spm,
+    kind, vocab, spm, _ = choose_tokenizer(teacher.vocab, teacher.spm, prefer_spm=teacher.family == "bigbird")
+    info = write_tokenizer_files(folder, kind=kind, vocab_file=vocab, spm_file=spm,
                                  model_max_length=int(teacher.config.get("max_position_embeddings", 512)))
     teacher.config["pad_token_id"] = info.pad_token_id  # the tokenizer knows the teacher's pad id (KoBERT: 1)
     return sorted(n for n in os.listdir(folder) if n.startswith(("tokenizer", "special_tokens", "vocab")))
