@@ -483,8 +483,8 @@ def choose_tokenizer(vocab_file: str | os.PathLike | None, spm_file: str | os.Pa
         ``(kind, vocab_file, spm_file, notes)``; the file not used is None.
 
     Example:
-        >>> choose_tokenizer("vocab.txt", None)
-        ('bert', 'vocab.txt', None, [])
+        >>> choose_tokenizer("bert/vocab.txt", None)  # doctest: +SKIP
+        ('bert', 'bert/vocab.txt', None, [])
     """
     if vocab_file is not None and spm_file is None and _is_sentencepiece_vocab(vocab_file):
         raise ConfigError("vocab.txt lists SentencePiece pieces (▁...) but no SentencePiece model was found; "
