@@ -219,3 +219,15 @@ def test_convert_push_to_hub_uploads_the_converted_folder(hub, tmp_path, monkeyp
     assert {"config.json", "tokenizer.json", "ckptkit.json", "README.md"} <= set(received)
     assert hub.repos["me/tiny-bert"].private
     assert b'model_id = "me/tiny-bert"' in received["README.md"]
+
+
+def test_tf1_output_marker_is_never_uploaded(tmp_path):
+    """A TF or two-part output carries ckptkit's local marker file; it stays local."""
+    from ckptkit.converters.staging import MARKER_FILE
+    from ckptkit.hub.upload import plan_files
+
+    (tmp_path / MARKER_FILE).write_text("")
+    (tmp_path / "model.ckpt.index").write_bytes(b"x")
+    actions = {a.path: a.action for a in plan_files(tmp_path)}
+    assert actions["model.ckpt.index"] == "upload"
+    assert actions[MARKER_FILE].startswith("skip")

@@ -63,6 +63,7 @@ SKIP_RULES: tuple[tuple[str, str], ...] = (
     ("checkpoint-*", "training checkpoint (distill train --resume state)"),
     ("teacher-cache", "cached teacher outputs (distill train --cache-teacher)"),
     ("ranks", "per-process training state"),
+    (".ckptkit-output", "ckptkit's output-folder marker (local only)"),
 )
 _REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]{0,95}/[A-Za-z0-9][\w.-]{0,95}$")
 
