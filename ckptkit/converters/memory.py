@@ -18,9 +18,29 @@ import numpy as np
 
 from ckptkit.errors import CorruptCheckpointError
 
-__all__ = ["release_pages", "read_exact"]
+__all__ = ["release_pages", "read_exact", "numpy_shape_problem"]
 
 _MAX_READ = 1 << 30  # bytes per read call: Linux caps one read near 2 GiB
+_MAX_DIMS = 64  # NumPy 2's limit on an array's number of dimensions
+_MAX_INTP = (1 << 63) - 1
+
+
+def numpy_shape_problem(shape: tuple[int, ...], itemsize: int) -> str | None:
+    """Why NumPy cannot hold an array of ``shape`` (None when it can): over 64 dimensions, or
+    non-zero dimensions whose product times ``itemsize`` passes 2**63-1 (even beside a zero).
+
+    Example:
+        >>> numpy_shape_problem((2, 3), 4) is None, numpy_shape_problem((2**62, 2**62, 0), 4)
+        (True, 'its size passes what NumPy can index (2**63-1 bytes)')
+    """
+    if len(shape) > _MAX_DIMS:
+        return f"{len(shape)} dimensions; NumPy arrays have at most {_MAX_DIMS}"
+    size = itemsize
+    for dim in shape:
+        size *= dim or 1
+        if size > _MAX_INTP:
+            return "its size passes what NumPy can index (2**63-1 bytes)"
+    return None
 
 
 def _read_into(fd: int, view: memoryview, offset: int) -> int:

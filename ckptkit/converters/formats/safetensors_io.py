@@ -27,7 +27,7 @@ from typing import Iterable, Mapping
 import numpy as np
 
 from ckptkit.converters.formats.safetensors_header import HEADER_HINT, check_header_length, parse_header
-from ckptkit.converters.memory import read_exact
+from ckptkit.converters.memory import numpy_shape_problem, read_exact
 from ckptkit.converters.tensors import Checkpoint, DType, LazyTensor, dtype_by_safetensors, dtype_of
 from ckptkit.errors import (
     CheckpointNotFoundError, CorruptCheckpointError, UnsafeCheckpointError, UnsupportedFormatError,
@@ -35,7 +35,6 @@ from ckptkit.errors import (
 
 __all__ = ["open_safetensors", "save_safetensors", "SafetensorsWriter", "read_weight_index", "TensorSpec"]
 
-_MAX_DIMS = 64  # NumPy's limit on an array's number of dimensions
 _DAMAGED = "the file shrank or is incomplete; copy it again"
 
 
@@ -125,9 +124,9 @@ def _lazy(source: _SourceFile, name: str, entry: tuple, data_start: int) -> Lazy
         dtype = dtype_by_safetensors(code)
     except UnsupportedFormatError as e:
         raise UnsupportedFormatError(f"tensor {name!r}: {e.message}", path=source.path, hint=e.hint) from None
-    if len(shape) > _MAX_DIMS:
-        raise UnsupportedFormatError(f"tensor {name!r} has {len(shape)} dimensions; NumPy arrays have at most "
-                                     f"{_MAX_DIMS}", path=source.path)
+    problem = numpy_shape_problem(shape, dtype.itemsize)
+    if problem:
+        raise UnsupportedFormatError(f"tensor {name!r}: {problem}", path=source.path)
     offset = data_start + begin
 
     def load() -> np.ndarray:
@@ -186,9 +185,9 @@ def read_weight_index(index_path: str) -> dict[str, str]:
     folder = Path(index_path).resolve().parent
     checked: set[str] = set()
     for name, shard in weight_map.items():
+        _check_shard_name(shard, name, index_path)
         if shard in checked:
             continue
-        _check_shard_name(shard, name, index_path)
         target = Path(os.path.realpath(folder / shard))
         if os.path.isabs(shard) or folder not in target.parents:
             raise UnsafeCheckpointError(f"tensor {name[:200]!r} points to {shard[:200]!r}, outside the checkpoint "

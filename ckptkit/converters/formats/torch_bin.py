@@ -1,6 +1,8 @@
 """PyTorch ``.bin`` checkpoints (single or sharded): read with ``weights_only=True``, never executing code.
 
-torch is imported only when a ``.bin`` file is actually opened or written.
+torch is imported only when a ``.bin`` file is actually opened or written. torch maps the file;
+each read first checks that the file has not shrunk since it was opened and then copies the
+tensor out at once, so a source truncated mid-run gives a one-line error instead of SIGBUS.
 
 Example:
     >>> import numpy as np, tempfile, os
@@ -56,11 +58,33 @@ def numpy_to_tensor(array: np.ndarray):
     return torch.from_numpy(array)
 
 
-def _load_state_dict(path: str) -> dict:
+class _SizeGuard:
+    """Holds the file torch mapped, to notice it shrinking before a mapped page is touched."""
+
+    def __init__(self, path: str):
+        self.path = path
+        self._file = open(path, "rb", buffering=0)
+        self.size = os.fstat(self._file.fileno()).st_size
+
+    def same_file_as_path(self) -> bool:
+        opened, now = os.fstat(self._file.fileno()), os.stat(self.path)
+        return (opened.st_dev, opened.st_ino) == (now.st_dev, now.st_ino)
+
+    def check(self) -> None:
+        if self._file.closed:
+            return
+        size = os.fstat(self._file.fileno()).st_size
+        if size < self.size:
+            raise CorruptCheckpointError(f"truncated while being read: {size} bytes left of {self.size}",
+                                         path=self.path, hint="the file shrank or is incomplete; copy it again")
+
+    def close(self) -> None:
+        self._file.close()
+
+
+def _load_state_dict(path: str, guard: _SizeGuard) -> dict:
     import torch
 
-    if not os.path.isfile(path):
-        raise CheckpointNotFoundError("file not found", path=path)
     use_mmap = zipfile.is_zipfile(path)  # the legacy (pre-1.6) format cannot be memory-mapped
     try:
         state = torch.load(path, map_location="cpu", weights_only=True, mmap=use_mmap)
@@ -75,12 +99,43 @@ def _load_state_dict(path: str) -> dict:
         state = state["state_dict"]
     if not isinstance(state, dict):
         raise CorruptCheckpointError(f"holds a {type(state).__name__}, not a state dict", path=path)
+    if not guard.same_file_as_path():
+        raise CorruptCheckpointError("was replaced while being opened", path=path, hint="run the command again")
     return {k: v for k, v in state.items() if isinstance(v, torch.Tensor)}
 
 
-def _lazy(name: str, tensor, path: str) -> LazyTensor:
+def _lazy(name: str, tensor, path: str, guard: _SizeGuard) -> LazyTensor:
     dtype = dtype_by_name(str(tensor.dtype).removeprefix("torch."))
-    return LazyTensor(name, dtype, tuple(tensor.shape), loader=lambda: tensor_to_numpy(tensor), location=path)
+
+    def load() -> np.ndarray:
+        guard.check()
+        return np.array(tensor_to_numpy(tensor), copy=True)  # off the mapping before the file can shrink again
+
+    return LazyTensor(name, dtype, tuple(tensor.shape), loader=load, location=path)
+
+
+class _TorchCheckpoint(Checkpoint):
+    format = "pytorch"
+
+    def __init__(self, *args, guards: list[_SizeGuard], **kwargs):
+        super().__init__(*args, **kwargs)
+        self._guards = guards
+
+    def close(self) -> None:
+        """Stop watching the files; arrays already read stay valid (each owns its bytes)."""
+        for guard in self._guards:
+            guard.close()
+
+
+def _open_shard(path: str) -> tuple[dict, _SizeGuard]:
+    if not os.path.isfile(path):
+        raise CheckpointNotFoundError("file not found", path=path)
+    guard = _SizeGuard(path)
+    try:
+        return _load_state_dict(path, guard), guard
+    except BaseException:
+        guard.close()
+        raise
 
 
 def open_torch_bin(path: str) -> Checkpoint:
@@ -103,18 +158,19 @@ def open_torch_bin(path: str) -> Checkpoint:
         shard_paths = [os.path.join(folder, s) for s in dict.fromkeys(weight_map.values())]
     else:
         weight_map, shard_paths = None, [path]
-    tensors, storages = {}, {}
+    tensors, storages, guards = {}, {}, []
     for shard_path in shard_paths:
-        for name, tensor in _load_state_dict(shard_path).items():
+        state, guard = _open_shard(shard_path)
+        guards.append(guard)
+        for name, tensor in state.items():
             if weight_map is not None and os.path.join(folder, weight_map.get(name, "")) != shard_path:
                 continue
-            tensors[name] = _lazy(name, tensor, shard_path)
+            tensors[name] = _lazy(name, tensor, shard_path, guard)
             key = (shard_path, tensor.untyped_storage().data_ptr(), tensor.storage_offset(), tuple(tensor.shape))
             storages.setdefault(key, []).append(name)
     shared = [names for names in storages.values() if len(names) > 1]
-    ckpt = Checkpoint(path, tensors, files=shard_paths, extras={"shared": shared, "sharded": weight_map is not None})
-    ckpt.format = "pytorch"
-    return ckpt
+    return _TorchCheckpoint(path, tensors, files=shard_paths, guards=guards,
+                            extras={"shared": shared, "sharded": weight_map is not None})
 
 
 def save_torch_bin(path: str, tensors: Mapping[str, np.ndarray]) -> None:

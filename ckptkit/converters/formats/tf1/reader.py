@@ -35,7 +35,7 @@ from ckptkit.converters.formats.tf1.paths import data_file, resolve_prefix
 from ckptkit.converters.formats.tf1.proto import ProtoError, decode_varint
 from ckptkit.converters.formats.tf1.slices import slice_key
 from ckptkit.converters.formats.tf1.table import TableError, read_table
-from ckptkit.converters.memory import read_exact
+from ckptkit.converters.memory import numpy_shape_problem, read_exact
 from ckptkit.converters.tensors import (
     ROLE_METADATA, ROLE_OPTIMIZER, Checkpoint, DType, LazyTensor, classify_role, dtype_by_tf_enum,
 )
@@ -44,7 +44,6 @@ from ckptkit.errors import CheckpointNotFoundError, CorruptCheckpointError, Unsu
 __all__ = ["TFCheckpoint", "TFTensor", "open_tf_checkpoint", "read_index"]
 
 _DAMAGED = "the file is damaged or incomplete; copy it again"
-_MAX_DIMS = 64  # NumPy's limit on an array's number of dimensions (TensorFlow allows 254)
 _COUNTER_NAMES = ("global_step", "step", "optimizer/iter", "optimizer/iterations", "optimizer/_iterations")
 
 
@@ -127,6 +126,11 @@ def _shard_sizes(prefix: str, num_shards: int) -> list[int]:
             raise CheckpointNotFoundError(f"data shard {shard + 1} of {num_shards} is missing", path=name,
                                           hint="copy every .data-*-of-* file of the checkpoint") from e
     return sizes
+
+
+def _short(shape: tuple[int, ...]) -> str:
+    """A shape for messages: at most 8 dimensions shown."""
+    return str(list(shape)) if len(shape) <= 8 else f"[{', '.join(map(str, shape[:8]))}, ... ({len(shape)} dims)]"
 
 
 def _numeric_dtype(dtype: DType, endianness: int) -> np.dtype:
@@ -257,10 +261,11 @@ class TFCheckpoint(Checkpoint):
             raise UnsupportedFormatError(f"tensor {name!r}: {e.message}", path=self.index_path, hint=e.hint) from e
         if any(d < 0 for d in entry.shape) or entry.unknown_rank:
             raise CorruptCheckpointError(f"tensor {name!r} has an unknown shape {entry.shape}", path=self.index_path)
-        if len(entry.shape) > _MAX_DIMS:
-            raise UnsupportedFormatError(f"tensor {name!r} has {len(entry.shape)} dimensions; NumPy arrays have at "
-                                         f"most {_MAX_DIMS}", path=self.index_path,
-                                         hint="the index is damaged, or the tensor needs reshaping in TensorFlow")
+        problem = numpy_shape_problem(entry.shape, dtype.itemsize)
+        if problem:
+            raise UnsupportedFormatError(f"tensor {name!r} of shape {_short(entry.shape)}: {problem}",
+                                         path=self.index_path, hint="the index is damaged, or the tensor needs "
+                                         "reshaping in TensorFlow")
         if entry.slices:
             self._check_slices(name, key, entry, dtype)
             location = f"{len(entry.slices)} slices"
