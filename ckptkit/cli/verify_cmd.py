@@ -15,12 +15,16 @@ from ckptkit.cli.common import emit_json, format_table, json_option, quiet_optio
 @click.option("--family", help="Model family; detected by default.")
 @click.option("--no-forward", is_flag=True, help="Compare tensors only; do not run the model.")
 @click.option("--all", "show_all", is_flag=True, help="List every tensor, not only mismatches.")
+@click.option("--no-tokenizer", "no_tokenizer", is_flag=True,
+              help="OUTPUT was converted with --no-tokenizer: it may lack the source's tokenizer.")
 @json_option
 @quiet_option
-def verify_command(source, output, family, no_forward, show_all, as_json, quiet):
+def verify_command(source, output, family, no_forward, show_all, no_tokenizer, as_json, quiet):
     """Check OUTPUT against SOURCE: every tensor through the conversion plan (bitwise for
     float32), then a forward pass of the transformers model against a NumPy forward pass
-    over the TF variables. Exits 1 on any mismatch.
+    over the TF variables, then the tokenizers: the one OUTPUT carries must give the ids of
+    the one SOURCE carries on a fixed set of texts (English, Korean, rare characters, [MASK],
+    pairs). Exits 1 on any mismatch, or when OUTPUT lost SOURCE's tokenizer.
 
     \b
     Examples:
@@ -29,7 +33,7 @@ def verify_command(source, output, family, no_forward, show_all, as_json, quiet)
     """
     from ckptkit.converters.verify import verify_conversion
 
-    report = verify_conversion(source, output, family=family, forward=not no_forward)
+    report = verify_conversion(source, output, family=family, forward=not no_forward, tokenizer=not no_tokenizer)
     if as_json:
         emit_json(report.to_json())
     elif not quiet:
@@ -46,6 +50,8 @@ def verify_command(source, output, family, no_forward, show_all, as_json, quiet)
                                      for r in report.outputs],
                                     ["output", "shape", "max |diff|", "tolerance", "status"], right={2, 3}))
             click.echo(f"compared: {report.compared}")
+        if report.tokenizer:
+            click.echo(f"tokenizer: {report.tokenizer['message']}")
         for problem in report.problems:
             click.echo(f"problem: {problem}")
         click.echo("verification PASSED" if report.passed else "verification FAILED")

@@ -448,6 +448,7 @@ def _record(prepared: Prepared, source: Checkpoint, options: ConversionOptions, 
                    "base_model": None},
         "verification": verification,
         "card": {k: v for k, v in options.card.items() if v},
+        **({"no_tokenizer": True} if options.no_tokenizer else {}),  # verify then accepts a folder without one
     }
 
 
@@ -524,7 +525,8 @@ def _write_prepared(prepared: Prepared, source: Checkpoint, source_path: str, fo
 
         started = time.perf_counter()
         report = verify_conversion(source_path, folder, family=prepared.family.name if prepared.family else None,
-                                   part=prepared.part.name if prepared.part else None, raise_on_mismatch=True)
+                                   part=prepared.part.name if prepared.part else None, raise_on_mismatch=True,
+                                   tokenizer=not options.no_tokenizer, vocab=options.vocab, spm=options.spm)
         verification = report.summary()
         timings["verify"] = time.perf_counter() - started
     if prepared.target == "hf":
@@ -532,6 +534,18 @@ def _write_prepared(prepared: Prepared, source: Checkpoint, source_path: str, fo
 
         write_record(folder, _record(prepared, source, options, verification))
     return tokenizer, verification, timings
+
+
+def _parts_tokenizer_copies(part_folders: dict[str, str], options: ConversionOptions) -> dict[str, str]:
+    """The tokenizer files a TF checkpoint joined from part folders gets, named as :func:`_finish_tf1` names
+    them: ``--vocab``/``--spm``, else the parts' ``vocab.txt`` and SentencePiece model (none with
+    ``--no-tokenizer``)."""
+    if options.no_tokenizer:
+        return {}
+    vocab = options.vocab or next((os.path.join(p, "vocab.txt") for p in part_folders.values()
+                                   if os.path.isfile(os.path.join(p, "vocab.txt"))), None)
+    spm = options.spm or next((found for found in map(hub_spm, part_folders.values()) if found), None)
+    return tf_tokenizer_copies(vocab, spm)
 
 
 def _convert_parts_to_tf(part_folders: dict[str, str], destination: str | None, options: ConversionOptions,
@@ -581,10 +595,9 @@ def _convert_parts_to_tf(part_folders: dict[str, str], destination: str | None, 
         extra = {"global_step": np.asarray(options.global_step, dtype=np.int64)} \
             if options.global_step is not None else {}
         inputs = [*part_folders.values(), options.config, options.vocab, options.spm]
+        copies = _parts_tokenizer_copies(part_folders, options)
         if dry_run:
-            vocab = options.vocab or any(os.path.isfile(os.path.join(p, "vocab.txt")) for p in part_folders.values())
-            files = [family.tf_config_name, "checkpoint", *(["vocab.txt"] if vocab else [])]
-            return _dry_run(plan, destination, files, options, inputs)
+            return _dry_run(plan, destination, [family.tf_config_name, "checkpoint", *copies], options, inputs)
         with staged_folder(destination, overwrite=options.overwrite, sources=inputs) as folder:
             sink = SINKS["tf1"](folder, max_shard_size=options.max_shard_size)
             if extra:
@@ -593,10 +606,8 @@ def _convert_parts_to_tf(part_folders: dict[str, str], destination: str | None, 
             execute(plan, merged, sink)
             timings = {"write": time.perf_counter() - written}
             write_json(os.path.join(folder, family.tf_config_name), family.join_tf_config(configs))
-            vocab = next((os.path.join(p, "vocab.txt") for p in part_folders.values()
-                          if os.path.isfile(os.path.join(p, "vocab.txt"))), options.vocab)
-            if vocab:
-                shutil.copyfile(vocab, os.path.join(folder, "vocab.txt"))
+            for name, path in copies.items():
+                shutil.copyfile(path, os.path.join(folder, name))
             files = sorted(os.listdir(folder))
             verification = None
             if options.verify:
@@ -604,7 +615,9 @@ def _convert_parts_to_tf(part_folders: dict[str, str], destination: str | None, 
 
                 verified = time.perf_counter()
                 verification = verify_conversion(os.path.dirname(next(iter(part_folders.values()))), folder,
-                                                 family=family.name, raise_on_mismatch=True).summary()
+                                                 family=family.name, raise_on_mismatch=True,
+                                                 tokenizer=not options.no_tokenizer, vocab=options.vocab,
+                                                 spm=options.spm).summary()
                 timings["verify"] = time.perf_counter() - verified
     return ConversionResult(os.path.abspath(destination), plan, files, time.perf_counter() - started,
                             verification=verification, timings=timings)

@@ -1,6 +1,7 @@
 """``verify``: compare every converted tensor with its source through the plan, then run the
 transformers model and compare its outputs with an independent NumPy forward pass over the TF
-variables (:mod:`ckptkit.converters.reference`).
+variables (:mod:`ckptkit.converters.reference`), and check that the output's tokenizer gives the
+source's ids (:mod:`ckptkit.converters.tokenizer_check`).
 
 Tensor comparison is bitwise when dtypes agree (the plan's ops are exact); after a cast it is
 by the dtype's tolerance. The forward comparison uses the TF weights as stored on the TF side
@@ -22,6 +23,7 @@ from ckptkit.converters.formats.hub_folder import find_part_folders
 from ckptkit.converters.plan import Plan, PlannedTensor, materialize
 from ckptkit.converters.reference import fixed_inputs
 from ckptkit.converters.tensors import Checkpoint, dtype_by_name
+from ckptkit.converters.tokenizer_check import check_tokenizers, merge_checks
 from ckptkit.errors import CkptkitError, UsageError, VerificationError
 
 __all__ = ["VerifyReport", "verify_conversion", "TOLERANCES", "FORWARD_TOLERANCE"]
@@ -39,10 +41,11 @@ class VerifyReport:
     outputs: list[dict] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
     compared: str = ""
+    tokenizer: dict | None = None  # the tokenizer row (ckptkit.converters.tokenizer_check.compare_sides)
 
     @property
     def passed(self) -> bool:
-        return not self.problems and all(r["ok"] for r in self.tensors + self.outputs)
+        return not self.problems and all(r["ok"] for r in self.tensors + self.outputs + [self.tokenizer or {"ok": 1}])
 
     @property
     def max_abs_diff(self) -> float:
@@ -51,7 +54,8 @@ class VerifyReport:
     def summary(self) -> dict:
         return {"passed": self.passed, "tensors_checked": len(self.tensors),
                 "tensors_bitwise": sum(1 for r in self.tensors if r["max_abs_diff"] == 0.0),
-                "max_abs_diff": self.max_abs_diff, "compared": self.compared, "problems": self.problems[:20]}
+                "max_abs_diff": self.max_abs_diff, "compared": self.compared, "problems": self.problems[:20],
+                "tokenizer": self.tokenizer}
 
     def to_json(self) -> dict:
         return {**self.summary(), "tensors": self.tensors, "outputs": self.outputs}
@@ -231,9 +235,20 @@ def _compare_forward(family: Family, tf_side: Checkpoint, hf_folder: str, hf_con
                        f"of shape {list(inputs['input_ids'].shape)}")
 
 
+@dataclass(frozen=True)
+class _TokenizerOptions:
+    """What the conversion said about the tokenizer: whether the output should have one, and the vocab
+    files it was told to use."""
+
+    expected: bool = True
+    vocab: str | None = None
+    spm: str | None = None
+
+
 def verify_conversion(source: str, output: str, *, family: str | None = None, forward: bool = True,
-                      raise_on_mismatch: bool = False, part: str | None = None) -> VerifyReport:
-    """Check ``output`` against ``source``: every tensor through the plan, then a forward pass.
+                      raise_on_mismatch: bool = False, part: str | None = None, tokenizer: bool = True,
+                      vocab: str | None = None, spm: str | None = None) -> VerifyReport:
+    """Check ``output`` against ``source``: every tensor through the plan, a forward pass, and the tokenizer.
 
     Args:
         source: the original checkpoint.
@@ -243,33 +258,52 @@ def verify_conversion(source: str, output: str, *, family: str | None = None, fo
         raise_on_mismatch: raise :class:`VerificationError` instead of returning a failed report.
         part: for checkpoints holding several models (ELECTRA), which one ``output`` is
             (``discriminator`` / ``generator``); found from the shapes when None.
+        tokenizer: False when ``output`` was made with ``--no-tokenizer`` (it may lack the source's
+            tokenizer; one it has is still compared). A hub output whose ``ckptkit.json`` records
+            ``--no-tokenizer`` counts as such.
+        vocab, spm: the vocab files the conversion was told to use (``--vocab`` / ``--spm``); the
+            source's tokenizer is built from them instead of the files it carries.
+
+    Example:
+        >>> report = verify_conversion("examples/tiny-bert", "out/tiny-bert")  # doctest: +SKIP
+        >>> report.passed, report.tokenizer["status"]  # doctest: +SKIP
+        (True, 'identical')
     """
     in_source = None if part else find_part_folders(source)
     part_folders = in_source or (None if part else find_part_folders(output))
+    checks = _TokenizerOptions(tokenizer, vocab, spm)
     if part_folders:
         report = _verify_parts(source, output, part_folders, joined_is_output=bool(in_source), family=family,
-                               forward=forward)
+                               forward=forward, checks=checks)
     else:
-        report = _verify_one(source, output, family=family, forward=forward, part=part)
+        report = _verify_one(source, output, family=family, forward=forward, part=part, checks=checks)
     if raise_on_mismatch and not report.passed:
-        bad = [r["name"] for r in report.tensors if not r["ok"]] + [r["output"] for r in report.outputs if not r["ok"]]
-        first = (report.problems + bad)[0]
-        raise VerificationError(f"verification failed: {len(report.problems) + len(bad)} mismatches, first: {first}",
-                                path=output, hint="run `ckptkit verify` for the full table")
+        _raise_mismatch(report, output)
     return report
 
 
+def _raise_mismatch(report: VerifyReport, output: str) -> None:
+    bad = [r["name"] for r in report.tensors if not r["ok"]] + [r["output"] for r in report.outputs if not r["ok"]]
+    if report.tokenizer and not report.tokenizer["ok"]:
+        bad.append(f"tokenizer: {report.tokenizer['message']}")
+    first = (report.problems + bad)[0]
+    raise VerificationError(f"verification failed: {len(report.problems) + len(bad)} mismatches, first: {first}",
+                            path=output, hint="run `ckptkit verify` for the full table")
+
+
 def _verify_parts(source: str, output: str, part_folders: Mapping[str, str], *, joined_is_output: bool,
-                  family: str | None, forward: bool) -> VerifyReport:
+                  family: str | None, forward: bool, checks: _TokenizerOptions) -> VerifyReport:
     """A folder of part folders (ELECTRA's discriminator/ and generator/) against the one TF checkpoint
     they came from or were joined into: each part through its own plan and forward pass, then every
     TF weight accounted for by some part. Rows are prefixed with the part's name."""
     joined = output if joined_is_output else source
     report = VerifyReport()
     covered: set[str] = set()
+    tokenizers: dict[str, dict] = {}
     for name, folder in part_folders.items():
         pair = (folder, joined) if joined_is_output else (joined, folder)
-        one = _verify_one(*pair, family=family, forward=forward, part=name)
+        one = _verify_one(*pair, family=family, forward=forward, part=name, checks=checks)
+        tokenizers[name] = one.tokenizer
         covered.update(r["name"] for r in one.tensors)
         report.tensors += [{**r, "name": f"{name}: {r['name']}"} for r in one.tensors]
         report.outputs += [{**r, "output": f"{name}: {r['output']}"} for r in one.outputs]
@@ -280,14 +314,18 @@ def _verify_parts(source: str, output: str, part_folders: Mapping[str, str], *, 
         with open_checkpoint(joined) as tf_side:
             extra = sorted(n for n, t in tf_side.items() if t.role == "weight" and n not in covered)
         report.problems.extend(f"{n}: in the output but not produced from any part" for n in extra)
+    report.tokenizer = merge_checks(tokenizers)
     return report
 
 
-def _verify_one(source: str, output: str, *, family: str | None, forward: bool, part: str | None) -> VerifyReport:
+def _verify_one(source: str, output: str, *, family: str | None, forward: bool, part: str | None,
+                checks: _TokenizerOptions = _TokenizerOptions()) -> VerifyReport:
     report = VerifyReport()
     with open_checkpoint(source) as src, open_checkpoint(output) as dst:
         plan, fam, direction, chosen = _plan_for(src, dst, get_family(family) if family else None, part)
         _compare_tensors(plan, src, dst, report, check_extra=not (direction == "hf->tf" and part))
+        report.tokenizer = check_tokenizers(source, src, output, dst, spm_names=fam.spm_names if fam else (),
+                                            expected=checks.expected, vocab=checks.vocab, spm=checks.spm)
         report.compared = "tensors only"
         if forward and fam is not None and fam.reference and direction != "weights":
             hf_side, tf_side = (dst, src) if direction == "tf->hf" else (src, dst)
