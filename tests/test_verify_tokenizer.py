@@ -4,6 +4,7 @@ keep their SentencePiece model."""
 
 from __future__ import annotations
 
+import doctest
 import json
 import shutil
 from pathlib import Path
@@ -142,7 +143,7 @@ def test_a_lost_tokenizer_fails_unless_the_output_was_made_without_one(kobert, t
     assert code == 0 and "tokenizer: not compared: the output was made with --no-tokenizer" in out
     code, out, err = _cli(capsys, "convert", str(kobert / "tf2"), str(tmp_path / "bare"), "--no-tokenizer",
                           "--verify")
-    assert code == 0, err
+    assert code == 0 and "(PASS); tokenizer: not compared: the output was made with --no-tokenizer\n" in err, err
     code, report = _json(capsys, str(kobert / "tf2"), str(tmp_path / "bare"), "--no-forward")  # from ckptkit.json
     assert code == 0 and report["tokenizer"]["status"] == "not compared"
 
@@ -185,3 +186,10 @@ def test_electra_parts_to_tf_keep_the_sentencepiece_model(kobert_dir, tmp_path, 
     code, report = _json(capsys, str(tmp_path / "parts"), str(tmp_path / "back"), "--no-forward")
     assert code == 0 and set(report["tokenizer"]["parts"]) == {"discriminator", "generator"}
     assert all(p["status"] == "identical" for p in report["tokenizer"]["parts"].values())
+
+
+def test_docstring_examples_run():
+    import ckptkit.converters.tokenizer_check as module
+
+    result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
+    assert result.failed == 0 and result.attempted > 0

@@ -18,8 +18,9 @@ def _tokenizer_text(t: dict) -> str:
 
 
 def _verification_text(v: dict) -> str:
+    tokenizer = f"; tokenizer: {v['tokenizer']['message']}" if v.get("tokenizer") else ""
     return (f"verified: {v['tensors_bitwise']}/{v['tensors_checked']} tensors bitwise, forward max |diff| "
-            f"{v['max_abs_diff']:.2e} ({'PASS' if v['passed'] else 'FAIL'})")
+            f"{v['max_abs_diff']:.2e} ({'PASS' if v['passed'] else 'FAIL'}){tokenizer}")
 
 
 def _model_line(plan: dict) -> str:
