@@ -160,6 +160,14 @@ def test_plain_bert_passes_and_no_vocab_is_none_on_either_side(tmp_path, capsys)
     convert_checkpoint(str(bare), str(tmp_path / "bare-hub"))
     code, out, _ = _cli(capsys, "verify", str(bare), str(tmp_path / "bare-hub"), "--no-forward")
     assert code == 0 and "tokenizer: none on either side" in out.splitlines()
+    # convert --verify checks against the vocab convert found, also one only its --config leads to
+    elsewhere = tmp_path / "configs"
+    elsewhere.mkdir()
+    shutil.copyfile(bare / "bert_config.json", elsewhere / "bert_config.json")
+    shutil.copyfile(bert / "vocab.txt", elsewhere / "vocab.txt")
+    code, out, err = _cli(capsys, "convert", str(bare), str(tmp_path / "configured"), "--config",
+                          str(elsewhere / "bert_config.json"), "--verify", "--json")
+    assert code == 0 and json.loads(out)["verification"]["tokenizer"]["status"] == "identical", out + err
 
 
 # -- ELECTRA part folders -> one TF checkpoint keeps the SentencePiece model ---------------------------------

@@ -524,9 +524,12 @@ def _write_prepared(prepared: Prepared, source: Checkpoint, source_path: str, fo
         from ckptkit.converters.verify import verify_conversion
 
         started = time.perf_counter()
+        # TF -> hub folder: the tokenizer is checked against the vocab files this conversion found (also those
+        # only its --config names); the other way, against what the hub folder's tokenizer gives
+        vocab, spm = (prepared.vocab, prepared.spm) if prepared.target == "hf" else (options.vocab, options.spm)
         report = verify_conversion(source_path, folder, family=prepared.family.name if prepared.family else None,
                                    part=prepared.part.name if prepared.part else None, raise_on_mismatch=True,
-                                   tokenizer=not options.no_tokenizer, vocab=options.vocab, spm=options.spm)
+                                   tokenizer=not options.no_tokenizer, vocab=vocab, spm=spm)
         verification = report.summary()
         timings["verify"] = time.perf_counter() - started
     if prepared.target == "hf":
