@@ -24,7 +24,8 @@ from ckptkit.converters.tensors import Checkpoint
 from ckptkit.tokenizers.companions import find_spm, hub_spm, plan_tokenizer
 from ckptkit.tokenizers.files import tokenizer_files
 
-__all__ = ["TEXTS", "TokenizerSide", "tokenizer_side", "compare_sides", "check_tokenizers", "made_without_tokenizer"]
+__all__ = ["TEXTS", "TokenizerSide", "tokenizer_side", "compare_sides", "check_tokenizers", "merge_checks",
+           "made_without_tokenizer", "declared_lower_case", "hub_folder"]
 
 # A text, or a (first, second) pair encoded as one sequence pair.
 TEXTS: tuple[str | tuple[str, str], ...] = (
