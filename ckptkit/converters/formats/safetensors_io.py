@@ -2,9 +2,9 @@
 
 The reader accepts a file exactly when the safetensors library does (see safetensors_header)
 and reads each tensor with one positional read into a buffer of its own: no memory map, so a
-file truncated while it is read gives a one-line error, never SIGBUS. The writer knows every tensor's dtype and shape up front
-(from a Plan), so it sizes the file, writes the header, and lets the executor fill each
-tensor's bytes straight into the mapped output.
+file truncated while it is read gives a one-line error, never SIGBUS. The writer knows every
+tensor's dtype and shape up front (from a Plan), so it sizes the file, writes the header, and
+lets the executor fill each tensor's bytes straight into the mapped output.
 
 Example:
     >>> import numpy as np, tempfile, os
@@ -191,7 +191,8 @@ def read_weight_index(index_path: str) -> dict[str, str]:
         target = Path(os.path.realpath(folder / shard))
         if os.path.isabs(shard) or folder not in target.parents:
             raise UnsafeCheckpointError(f"tensor {name[:200]!r} points to {shard[:200]!r}, outside the checkpoint "
-                                        "folder", path=index_path, hint="fix the index; ckptkit reads only files beside it")
+                                        "folder", path=index_path,
+                                        hint="fix the index; ckptkit reads only files beside it")
         if not os.path.isfile(target):
             raise CheckpointNotFoundError(f"shard {shard[:200]!r} named in the index is missing", path=index_path,
                                           hint="copy every shard next to the index")
