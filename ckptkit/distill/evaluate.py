@@ -22,9 +22,9 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ckptkit.cli.common import format_table, human_bytes
 from ckptkit.distill.models import read_student_json
 from ckptkit.errors import UsageError
+from ckptkit.formatting import format_table, human_bytes
 
 __all__ = ["evaluate_student", "format_eval_table", "weight_file_bytes", "latency"]
 
