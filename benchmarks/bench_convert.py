@@ -31,6 +31,7 @@ import textwrap
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
+sys.path.insert(0, os.path.join(os.path.dirname(HERE), "tests"))  # support: the test factories
 from _measure import measure  # noqa: E402
 
 WORK = os.path.join(HERE, "_work")
@@ -56,7 +57,7 @@ def _make_case(name: str) -> str:
     import numpy as np
 
     from ckptkit.converters.formats.tf1 import TFCheckpointWriter
-    from ckptkit.testing import bert_tf_config, bert_tf_variables, with_adam_slots
+    from support.bert import bert_tf_config, bert_tf_variables, with_adam_slots
 
     folder = os.path.join(WORK, f"convert-{name}")
     prefix = os.path.join(folder, "model.ckpt-1000")

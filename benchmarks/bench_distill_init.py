@@ -28,6 +28,7 @@ import textwrap
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
+sys.path.insert(0, os.path.join(os.path.dirname(HERE), "tests"))  # support: the test factories
 from _measure import measure  # noqa: E402
 
 WORK = os.path.join(HERE, "_work")
@@ -43,7 +44,7 @@ def make_teacher(path: str = TEACHER) -> str:
     from ckptkit.converters.families.base import NameTable
     from ckptkit.converters.families.bert import BERT, bert_config_to_hf
     from ckptkit.converters.formats.safetensors_io import save_safetensors
-    from ckptkit.testing import bert_tf_config, bert_tf_variables, tiny_wordpiece_vocab
+    from support.bert import bert_tf_config, bert_tf_variables, tiny_wordpiece_vocab
 
     table = NameTable(BERT.rules, prefix="bert.")
     tensors = {}

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Callable
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # support: the test corpus
 
 
 def best_of(repeat: int, work: Callable[[], object]) -> float:
@@ -39,7 +41,9 @@ def main() -> None:
     from transformers import AutoTokenizer
     from transformers.utils import logging as hf_logging
 
-    from ckptkit.tokenizers import KoBertTokenizer, korean_corpus, write_tokenizer_files
+    from support.corpus import korean_corpus
+
+    from ckptkit.tokenizers import KoBertTokenizer, write_tokenizer_files
 
     hf_logging.set_verbosity_error()
     spm_file, vocab_file = args.kobert_dir / "tokenizer_78b3253a26.model", args.kobert_dir / "vocab.txt"

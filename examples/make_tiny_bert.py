@@ -9,9 +9,12 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import sys
 
-from ckptkit.converters.formats.tf1 import write_tf_checkpoint
-from ckptkit.testing import bert_tf_config, bert_tf_variables, tiny_wordpiece_vocab, with_adam_slots
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests"))  # support: test factories
+from support.bert import bert_tf_config, bert_tf_variables, tiny_wordpiece_vocab, with_adam_slots  # noqa: E402
+
+from ckptkit.converters.formats.tf1 import write_tf_checkpoint  # noqa: E402
 
 SHAPE = dict(vocab_size=128, hidden=32, layers=2, heads=4, intermediate=64, max_positions=64)
 

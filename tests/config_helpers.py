@@ -11,8 +11,8 @@ import os
 from pathlib import Path
 
 from ckptkit.converters.formats.tf1 import write_tf_checkpoint
-from ckptkit.testing import bert_tf_config, bert_tf_variables
-from ckptkit.testing_families import bigbird_tf_config, bigbird_tf_variables, electra_hparams, electra_tf_variables
+from support.bert import bert_tf_config, bert_tf_variables
+from support.families import bigbird_tf_config, bigbird_tf_variables, electra_hparams, electra_tf_variables
 
 BERT_DIMS = dict(vocab_size=40, hidden=16, layers=2, heads=2, intermediate=32, max_positions=24)
 BIGBIRD_DIMS = dict(vocab_size=70, hidden=16, layers=1, heads=2, intermediate=32, max_positions=64)

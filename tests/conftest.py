@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
+if str(REPO / "tests") not in sys.path:  # `import support` (the test factories) under any import mode or xdist
+    sys.path.insert(0, str(REPO / "tests"))
 SHARED = REPO.parent / "shared"
 KOBERT_DIR = SHARED / "kobert"
 HUB_TOKEN = "hf_fake_token_0123456789"

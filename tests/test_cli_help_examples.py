@@ -66,7 +66,7 @@ def test_every_command_has_examples():
 
 def _tiny_tf_bert(folder: Path) -> None:
     from ckptkit.converters.formats.tf1 import write_tf_checkpoint
-    from ckptkit.testing import bert_tf_config, bert_tf_variables
+    from support.bert import bert_tf_config, bert_tf_variables
 
     shape = dict(vocab_size=8002, hidden=8, layers=12, heads=2, intermediate=16, max_positions=128)
     folder.mkdir(parents=True)

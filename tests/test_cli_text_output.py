@@ -16,8 +16,8 @@ import pytest
 
 from ckptkit.cli import main
 from ckptkit.converters.formats.tf1 import write_tf_checkpoint
-from ckptkit.testing import tiny_wordpiece_vocab, with_adam_slots
-from ckptkit.testing_families import bigbird_tf_config, bigbird_tf_variables, electra_hparams, electra_tf_variables
+from support.bert import tiny_wordpiece_vocab, with_adam_slots
+from support.families import bigbird_tf_config, bigbird_tf_variables, electra_hparams, electra_tf_variables
 from conftest import REPO
 
 ELECTRA = dict(vocab_size=90, embedding=16, hidden=32, layers=2, heads=2, intermediate=64, max_positions=40)

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from ckptkit.converters.convert import convert_checkpoint
-from ckptkit.testing import bert_tf_config, bert_tf_variables, tiny_wordpiece_vocab, with_adam_slots
+from support.bert import bert_tf_config, bert_tf_variables, tiny_wordpiece_vocab, with_adam_slots
 from tests.tf_bert_reference import padded_batch, tf_bert_outputs
 from tests.tf_save import tf1_restore, tf1_save
 

@@ -22,7 +22,7 @@ from ckptkit.converters.formats import open_checkpoint
 from ckptkit.converters.formats.tf1.writer import write_tf_checkpoint
 from ckptkit.distill.student import STRATEGIES, build_student, select_layers
 from ckptkit.errors import UsageError
-from ckptkit.testing import bert_tf_config, bert_tf_variables, tiny_wordpiece_vocab, with_adam_slots
+from support.bert import bert_tf_config, bert_tf_variables, tiny_wordpiece_vocab, with_adam_slots
 
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
@@ -441,7 +441,7 @@ def _same_as_converted(tf_dir, tmp_path, *, layers, arch, part=None):
 
 
 def test_tf_bigbird_teacher(tmp_path):
-    from ckptkit.testing_families import bigbird_tf_config, bigbird_tf_variables
+    from support.families import bigbird_tf_config, bigbird_tf_variables
 
     dims = dict(vocab_size=90, hidden=32, layers=3, heads=4, intermediate=64, max_positions=64)
     tf_dir = tmp_path / "tf"
@@ -463,7 +463,7 @@ def test_tf_bigbird_teacher(tmp_path):
 
 @pytest.mark.parametrize("part", ["discriminator", "generator"])
 def test_tf_electra_pretraining_teacher_needs_a_part(tmp_path, part):
-    from ckptkit.testing_families import electra_hparams, electra_tf_variables
+    from support.families import electra_hparams, electra_tf_variables
 
     dims = dict(vocab_size=90, embedding=32, hidden=32, layers=3, heads=2, intermediate=64, max_positions=40,
                 generator_hidden=32)

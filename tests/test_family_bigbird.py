@@ -25,8 +25,8 @@ from ckptkit.converters.convert import convert_checkpoint
 from ckptkit.converters.families.bigbird import BIGBIRD, parse_flagfile
 from ckptkit.converters.formats import open_checkpoint
 from ckptkit.converters.formats.tf1 import write_tf_checkpoint
-from ckptkit.testing import with_adam_slots
-from ckptkit.testing_families import bigbird_tf_config, bigbird_tf_variables
+from support.bert import with_adam_slots
+from support.families import bigbird_tf_config, bigbird_tf_variables
 from tf_save import assert_tensorflow_reads
 
 DIMS = dict(vocab_size=90, hidden=32, layers=2, heads=4, intermediate=64, max_positions=64)

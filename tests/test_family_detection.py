@@ -10,8 +10,8 @@ from ckptkit.converters.convert import convert_checkpoint
 from ckptkit.converters.families import FAMILIES, detect_family, get_family
 from ckptkit.converters.formats.tf1 import write_tf_checkpoint
 from ckptkit.errors import PlanError
-from ckptkit.testing import bert_tf_variables, with_adam_slots
-from ckptkit.testing_families import bigbird_tf_variables, electra_tf_variables
+from support.bert import bert_tf_variables, with_adam_slots
+from support.families import bigbird_tf_variables, electra_tf_variables
 
 BERT = bert_tf_variables(vocab_size=40, hidden=16, layers=2, heads=2, intermediate=32, max_positions=32)
 BIGBIRD = bigbird_tf_variables(vocab_size=40, hidden=16, layers=2, heads=2, intermediate=32, max_positions=32)

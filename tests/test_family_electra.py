@@ -15,8 +15,8 @@ from ckptkit.converters.families.bert import GOOGLE_TO_HF_ACT
 from ckptkit.converters.families.electra import ELECTRA_TO_HF_ACT
 from ckptkit.converters.formats.tf1 import write_tf_checkpoint
 from ckptkit.errors import ConfigError, PlanError
-from ckptkit.testing import tiny_wordpiece_vocab, with_adam_slots
-from ckptkit.testing_families import electra_hparams, electra_tf_variables
+from support.bert import tiny_wordpiece_vocab, with_adam_slots
+from support.families import electra_hparams, electra_tf_variables
 from tf_save import assert_tensorflow_reads
 
 DIMS = dict(vocab_size=90, embedding=16, hidden=32, layers=2, heads=2, intermediate=64, max_positions=40)

@@ -87,7 +87,7 @@ def _cli(capsys, *args: str) -> tuple[int, str, str]:
 
 def _bert_tf(folder: Path, *, vocab_lines: list[str] | None, vocab_size: int = 64) -> Path:
     from ckptkit.converters.formats.tf1 import write_tf_checkpoint
-    from ckptkit.testing import bert_tf_config, bert_tf_variables, tiny_wordpiece_vocab
+    from support.bert import bert_tf_config, bert_tf_variables, tiny_wordpiece_vocab
 
     shape = dict(vocab_size=vocab_size, hidden=16, layers=1, heads=2, intermediate=32, max_positions=32)
     folder.mkdir(parents=True)
@@ -156,7 +156,7 @@ def spm_models(tmp_path_factory) -> dict[str, Path]:
 
 def _bigbird_tf(folder: Path, spm_file: Path | None, *, vocab_size_in_config: bool = True) -> Path:
     from ckptkit.converters.formats.tf1 import write_tf_checkpoint
-    from ckptkit.testing_families import bigbird_tf_config, bigbird_tf_variables
+    from support.families import bigbird_tf_config, bigbird_tf_variables
 
     folder.mkdir(parents=True)
     write_tf_checkpoint(str(folder / "model.ckpt-1"), bigbird_tf_variables(**BIGBIRD_DIMS))

@@ -9,7 +9,7 @@ import sys
 import pytest
 
 from ckptkit.errors import CheckpointNotFoundError, ConfigError, UsageError
-from ckptkit.tokenizers.corpus import korean_corpus
+from support.corpus import korean_corpus
 from ckptkit.tokenizers.export import detect_tokenizer_kind, write_tokenizer_files
 
 SPM = "tokenizer_78b3253a26.model"

@@ -11,7 +11,7 @@ import unicodedata
 
 import pytest
 
-from ckptkit.tokenizers.corpus import korean_corpus, pair_corpus
+from support.corpus import korean_corpus, pair_corpus
 
 SPM = "tokenizer_78b3253a26.model"
 N_LINES = 10_000

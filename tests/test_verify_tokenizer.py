@@ -33,7 +33,7 @@ def _cli(capsys, *args: str) -> tuple[int, str, str]:
 
 def _bert_tf(folder: Path, *, vocab: list[str] | None, spm: Path | None = None) -> Path:
     from ckptkit.converters.formats.tf1 import write_tf_checkpoint
-    from ckptkit.testing import bert_tf_config, bert_tf_variables, tiny_wordpiece_vocab
+    from support.bert import bert_tf_config, bert_tf_variables, tiny_wordpiece_vocab
 
     shape = dict(vocab_size=len(vocab) if vocab else 64, hidden=16, layers=1, heads=2, intermediate=32,
                  max_positions=64)
@@ -174,7 +174,7 @@ def test_plain_bert_passes_and_no_vocab_is_none_on_either_side(tmp_path, capsys)
 def test_electra_parts_to_tf_keep_the_sentencepiece_model(kobert_dir, tmp_path, capsys):
     from ckptkit.converters.convert import convert_checkpoint
     from ckptkit.converters.formats.tf1 import write_tf_checkpoint
-    from ckptkit.testing_families import electra_hparams, electra_tf_variables
+    from support.families import electra_hparams, electra_tf_variables
 
     vocab = (kobert_dir / "vocab.txt").read_text(encoding="utf-8").splitlines()
     dims = dict(vocab_size=len(vocab), embedding=8, hidden=16, layers=1, heads=2, intermediate=32, max_positions=32)

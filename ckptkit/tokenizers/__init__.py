@@ -24,7 +24,6 @@ _LAZY = {
     "find_kobert_files": "ckptkit.tokenizers.resources",
     "kobert_config": "ckptkit.tokenizers.resources",
     "KobertFiles": "ckptkit.tokenizers.resources",
-    "korean_corpus": "ckptkit.tokenizers.corpus",
 }
 
 __all__ = sorted(_LAZY)
