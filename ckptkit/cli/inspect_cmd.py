@@ -123,9 +123,10 @@ def inspect_command(path: str, as_json: bool, quiet: bool, check: bool) -> None:
       ckptkit inspect examples/tiny-bert/ --json | jq '.tensors[] | select(.role == "weight") | .name'
       ckptkit inspect examples/tiny-bert/model.ckpt-20000.index --check --quiet
     """
-    from ckptkit.converters.formats import open_checkpoint
+    from ckptkit.converters.source import open_source
 
-    with open_checkpoint(path) as ckpt:
+    with open_source(path) as source:
+        ckpt = source.checkpoint
         checked = _check_all(ckpt) if check else None
         summary = summarize(ckpt)
         if checked:

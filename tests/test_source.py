@@ -1,0 +1,99 @@
+"""The Source: one object built once from what the user typed (checkpoint, companions, part folders),
+its resolver table, and immutable conversion options."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from ckptkit.converters import source as source_module
+from ckptkit.converters.source import RESOLVERS, open_source, resolve_location
+from ckptkit.errors import CheckpointNotFoundError, UsageError
+
+REPO = Path(__file__).resolve().parent.parent
+TINY_BERT = REPO / "examples" / "tiny-bert"
+
+
+@pytest.fixture
+def tiny(tmp_path) -> Path:
+    folder = tmp_path / "ckpt"
+    shutil.copytree(TINY_BERT, folder)
+    return folder
+
+
+def _count_listdir(monkeypatch) -> list[str]:
+    calls: list[str] = []
+    real = os.listdir
+
+    def counting(path="."):
+        calls.append(os.path.abspath(path))
+        return real(path)
+
+    monkeypatch.setattr(source_module.os, "listdir", counting)
+    return calls
+
+
+def test_companions_found_once(tiny, monkeypatch):
+    (tiny / "vocab.model").write_bytes(b"spm")
+    calls = _count_listdir(monkeypatch)
+    with open_source(str(tiny)) as source:
+        first = (source.config_file(("bert_config.json",)), source.vocab_file(), source.spm_file())
+        listed = len(calls)
+        for _ in range(3):
+            again = (source.config_file(("bert_config.json",)), source.vocab_file(), source.spm_file())
+        assert again == first
+        assert first == (str(tiny / "bert_config.json"), str(tiny / "vocab.txt"), str(tiny / "vocab.model"))
+        assert len(calls) == listed <= 2  # the folder and its parent, listed once each
+        assert source.checkpoint.format == "tf" and source.checkpoint is source.checkpoint
+
+
+def test_named_companions_win_and_are_checked_at_open(tiny, tmp_path):
+    other = tmp_path / "my_vocab.txt"
+    other.write_text("[PAD]\n")
+    with open_source(tiny, vocab=str(other)) as source:
+        assert source.vocab_file() == str(other)
+    with pytest.raises(CheckpointNotFoundError, match="no_such_config.json: file not found"):
+        open_source(tiny, config=str(tmp_path / "no_such_config.json"))
+
+
+def test_part_folders_found_once(tmp_path):
+    for part in ("discriminator", "generator"):
+        (tmp_path / "parts" / part).mkdir(parents=True)
+        (tmp_path / "parts" / part / "config.json").write_text("{}")
+    source = open_source(tmp_path / "parts")
+    assert source.part_folders == {p: str(tmp_path / "parts" / p) for p in ("discriminator", "generator")}
+    assert source.files == list(source.part_folders.values())
+    assert source.part("generator").path == str(tmp_path / "parts" / "generator")
+    assert open_source(TINY_BERT).part_folders is None
+
+
+@pytest.mark.parametrize("url", ["gs://bucket/bert/model.ckpt-100", "s3://b/k", "hf://me/tiny-bert",
+                                 "https://example.com/model.safetensors"])
+def test_resolver_refuses_unknown_location_kinds(url):
+    with pytest.raises(UsageError) as caught:
+        open_source(url)
+    message = str(caught.value)
+    assert "\n" not in message and message.startswith(url) and f"{url.split(':')[0]}://" in message
+
+
+def test_resolver_table_is_the_plug_in_point(tmp_path, monkeypatch):
+    monkeypatch.setitem(RESOLVERS, "mem", lambda location: str(TINY_BERT))
+    assert resolve_location("mem://tiny") == str(TINY_BERT)
+    with open_source("mem://tiny") as source:
+        assert source.location == "mem://tiny" and source.checkpoint.format == "tf"
+
+
+@pytest.mark.parametrize("args", [["inspect", "gs://bucket/model.ckpt"]])
+def test_cli_names_the_url(args, tmp_path, capsys, monkeypatch):
+    from ckptkit.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as caught:
+        main(args)
+    err = capsys.readouterr().err
+    assert caught.value.code == 2 and err.count("\n") == 1
+    assert err.startswith("ckptkit: error: gs://bucket/model.ckpt: ckptkit cannot read gs:// locations")
+    assert not (tmp_path / "OUT").exists()
