@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Mapping, Sequence
 
 from ckptkit.converters.config_schema import ConfigSchema
+from ckptkit.converters.families.student import StudentRules
 from ckptkit.converters.plan import Dropped, Plan, PlannedTensor, Step, output_shape
 from ckptkit.converters.tensors import ROLE_COUNTER, ROLE_METADATA, ROLE_OPTIMIZER, ROLE_WEIGHT, DType, LazyTensor
 from ckptkit.errors import ConfigError, PlanError, UsageError
@@ -145,6 +146,7 @@ class Family:
     hf_schema: ConfigSchema | None = None      # an HF config.json's keys (read for hf->tf, and every one written)
     # --approximate-gelu: HF hidden_act the TF code lacks -> the HF activation the TF config's act computes
     approximate_acts: Mapping[str, str] = field(default_factory=dict)
+    student: StudentRules | None = None        # what a distillation student of its teachers needs (distill init)
 
     def model_class(self, name: str) -> ModelClass:
         for cls in self.classes:

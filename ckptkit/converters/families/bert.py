@@ -14,6 +14,7 @@ from typing import Mapping
 from ckptkit.converters.config_schema import (HF_ACTIVATIONS, ConfigSchema, Spec, count, divisible, names,
                                               one_of, positive_float, positive_int, probability, text)
 from ckptkit.converters.families.base import Family, ModelClass, Rule
+from ckptkit.converters.families.student import ABSOLUTE_POSITIONS, BERT_MLM_HEAD, StudentRules
 from ckptkit.errors import ConfigError
 
 __all__ = ["BERT", "BERT_TF_SCHEMA", "BERT_HF_SCHEMA", "SIZE_KEYS", "bert_like_keys", "hf_keys", "with_hf_types",
@@ -210,6 +211,10 @@ def hf_config_to_bert(hf_config: Mapping, *, act_table: Mapping[str, str] = HF_T
     return {**{k: hf_config[k] for k in _SHARED_KEYS if k in hf_config}, "hidden_act": act_table[act]}
 
 
+# distill init: BERT's MLM head becomes DistilBERT's as is; DistilBERT has absolute positions only
+BERT_STUDENT = StudentRules(mlm=BERT_MLM_HEAD, head_activation=lambda c: c.get("hidden_act", "gelu"),
+                            requirements=(ABSOLUTE_POSITIONS,))
+
 BERT = Family(
     name="bert", model_type="bert", rules=BERT_RULES, classes=BERT_CLASSES,
     config_to_hf=bert_config_to_hf, config_to_tf=hf_config_to_bert, infer_tf_config=infer_bert_config,
@@ -219,4 +224,5 @@ BERT = Family(
     tf_config_name="bert_config.json", tf_schema=BERT_TF_SCHEMA, hf_schema=BERT_HF_SCHEMA,
     approximate_acts={"gelu": "gelu_new"},
     reference="ckptkit.converters.reference:bert_reference_forward",
+    student=BERT_STUDENT,
 )

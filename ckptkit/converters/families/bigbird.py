@@ -40,6 +40,7 @@ from ckptkit.converters.config_schema import (ConfigSchema, count, divisible, fl
 from ckptkit.converters.families.bert import (GOOGLE_TO_HF_ACT, HF_TO_GOOGLE_ACT, MLM_TRANSFORM_RULES, NSP_RULES,
                                               bert_like_keys, check_config_against_shapes, count_layers, hf_keys,
                                               layer_tail_rules, unmapped_act_hint, with_hf_types)
+from ckptkit.converters.families.student import BERT_MLM_HEAD, StudentRules
 from ckptkit.converters.plan import Step
 from ckptkit.errors import ConfigError
 
@@ -325,6 +326,11 @@ def hf_config_to_bigbird(hf_config: Mapping) -> dict:
             "scope": "bert", "max_encoder_length": int(hf_config.get("max_position_embeddings", 4096))}
 
 
+# distill init: BERT's head layout; the head applies hidden_act (gelu_new when unset)
+BIGBIRD_STUDENT = StudentRules(
+    mlm=BERT_MLM_HEAD, head_activation=lambda c: c.get("hidden_act", "gelu_new"),
+    requirements=(("rescale_embeddings", False, False, "DistilBERT does not rescale embeddings"),))
+
 BIGBIRD = Family(
     name="bigbird", model_type="big_bird", rules=BIGBIRD_RULES, classes=BIGBIRD_CLASSES,
     config_to_hf=bigbird_config_to_hf, config_to_tf=hf_config_to_bigbird, infer_tf_config=infer_bigbird_config,
@@ -337,4 +343,5 @@ BIGBIRD = Family(
     tf_layouts={"3d": {}, "2d": {"bigbird_qkv": "transpose", "bigbird_out": "transpose"}},
     default_tf_layout="3d", spm_names=("vocab.model", "gpt2.model", "pegasus.model"),
     reference="ckptkit.converters.reference_families:bigbird_reference_forward",
+    student=BIGBIRD_STUDENT,
 )

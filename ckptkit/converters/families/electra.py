@@ -43,6 +43,7 @@ from typing import Mapping
 from ckptkit.converters.config_io import read_json_config
 from ckptkit.converters.config_schema import ConfigSchema, divisible, one_of, positive_int, section
 from ckptkit.converters.families.base import Family, ModelClass, Part, Rule
+from ckptkit.converters.families.student import ABSOLUTE_POSITIONS, StudentRules
 from ckptkit.converters.families.bert import (BERT_RULES, bert_like_keys, count_layers, hf_keys, unmapped_act_hint,
                                               with_hf_types)
 from ckptkit.errors import ConfigError
@@ -306,6 +307,18 @@ def join_electra_configs(configs: Mapping[str, Mapping]) -> dict:
     return hparams
 
 
+# distill init: the generator's MLM head as DistilBERT's (a discriminator has none: DistilBertModel)
+ELECTRA_STUDENT = StudentRules(
+    mlm={"vocab_transform.weight": ("generator_predictions.dense.weight",),
+         "vocab_transform.bias": ("generator_predictions.dense.bias",),
+         "vocab_layer_norm.weight": ("generator_predictions.LayerNorm.weight",),
+         "vocab_layer_norm.bias": ("generator_predictions.LayerNorm.bias",),
+         "vocab_projector.bias": ("generator_lm_head.bias",),
+         "vocab_projector.weight": ("generator_lm_head.weight",)},
+    # transformers' ElectraGeneratorPredictions applies exact gelu whatever hidden_act says
+    head_activation=lambda c: "gelu", requirements=(ABSOLUTE_POSITIONS,),
+    tied=(("generator_lm_head.weight", "{base}embeddings.word_embeddings.weight", "tie_word_embeddings"),))
+
 ELECTRA = Family(
     name="electra", model_type="electra", rules=ELECTRA_RULES, classes=ELECTRA_CLASSES,
     config_to_hf=electra_config_to_hf, config_to_tf=hf_config_to_electra, infer_tf_config=infer_electra_config,
@@ -317,4 +330,5 @@ ELECTRA = Family(
     complete_tf_config=complete_electra_config, split=split_electra,
     hf_parts=(DISCRIMINATOR, GENERATOR), join_tf_config=join_electra_configs,
     reference="ckptkit.converters.reference_families:electra_reference_forward",
+    student=ELECTRA_STUDENT,
 )
