@@ -76,7 +76,7 @@ COMMANDS = [
     (["inspect", TINY_BERT], "ckptkit.converters.formats.open_checkpoint"),
     (["convert", TINY_BERT, "--dry-run"], "ckptkit.converters.convert.prepare_conversion"),
     (["verify", TINY_BERT, "{tmp}/x"], "ckptkit.converters.verify.verify_conversion"),
-    (["card", "{tmp}"], "ckptkit.hub.model_card.write_model_card"),
+    (["card", "{tmp}"], "ckptkit.output.card.write_model_card"),
     (["upload", "{tmp}", "--repo-id", "me/x", "--dry-run"], "ckptkit.hub.upload.upload_folder"),
     (["tokenizer", "kobert", "{tmp}/tok"], "ckptkit.tokenizers.export.write_tokenizer_files"),
     (["distill", "init", TINY_BERT, "{tmp}/s", "--layers", "0"], "ckptkit.distill.student.build_student"),

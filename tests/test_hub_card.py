@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from ckptkit.hub.model_card import MARKER, auto_class_for, write_model_card
-from ckptkit.hub.record import read_record, write_record
+from ckptkit.output.card import MARKER, auto_class_for, write_model_card
+from ckptkit.output.record import read_record, write_record
 
 VOCAB = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "paris", "is", "the", "capital", "of", "france", "."]
 

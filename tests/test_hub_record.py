@@ -9,7 +9,7 @@ import pytest
 
 import ckptkit
 from ckptkit.errors import CheckpointNotFoundError, ConfigError
-from ckptkit.hub.record import command_line, read_record, update_record, write_record
+from ckptkit.output.record import command_line, read_record, update_record, write_record
 
 RECORD = {
     "kind": "conversion",
@@ -75,7 +75,8 @@ def test_command_line_is_shell_quoted():
     assert command_line(["convert", "my model", "--language", "ko"]) == "ckptkit convert 'my model' --language ko"
 
 
-@pytest.mark.parametrize("module_name", ["ckptkit.hub.record", "ckptkit.hub.model_card", "ckptkit.hub.upload"])
+@pytest.mark.parametrize("module_name", ["ckptkit.output.record", "ckptkit.output.card_sections",
+                                         "ckptkit.output.atomic", "ckptkit.output.names", "ckptkit.hub.upload"])
 def test_docstring_examples_run(module_name):
     import importlib
 

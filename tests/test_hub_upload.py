@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from ckptkit.errors import HubError, UsageError
-from ckptkit.hub.record import write_record
+from ckptkit.output.record import write_record
 from ckptkit.hub.upload import upload_folder
 from fake_hub import FakeHub
 
@@ -223,7 +223,7 @@ def test_convert_push_to_hub_uploads_the_converted_folder(hub, tmp_path, monkeyp
 
 def test_tf1_output_marker_is_never_uploaded(tmp_path):
     """A TF or two-part output carries ckptkit's local marker file; it stays local."""
-    from ckptkit.converters.staging import MARKER_FILE
+    from ckptkit.output.names import MARKER_FILE
     from ckptkit.hub.upload import plan_files
 
     (tmp_path / MARKER_FILE).write_text("")

@@ -132,7 +132,7 @@ def test_overwrite_replaces_only_ckptkits_own_outputs(src, tmp_path, capsys):
 @pytest.mark.parametrize("exchange", ["renameat2", "two renames"])
 def test_overwrite_onto_a_file_or_symlink(src, tmp_path, capsys, monkeypatch, exchange):
     if exchange == "two renames":  # file systems without RENAME_EXCHANGE
-        from ckptkit.converters import staging
+        from ckptkit.output import staging
 
         monkeypatch.setattr(staging, "_exchange", lambda a, b: False)
     target = tmp_path / "model.txt"
@@ -211,8 +211,9 @@ def test_full_disk_on_real_writes(src, tmp_path, capsys, target):
 
 def test_full_disk_on_small_files_is_one_clean_error(tmp_path):
     """json and tokenizer files: an ordinary write() that fails is the same one-line error."""
-    from ckptkit.converters.staging import OutOfSpaceError, staged_folder
-    from ckptkit.hub.record import write_record
+    from ckptkit.output.atomic import OutOfSpaceError
+    from ckptkit.output.record import write_record
+    from ckptkit.output.staging import staged_folder
     from ckptkit.tokenizers.export import write_tokenizer_files
 
     soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)

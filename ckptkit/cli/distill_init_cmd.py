@@ -64,7 +64,7 @@ def init_command(teacher, out, layers, num_layers, strategy, arch, drop_token_ty
     """
     from ckptkit.distill.student import build_student
     from ckptkit.errors import UsageError
-    from ckptkit.hub.record import command_line
+    from ckptkit.output.record import command_line
 
     if out is None and not dry_run:
         raise UsageError("missing OUT, the student folder", hint="or pass --dry-run")

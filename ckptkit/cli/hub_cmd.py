@@ -36,8 +36,8 @@ def card_command(folder: Path, languages: tuple[str, ...], license_: str | None,
     Example:
       ckptkit card out/kobert --language ko --license apache-2.0 --tag korean
     """
-    from ckptkit.hub.model_card import write_model_card
-    from ckptkit.hub.record import read_record
+    from ckptkit.output.card import write_model_card
+    from ckptkit.output.record import read_record
 
     path = write_model_card(folder, language=list(languages) or None, license=license_,
                             tags=list(tags) or None, base_model=base_model, repo_id=repo_id)

@@ -1,6 +1,7 @@
-"""Publishing: the provenance record (ckptkit.json), model cards (README.md) and Hub uploads.
+"""Publishing a hub folder to the Hugging Face Hub (:mod:`ckptkit.hub.upload`).
 
-Imports are lazy so that ``import ckptkit.hub`` does not import huggingface_hub.
+The record and the model card moved to :mod:`ckptkit.output`; their names stay importable from
+here. Imports are lazy so that ``import ckptkit.hub`` does not import huggingface_hub.
 
 Example:
     >>> from ckptkit.hub import write_model_card, upload_folder
@@ -14,17 +15,17 @@ import importlib
 from typing import Any
 
 _LAZY = {
-    "RECORD_FILE": "ckptkit.hub.record",
-    "STUDENT_FILE": "ckptkit.hub.record",
-    "write_record": "ckptkit.hub.record",
-    "read_record": "ckptkit.hub.record",
-    "validate_record": "ckptkit.hub.record",
-    "update_record": "ckptkit.hub.record",
-    "command_line": "ckptkit.hub.record",
-    "MARKER": "ckptkit.hub.model_card",
-    "write_model_card": "ckptkit.hub.model_card",
-    "render_model_card": "ckptkit.hub.model_card",
-    "usage_snippet": "ckptkit.hub.model_card",
+    "RECORD_FILE": "ckptkit.output.names",
+    "STUDENT_FILE": "ckptkit.output.names",
+    "write_record": "ckptkit.output.record",
+    "read_record": "ckptkit.output.record",
+    "validate_record": "ckptkit.output.record",
+    "update_record": "ckptkit.output.record",
+    "command_line": "ckptkit.output.record",
+    "MARKER": "ckptkit.output.card",
+    "write_model_card": "ckptkit.output.card",
+    "render_model_card": "ckptkit.output.card",
+    "usage_snippet": "ckptkit.output.card_sections",
     "upload_folder": "ckptkit.hub.upload",
     "plan_files": "ckptkit.hub.upload",
     "UploadResult": "ckptkit.hub.upload",

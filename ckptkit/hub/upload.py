@@ -354,7 +354,7 @@ def upload_folder(folder: str | os.PathLike, *, repo_id: str, private: bool = Fa
         return UploadResult(dry_run=True, files=tuple(files), **result)
 
     if refresh_card:
-        from ckptkit.hub.model_card import write_model_card
+        from ckptkit.output.card import write_model_card
 
         write_model_card(folder, repo_id=repo_id)
         files = plan_files(folder)

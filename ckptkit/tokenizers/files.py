@@ -11,15 +11,12 @@ Example:
 from __future__ import annotations
 
 import os
-import shutil
 from pathlib import Path
 
-__all__ = ["TOKENIZER_FILE_NAMES", "tokenizer_files", "replace_tokenizer_files"]
+from ckptkit.output.atomic import atomic_write
+from ckptkit.output.names import TOKENIZER_FILE_NAMES, TOKENIZER_SUFFIXES
 
-TOKENIZER_FILE_NAMES = frozenset({"tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
-                                  "added_tokens.json", "vocab.txt", "vocab.json", "merges.txt",
-                                  "chat_template.jinja", "chat_template.json"})
-_SUFFIXES = (".model",)  # SentencePiece models: spiece.model, tokenizer_78b3253a26.model, ...
+__all__ = ["TOKENIZER_FILE_NAMES", "tokenizer_files", "replace_tokenizer_files"]
 
 
 def tokenizer_files(folder: str | os.PathLike) -> list[str]:
@@ -35,11 +32,11 @@ def tokenizer_files(folder: str | os.PathLike) -> list[str]:
     if not folder.is_dir():
         return []
     return sorted(p.name for p in folder.iterdir()
-                  if p.is_file() and (p.name in TOKENIZER_FILE_NAMES or p.name.endswith(_SUFFIXES)))
+                  if p.is_file() and (p.name in TOKENIZER_FILE_NAMES or p.name.endswith(TOKENIZER_SUFFIXES)))
 
 
 def replace_tokenizer_files(source: str | os.PathLike, target: str | os.PathLike) -> list[str]:
-    """Make ``target``'s tokenizer files exactly ``source``'s: copy each, remove the others.
+    """Make ``target``'s tokenizer files exactly ``source``'s: copy each (atomically), remove the others.
 
     Returns:
         The names copied (empty when ``source`` has no tokenizer files; ``target`` then has none either).
@@ -56,5 +53,5 @@ def replace_tokenizer_files(source: str | os.PathLike, target: str | os.PathLike
         (target / stale).unlink()
     for name in names:
         if not ((target / name).exists() and os.path.samefile(source / name, target / name)):
-            shutil.copyfile(source / name, target / name)
+            atomic_write(target / name, (source / name).read_bytes())
     return names

@@ -1,0 +1,155 @@
+"""``README.md`` model cards built from ``ckptkit.json`` with huggingface_hub's card metadata.
+
+The card has YAML metadata (``library_name``, ``language``, ``license``, ``tags``,
+``pipeline_tag``, ``base_model``) and generated sections (:mod:`ckptkit.output.card_sections`):
+what the model is, the source checkpoint, the command that made it, the verification result,
+the student's teacher, layers, losses and eval table, and a usage snippet that runs as written.
+Everything below :data:`MARKER` is the user's and survives every rewrite. This module gathers
+what the sections need (record, ``student.json``, ``config.json``, the existing card) and writes.
+
+Example:
+    >>> from ckptkit.output import write_model_card
+    >>> write_model_card("out/kobert", language="ko", license="apache-2.0")  # doctest: +SKIP
+    PosixPath('out/kobert/README.md')
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any, Iterable
+
+from ckptkit.errors import ConfigError
+from ckptkit.output.atomic import atomic_write
+from ckptkit.output.card_sections import (KIND_TAGS, SECTIONS, CardContext, auto_class_for, is_hub_id,
+                                          usage_snippet)
+from ckptkit.output.names import CARD_FILE, CONFIG_FILE, STUDENT_FILE
+from ckptkit.output.record import read_record, update_record
+
+__all__ = ["MARKER", "write_model_card", "render_model_card", "usage_snippet", "auto_class_for"]
+
+MARKER = "<!-- ckptkit: your own sections below this line are kept -->"
+GENERATED = "<!-- ckptkit: generated from ckptkit.json by `ckptkit card`; edit only below the marker at the end -->"
+# metadata keys ckptkit writes; any other key a user put in the YAML block is kept.
+MANAGED_METADATA = {"library_name", "language", "license", "tags", "pipeline_tag", "base_model"}
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        return {}
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ConfigError(f"not valid JSON ({e})", path=path, hint="fix or rewrite the file") from e
+    if not isinstance(data, dict):
+        raise ConfigError("expected a JSON object", path=path)
+    return data
+
+
+def _as_list(value: str | Iterable[str] | None) -> list[str] | None:
+    if value is None:
+        return None
+    return [value] if isinstance(value, str) else list(value)
+
+
+def _split_existing(path: Path) -> tuple[dict[str, Any], str]:
+    """(user metadata to keep, user text to keep) from an existing README.md."""
+    if not path.is_file():
+        return {}, ""
+    from huggingface_hub import ModelCard
+
+    text = path.read_text(encoding="utf-8")
+    try:
+        card = ModelCard(text, ignore_metadata_errors=True)
+        metadata, body = card.data.to_dict(), card.text
+    except Exception:  # a YAML block that does not parse: keep the whole text, drop no words
+        metadata, body = {}, text
+    keep = {k: v for k, v in metadata.items() if k not in MANAGED_METADATA}
+    if MARKER in text:
+        return keep, text.split(MARKER, 1)[1].strip("\n")
+    if GENERATED in text:
+        return keep, ""
+    return keep, body.strip("\n")  # a hand-written README: move it below the marker, lose nothing
+
+
+def _base_model(explicit: str | None, record: dict[str, Any], student: dict[str, Any]) -> str | None:
+    candidates = [explicit, (record.get("card") or {}).get("base_model"), record["source"].get("base_model"),
+                  student.get("teacher")]
+    return next((c for c in candidates if c and is_hub_id(c) and not os.path.exists(c)), None)
+
+
+def render_model_card(folder: str | os.PathLike, *, language: str | Iterable[str] | None = None,
+                      license: str | None = None, tags: Iterable[str] | None = None,
+                      base_model: str | None = None, repo_id: str | None = None) -> str:
+    """The README.md text for ``folder`` (options override those remembered in ckptkit.json).
+
+    Example:
+        >>> text = render_model_card("out/kobert", language="ko")  # doctest: +SKIP
+        >>> text.startswith("---")  # doctest: +SKIP
+        True
+    """
+    from huggingface_hub.repocard_data import ModelCardData  # not ModelCard: that imports the whole Hub client
+
+    folder = Path(folder)
+    record = read_record(folder)
+    remembered = record.get("card") or {}
+    student = {**(record.get("student") or {}), **_read_json(folder / STUDENT_FILE)}
+    config = _read_json(folder / CONFIG_FILE)
+    langs = _as_list(language) if language is not None else remembered.get("language")
+    user_tags = list(tags) if tags is not None else (remembered.get("tags") or [])
+    model = record["model"]
+    all_tags = list(dict.fromkeys(["ckptkit", model["family"], *KIND_TAGS[record["kind"]], *user_tags]))
+    model_id = repo_id or remembered.get("repo_id") or folder.resolve().as_posix()
+    ctx = CardContext(folder=folder, record=record, student=student, config=config, model_id=model_id,
+                      language=tuple(langs or ()))
+
+    kept_metadata, user_text = _split_existing(folder / CARD_FILE)
+    data = ModelCardData(
+        library_name="transformers",
+        language=langs or None,
+        license=license if license is not None else remembered.get("license"),
+        tags=all_tags,
+        pipeline_tag=model.get("pipeline_tag") or config.get("pipeline_tag"),
+        base_model=_base_model(base_model, record, student),
+        **kept_metadata,
+    )
+    body = "\n\n".join(s for s in (section(ctx) for section in SECTIONS) if s)
+    tail = f"\n\n{user_text}\n" if user_text else "\n"
+    return f"---\n{data.to_yaml()}\n---\n{GENERATED}\n\n{body}\n\n{MARKER}{tail}"
+
+
+def write_model_card(folder: str | os.PathLike, *, language: str | Iterable[str] | None = None,
+                     license: str | None = None, tags: Iterable[str] | None = None,
+                     base_model: str | None = None, repo_id: str | None = None) -> Path:
+    """(Re)write ``FOLDER/README.md`` from ckptkit.json; returns its path.
+
+    Options given here are remembered in ckptkit.json's ``card`` section, so a later
+    ``ckptkit card FOLDER`` without options writes the same card. Text below :data:`MARKER`
+    (and any YAML key ckptkit does not manage) is kept; a hand-written README without the
+    marker is moved below it.
+
+    Args:
+        folder: a hub folder written by ckptkit (has ckptkit.json).
+        language: ISO 639-1 code(s), e.g. ``"ko"``.
+        license: a Hub license id, e.g. ``"apache-2.0"``.
+        tags: extra tags (``ckptkit`` and the family are always added).
+        base_model: the Hub id this model derives from (default: from the record).
+        repo_id: the Hub id the folder is published as (used in the usage snippet).
+
+    Example:
+        >>> write_model_card("out/kobert", language="ko", license="apache-2.0")  # doctest: +SKIP
+        PosixPath('out/kobert/README.md')
+    """
+    folder = Path(folder)
+    remembered = {key: value for key, value in {
+        "language": _as_list(language), "license": license,
+        "tags": list(tags) if tags is not None else None,
+        "base_model": base_model, "repo_id": repo_id,
+    }.items() if value is not None}
+    if remembered:
+        update_record(folder, "card", remembered)
+    text = render_model_card(folder)
+    path = folder / CARD_FILE
+    atomic_write(path, text)
+    return path

@@ -1,0 +1,291 @@
+"""The generated sections of a model card, each a small function of a :class:`CardContext`.
+
+:data:`SECTIONS` lists them in order; a section returns Markdown or ``None`` (left out).
+:func:`usage_snippet` is the Python code the card shows, and it runs as written.
+
+Example:
+    >>> auto_class_for("BertForMaskedLM")
+    'AutoModelForMaskedLM'
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+from ckptkit.output.names import RECORD_FILE
+from ckptkit.tokenizers.files import tokenizer_files
+
+__all__ = ["CardContext", "SECTIONS", "usage_snippet", "auto_class_for", "is_hub_id", "CKPTKIT_URL"]
+
+CKPTKIT_URL = "https://github.com/ckptkit/ckptkit"
+
+# model_class suffix -> transformers Auto class; the first suffix that matches wins.
+AUTO_CLASSES: tuple[tuple[str, str], ...] = (
+    ("ForPreTraining", "AutoModelForPreTraining"),
+    ("ForMaskedLM", "AutoModelForMaskedLM"),
+    ("ForSequenceClassification", "AutoModelForSequenceClassification"),
+    ("ForTokenClassification", "AutoModelForTokenClassification"),
+    ("ForQuestionAnswering", "AutoModelForQuestionAnswering"),
+    ("ForMultipleChoice", "AutoModelForMultipleChoice"),
+    ("ForNextSentencePrediction", "AutoModelForNextSentencePrediction"),
+    ("ForCausalLM", "AutoModelForCausalLM"),
+    ("Model", "AutoModel"),
+)
+
+# Auto class -> lines that turn `outputs` into something readable (default: every output's shape).
+SHOW_OUTPUTS: dict[str, str] = {
+    "AutoModelForMaskedLM": ('mask = inputs["input_ids"][0] == tokenizer.mask_token_id\n'
+                             "print(tokenizer.decode(outputs.logits[0, mask].argmax(-1)))"),
+    "AutoModelForSequenceClassification": "print(outputs.logits.softmax(-1).tolist())",
+    "AutoModelForTokenClassification": "print(outputs.logits.argmax(-1).tolist())",
+    "AutoModelForQuestionAnswering": "print(outputs.start_logits.argmax().item(), outputs.end_logits.argmax().item())",
+}
+DEFAULT_SHOW = "print({name: tuple(value.shape) for name, value in outputs.items()})"
+
+# language -> (plain sentence, sentence with {mask}); English when the language is not listed.
+SAMPLE_TEXT: dict[str, tuple[str, str]] = {
+    "en": ("Paris is the capital of France.", "Paris is the {mask} of France."),
+    "ko": ("서울은 대한민국의 수도이다.", "서울은 대한민국의 {mask}이다."),
+    "ja": ("東京は日本の首都です。", "東京は日本の{mask}です。"),
+    "zh": ("北京是中国的首都。", "北京是中国的{mask}。"),
+    "de": ("Berlin ist die Hauptstadt von Deutschland.", "Berlin ist die {mask} von Deutschland."),
+    "fr": ("Paris est la capitale de la France.", "Paris est la {mask} de la France."),
+}
+
+FORMAT_NAMES: dict[str, str] = {
+    "tf": "TensorFlow v1", "tf1": "TensorFlow v1", "tf2": "TensorFlow 2", "safetensors": "safetensors",
+    "torch": "PyTorch `.bin`", "pytorch": "PyTorch `.bin`", "hub": "Hugging Face hub folder",
+}
+
+KIND_TAGS: dict[str, tuple[str, ...]] = {
+    "conversion": (),
+    "student": ("distillation", "student"),
+    "distilled": ("distillation",),
+}
+
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+
+
+def is_hub_id(text: str) -> bool:
+    """Whether ``text`` looks like a Hub repo id (``namespace/name``).
+
+    Example:
+        >>> is_hub_id("me/kobert"), is_hub_id("out/model/x")
+        (True, False)
+    """
+    return bool(_HUB_ID.match(text))
+
+
+@dataclass(frozen=True)
+class CardContext:
+    """Everything a section needs: the record, the student description, config.json, options."""
+
+    folder: Path
+    record: dict[str, Any]
+    student: dict[str, Any]
+    config: dict[str, Any]
+    model_id: str
+    language: tuple[str, ...]
+
+    @property
+    def name(self) -> str:
+        return self.model_id.rsplit("/", 1)[-1] if is_hub_id(self.model_id) else self.folder.name
+
+
+def auto_class_for(model_class: str) -> str:
+    """The transformers Auto class that loads ``model_class``.
+
+    Example:
+        >>> auto_class_for("BertForPreTraining"), auto_class_for("ElectraModel")
+        ('AutoModelForPreTraining', 'AutoModel')
+    """
+    return next((auto for suffix, auto in AUTO_CLASSES if model_class.endswith(suffix)), "AutoModel")
+
+
+def usage_snippet(model_id: str, model_class: str, *, language: Iterable[str] = ()) -> str:
+    """Python code that loads the model and tokenizer and runs one sentence through it.
+
+    Example:
+        >>> print(usage_snippet("me/tiny", "BertModel").splitlines()[1])
+        from transformers import AutoModel, AutoTokenizer
+    """
+    auto = auto_class_for(model_class)
+    lang = next((code for code in language if code in SAMPLE_TEXT), "en")
+    plain, masked = SAMPLE_TEXT[lang]
+    if auto == "AutoModelForMaskedLM":
+        text_line = "text = f" + json.dumps(masked, ensure_ascii=False).replace("{mask}", "{tokenizer.mask_token}")
+    else:
+        text_line = f"text = {json.dumps(plain, ensure_ascii=False)}"
+    encode = 'inputs = tokenizer(text, return_tensors="pt")'
+    if auto == "AutoModelForMultipleChoice":
+        encode += "\ninputs = {name: value.unsqueeze(1) for name, value in inputs.items()}  # one choice"
+    return "\n".join([
+        "import torch",
+        f"from transformers import {auto}, AutoTokenizer",
+        "",
+        f"model_id = {json.dumps(model_id, ensure_ascii=False)}",
+        "tokenizer = AutoTokenizer.from_pretrained(model_id)",
+        f"model = {auto}.from_pretrained(model_id).eval()",
+        "",
+        text_line,
+        encode,
+        "with torch.no_grad():",
+        "    outputs = model(**inputs)",
+        SHOW_OUTPUTS.get(auto, DEFAULT_SHOW),
+    ])
+
+
+# ----------------------------------------------------------------------------- small formatters
+def _params(n: int | None) -> str | None:
+    if not n:
+        return None
+    for scale, unit in ((1e9, "B"), (1e6, "M"), (1e3, "K")):
+        if n >= scale:
+            return f"{n / scale:.1f}{unit} parameters"
+    return f"{n} parameters"
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    if isinstance(value, (list, tuple)):
+        return ", ".join(_cell(v) for v in value)
+    if isinstance(value, dict):
+        return ", ".join(f"{k}={_cell(v)}" for k, v in value.items())
+    return str(value).replace("|", "\\|").replace("\n", " ")
+
+
+def _table(headers: list[str], rows: list[list[Any]]) -> str:
+    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    lines += ["| " + " | ".join(_cell(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def _key_value_table(items: dict[str, Any]) -> str:
+    return _table(["", ""], [[f"**{k}**", v] for k, v in items.items() if v not in (None, "", [], {})])
+
+
+def _data_table(data: Any, *, first: str, value: str = "value") -> str:
+    """A table from a dict of scalars, a dict of dicts (one row each) or a list of dicts."""
+    if isinstance(data, list) and all(isinstance(r, dict) for r in data):
+        keys = list(dict.fromkeys(k for row in data for k in row))
+        return _table(keys, [[row.get(k, "") for k in keys] for row in data])
+    if isinstance(data, dict) and data and all(isinstance(v, dict) for v in data.values()):
+        keys = list(dict.fromkeys(k for row in data.values() for k in row))
+        return _table([first, *keys], [[name, *(row.get(k, "") for k in keys)] for name, row in data.items()])
+    if isinstance(data, dict):
+        return _table([first, value], [[k, v] for k, v in data.items()])
+    if isinstance(data, list):
+        return "\n".join(f"- {_cell(v)}" for v in data)
+    return _cell(data)
+
+
+def _code(value: Any) -> str:
+    return f"`{value}`"
+
+
+# ----------------------------------------------------------------------------- sections
+def _intro(ctx: CardContext) -> str:
+    model, source, kind = ctx.record["model"], ctx.record["source"], ctx.record["kind"]
+    what = ", ".join(filter(None, [f"{model['family']} family", _params(model.get("num_parameters"))]))
+    step = f" (step {source['global_step']:,})" if source.get("global_step") is not None else ""
+    fmt = FORMAT_NAMES.get(source["format"], source["format"])
+    teacher = ctx.student.get("teacher") or source.get("base_model") or source["path"]
+    layers = ctx.student.get("layers") or []
+    intros = {
+        "conversion": f"a {_code(model['model_class'])} ({what}) converted from a {fmt} checkpoint{step} "
+                      f"with [ckptkit]({CKPTKIT_URL})"
+                      + (", and checked against it." if (ctx.record.get("verification") or {}).get("passed")
+                         else "."),
+        "student": f"a {len(layers) or '?'}-layer student ({_code(model['model_class'])}, {what}) of "
+                   f"{_code(teacher)}, initialised from teacher layers {_cell(layers)} (0-based) with "
+                   f"[ckptkit]({CKPTKIT_URL}). It has not been distilled yet.",
+        "distilled": f"a {len(layers) or '?'}-layer {_code(model['model_class'])} ({what}) distilled from "
+                     f"{_code(teacher)} with [ckptkit]({CKPTKIT_URL}).",
+    }
+    return (f"# {ctx.name}\n\n**{ctx.name}** is {intros[ctx.record['kind']]} "
+            "It loads with plain `transformers`, without `trust_remote_code`.")
+
+
+def _source(ctx: CardContext) -> str:
+    source = ctx.record["source"]
+    rows = {
+        "Path": _code(source["path"]),
+        "Format": FORMAT_NAMES.get(source["format"], source["format"]),
+        "Family": source["family"],
+        "global_step": source.get("global_step"),
+        "Hub id": _code(source["base_model"]) if source.get("base_model") else None,
+    }
+    return "## Source checkpoint\n\n" + _key_value_table(rows)
+
+
+def _provenance(ctx: CardContext) -> str:
+    rec = ctx.record
+    return ("## How it was made\n\n```bash\n" + rec["command"] + "\n```\n\n"
+            f"Made with ckptkit {rec['ckptkit_version']} on {rec['created']}. "
+            f"The full record is in `{RECORD_FILE}` next to the weights.")
+
+
+def _verification(ctx: CardContext) -> str | None:
+    result = ctx.record.get("verification")
+    if not result:
+        if ctx.record["kind"] != "conversion":
+            return None
+        return ("## Verification\n\nThis folder was not verified. Run `ckptkit verify SOURCE FOLDER` "
+                "to compare it with its source.")
+    status = "**Passed**" if result["passed"] else "**Failed**"
+    rows = {
+        "Result": status,
+        "Max abs difference": f"{result['max_abs_diff']:.3g}" if result.get("max_abs_diff") is not None else None,
+        "Tolerance": result.get("tolerance"),
+        "Compared": result.get("compared"),
+        "Tensors checked": result.get("tensors_checked"),
+    }
+    return "## Verification\n\nThe converted model was run against its source on the same inputs.\n\n" + \
+        _key_value_table(rows)
+
+
+def _student(ctx: CardContext) -> str | None:
+    if not ctx.student:
+        return None
+    layers = ctx.student.get("layers") or []
+    taken = f"{_cell(layers)} → student layers {_cell(list(range(len(layers))))}" if layers else None
+    rows = {"Teacher": _code(ctx.student["teacher"]) if ctx.student.get("teacher") else None,
+            "Teacher layers taken (0-based)": taken,
+            "Architecture": ctx.student.get("arch")}
+    return "## Student\n\n" + _key_value_table(rows)
+
+
+def _training(ctx: CardContext) -> str | None:
+    training = ctx.student.get("training") or {}
+    if not training:
+        return None
+    parts = ["## Distillation"]
+    other = {k: v for k, v in training.items() if k not in ("losses", "eval")}
+    if other:
+        parts.append(_key_value_table(other))
+    if training.get("losses"):
+        parts.append("### Losses\n\n" + _data_table(training["losses"], first="loss", value="weight"))
+    if training.get("eval"):
+        parts.append("### Evaluation\n\n" + _data_table(training["eval"], first="model"))
+    return "\n\n".join(parts)
+
+
+def _usage(ctx: CardContext) -> str:
+    snippet = usage_snippet(ctx.model_id, ctx.record["model"]["model_class"], language=ctx.language)
+    note = ""
+    if not tokenizer_files(ctx.folder):
+        note = ("\n\nThis folder has no tokenizer files yet: copy the tokenizer of the source model into it "
+                "before running the snippet.")
+    return f"## Usage\n\n```python\n{snippet}\n```{note}"
+
+
+SECTIONS: tuple[Callable[[CardContext], str | None], ...] = (
+    _intro, _source, _provenance, _verification, _student, _training, _usage,
+)
+
+
