@@ -54,5 +54,7 @@ def find_companion(source_path: str, names: tuple[str, ...], *, explicit: str | 
 
 
 def write_json(path: str, document: Mapping) -> None:
-    with open(path, "w", encoding="utf-8") as f:
-        f.write(json.dumps(document, indent=2, sort_keys=True, ensure_ascii=False) + "\n")
+    """Write a config file (keys sorted) with the one atomic writer, :func:`ckptkit.output.atomic.write_json`."""
+    from ckptkit.output.atomic import write_json as atomic_write_json
+
+    atomic_write_json(path, document, sort_keys=True)

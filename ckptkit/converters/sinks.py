@@ -7,7 +7,6 @@ transformers writes (``model-00001-of-00002.safetensors``, ``model.safetensors.i
 
 from __future__ import annotations
 
-import json
 import os
 import re
 from typing import Sequence
@@ -16,7 +15,7 @@ import numpy as np
 
 from ckptkit.converters.formats.safetensors_io import SafetensorsWriter, TensorSpec
 from ckptkit.converters.plan import PlannedTensor
-from ckptkit.converters.staging import atomic_write, check_free_space
+from ckptkit.output.atomic import check_free_space, write_json
 from ckptkit.errors import UsageError
 
 __all__ = ["SafetensorsSink", "TorchBinSink", "TFSink", "parse_size", "shard_split", "SINKS"]
@@ -66,7 +65,7 @@ def _write_index(folder: str, index_name: str, shards: dict[str, list[PlannedTen
     total_params = sum(int(np.prod(t.shape, dtype=np.int64)) for ts in shards.values() for t in ts)
     index = {"metadata": {"total_parameters": total_params, "total_size": total_size},
              "weight_map": {t.name: f for f, ts in shards.items() for t in ts}}
-    atomic_write(os.path.join(folder, index_name), (json.dumps(index, indent=2, sort_keys=True) + "\n").encode())
+    write_json(os.path.join(folder, index_name), index, sort_keys=True)
 
 
 def _reserve_space(folder: str, outputs: Sequence[PlannedTensor]) -> None:

@@ -13,11 +13,11 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from ckptkit.errors import CheckpointNotFoundError, ConfigError, UsageError
+from ckptkit.output.names import STUDENT_FILE
 
 __all__ = ["read_student_json", "parse_layer_map", "load_model", "num_layers", "check_pair", "fit_seq_length",
            "MODEL_CLASSES"]
 
-STUDENT_FILE = "student.json"
 
 # objective -> transformers Auto class that is loaded for teacher and student
 MODEL_CLASSES: dict[str, str] = {"mlm": "AutoModelForMaskedLM", "hidden": "AutoModel"}

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from ckptkit.errors import CorruptCheckpointError
+from ckptkit.output.atomic import out_of_space, write_json
 
 __all__ = ["TeacherOutputs", "TeacherCache", "build_teacher_cache", "cache_is_valid"]
 
@@ -101,18 +102,29 @@ def build_teacher_cache(directory: str | Path, *, teacher, dataset, collator, ba
             h = out.hidden_states[i].float()
             store[f"hidden.{i}"].append(torch.nn.functional.pad(h, (0, 0, 0, pad)).half().cpu())
     tensors = {name: torch.cat(parts).contiguous() for name, parts in store.items() if parts}
-    name = _shard_name(rank, world_size)
-    tmp = directory / f".{name}.tmp"
-    save_file(tensors, str(tmp))
-    tmp.replace(directory / name)
+    _save_shard(save_file, tensors, directory / _shard_name(rank, world_size))
     stats = {"build_seconds": time.perf_counter() - start, "teacher_seconds": teacher_seconds,
              "rows": len(rows)}
     if rank == 0:
         meta = {"fingerprint": fingerprint, "shards": [_shard_name(r, world_size) for r in range(world_size)],
                 "top_k": top_k, "hidden_indices": list(hidden_indices), "max_seq_length": max_seq_length,
                 "teacher_seconds_per_row": teacher_seconds / max(1, len(rows)), "rows": len(dataset)}
-        (directory / META).write_text(json.dumps(meta, indent=2))
+        write_json(directory / META, meta)
     return stats
+
+
+def _save_shard(save_file, tensors: dict, path: Path) -> None:
+    """``save_file`` into a temporary sibling renamed to ``path``; nothing is left behind on failure."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        save_file(tensors, str(tmp))
+        tmp.replace(path)
+    except BaseException as e:
+        tmp.unlink(missing_ok=True)
+        full = out_of_space(e, path)
+        if full is not None:
+            raise full from e
+        raise
 
 
 class TeacherCache:

@@ -24,6 +24,7 @@ from typing import Any, Sequence
 from ckptkit.distill.losses import LossWeights
 from ckptkit.distill.models import STUDENT_FILE, read_student_json
 from ckptkit.errors import HubError, UsageError
+from ckptkit.output.atomic import write_json
 
 __all__ = ["train_student", "OBJECTIVE_WEIGHTS", "resolve_weights", "weights_digest"]
 
@@ -175,10 +176,10 @@ def _write_outputs(out: Path, *, trainer, tokenizer, student_info: dict[str, Any
     trainer.save_model(str(out))
     notes: dict[str, Any] = {"tokenizer_files": _save_tokenizer(out, tokenizer, student_dir,
                                                                 student_info.get("teacher") or student_dir)}
-    (out / STUDENT_FILE).write_text(json.dumps({**student_info, "training": summary}, indent=2) + "\n")
+    write_json(out / STUDENT_FILE, {**student_info, "training": summary})
     try:
-        from ckptkit.hub.model_card import write_model_card
-        from ckptkit.hub.record import read_record, write_record
+        from ckptkit.output.card import write_model_card
+        from ckptkit.output.record import read_record, write_record
     except ImportError as e:  # pragma: no cover - the hub package ships with ckptkit
         notes["model_card"] = f"not written ({e})"
         return notes
@@ -376,7 +377,7 @@ def train_student(*, student: str | os.PathLike, train_files: Sequence[str | os.
         ranks = out / "ranks"
         ranks.mkdir(exist_ok=True)
         digest = weights_digest(trainer.accelerator.unwrap_model(trainer.model))
-        (ranks / f"rank-{args.process_index}.json").write_text(json.dumps({"weights_sha256": digest}) + "\n")
+        write_json(ranks / f"rank-{args.process_index}.json", {"weights_sha256": digest})
     if trainer.is_world_process_zero():
         card_summary = {k: v for k, v in summary.items() if not isinstance(v, (dict, list)) or k == "losses"}
         if eval_metrics:
@@ -386,7 +387,7 @@ def train_student(*, student: str | os.PathLike, train_files: Sequence[str | os.
         report.update(_write_outputs(out, trainer=trainer, tokenizer=tokenizer, student_info=info,
                                      student_dir=student_dir, summary=card_summary, command=command))
         report["plot"] = str(plot_loss_curves(history, out / "loss_curves.png"))
-        (out / "distill_report.json").write_text(json.dumps(report, indent=2, default=str) + "\n")
+        write_json(out / "distill_report.json", report, default=str)
         if push_to_hub:
             report["pushed_to"] = _push(out, push_to_hub)
     _barrier()

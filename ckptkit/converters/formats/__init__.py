@@ -17,6 +17,7 @@ from typing import Callable
 
 from ckptkit.converters.tensors import Checkpoint
 from ckptkit.errors import CheckpointNotFoundError, UnsupportedFormatError
+from ckptkit.output.names import hub_weight_names
 
 __all__ = ["open_checkpoint", "detect_format", "FORMAT_OPENERS"]
 
@@ -28,13 +29,11 @@ FORMAT_OPENERS: dict[str, str] = {
     "hub": "ckptkit.converters.formats.hub_folder:open_hub_folder",
 }
 
-_HUB_WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin",
-                     "pytorch_model.bin.index.json")
 
 
 def _dir_format(path: Path) -> str | None:
     names = set(os.listdir(path))
-    if any(n in names for n in _HUB_WEIGHT_FILES):
+    if any(n in names for n in hub_weight_names()):
         return "hub"
     if "checkpoint" in names or any(n.endswith(".index") for n in names):
         return "tf"

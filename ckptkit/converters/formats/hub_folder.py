@@ -13,16 +13,12 @@ import os
 
 from ckptkit.converters.tensors import Checkpoint
 from ckptkit.errors import CheckpointNotFoundError
+from ckptkit.output.names import HUB_WEIGHT_FILES
 
 __all__ = ["open_hub_folder", "read_config", "find_part_folders", "WEIGHT_FILES"]
 
 # Preference order: the first weights file present is read. (file name, format module opener)
-WEIGHT_FILES: tuple[tuple[str, str], ...] = (
-    ("model.safetensors.index.json", "safetensors"),
-    ("model.safetensors", "safetensors"),
-    ("pytorch_model.bin.index.json", "pytorch"),
-    ("pytorch_model.bin", "pytorch"),
-)
+WEIGHT_FILES = HUB_WEIGHT_FILES
 
 
 def read_config(folder: str) -> dict:
