@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from ckptkit.cli.common import emit_json, format_table, human_bytes, json_option, quiet_option
+from ckptkit.converters.inspection import CHECKSUMS, check_all, family_of, summarize  # noqa: F401 (re-exported)
 
 ROLE_TITLES = {"weight": "Model weights", "optimizer": "Optimizer state", "counter": "Counters",
                "metadata": "Checkpoint metadata"}
@@ -17,37 +18,6 @@ def _shape(shape) -> str:
 
 def _size(tensor) -> str:
     return human_bytes(tensor.nbytes) if tensor.dtype.name != "object" else "-"
-
-
-def _totals(tensors) -> dict:
-    return {"tensors": len(tensors), "parameters": sum(t.numel for t in tensors),
-            "bytes": sum(t.nbytes for t in tensors)}
-
-
-def summarize(ckpt) -> dict:
-    """The JSON document of ``inspect --json`` for an open checkpoint (metadata only)."""
-    tensors = list(ckpt.values())
-    roles = [r for r in ROLE_TITLES if any(t.role == r for t in tensors)]
-    roles += sorted({t.role for t in tensors} - set(roles))
-    return {
-        "format": ckpt.format,
-        "path": str(ckpt.path),
-        "files": [str(f) for f in ckpt.files],
-        "global_step": ckpt.global_step,
-        "family": family_of(ckpt),
-        "extras": {k: v for k, v in ckpt.extras.items() if k not in ("files", "global_step")},
-        "totals": {**_totals(tensors), "by_role": {r: _totals([t for t in tensors if t.role == r]) for r in roles}},
-        "tensors": [{"name": t.name, "dtype": t.dtype.name, "shape": list(t.shape), "role": t.role,
-                     "nbytes": t.nbytes} for t in tensors],
-    }
-
-
-def family_of(ckpt) -> str | None:
-    """The model family (bert, bigbird, electra, ...) detected from the weight names."""
-    from ckptkit.converters.families import detect_family
-
-    config = ckpt.extras.get("config") or {}
-    return detect_family([n for n, t in ckpt.items() if t.role == "weight"], model_type=config.get("model_type"))
 
 
 def _format_line(summary: dict) -> str:
@@ -81,21 +51,6 @@ def _role_tables(ckpt, roles) -> list[str]:
     return blocks
 
 
-# storage format -> the checksum a full read verifies (None: the format stores none)
-CHECKSUMS = {"tf": "CRC32C"}
-
-
-def _check_all(ckpt) -> dict:
-    """Read every tensor (a bad checksum or a short file raises); what was read and verified, for the report."""
-    from ckptkit.progress import progress
-
-    for tensor in progress(list(ckpt.values()), desc="checking", unit="tensor"):
-        tensor.read()
-    tensors = list(ckpt.values())
-    return {"tensors": len(tensors), "bytes": sum(t.nbytes for t in tensors if t.dtype.name != "object"),
-            "checksum": CHECKSUMS.get(ckpt.extras.get("weights_format") or ckpt.format), "passed": True}
-
-
 def _check_line(check: dict) -> str:
     read = f"Checked: read all {check['tensors']} tensors ({human_bytes(check['bytes'])})"
     if check["checksum"]:
@@ -127,7 +82,7 @@ def inspect_command(path: str, as_json: bool, quiet: bool, check: bool) -> None:
 
     with open_source(path) as source:
         ckpt = source.checkpoint
-        checked = _check_all(ckpt) if check else None
+        checked = check_all(ckpt) if check else None
         summary = summarize(ckpt)
         if checked:
             summary["check"] = checked
