@@ -420,11 +420,15 @@ def test_cli_dry_run_quiet_and_no_torch_for_hub_teachers(teachers, tmp_path):
 def test_docstring_examples_run(monkeypatch):
     import doctest
 
-    import ckptkit.distill.student as module
+    import importlib
+
+    from ckptkit.distill import init
 
     monkeypatch.chdir(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # examples/tiny-bert
-    result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
-    assert result.failed == 0 and result.attempted >= 10
+    modules = [init, importlib.import_module("ckptkit.distill.student"),
+               *(importlib.import_module(f"ckptkit.distill.init.{name}") for name in init.INIT_MODULES)]
+    results = [doctest.testmod(module, optionflags=doctest.ELLIPSIS) for module in modules]
+    assert sum(r.failed for r in results) == 0 and sum(r.attempted for r in results) >= 10
 
 
 # ------------------------------------------------------------------------------------------ TF BigBird / ELECTRA

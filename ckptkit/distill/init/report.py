@@ -1,0 +1,141 @@
+"""What ``build_student`` did: :class:`StudentReport` (``student.json``, the printed report) and the record.
+
+Example:
+    >>> r = StudentReport(teacher="t", teacher_format="hub", family="bert", teacher_model_class="BertModel",
+    ...                   teacher_layers=12, layers=[0, 4, 8], arch="same", model_class="BertModel",
+    ...                   token_types="kept", destination=None, copied=[], dropped={}, source_dropped={},
+    ...                   bytes_before=4, bytes_after=1, params_before=4, params_after=1, config={})
+    >>> r.to_json()["layers_1based"], equivalent_command(r)
+    ([1, 5, 9], 'ckptkit distill init t OUT --layers 0,4,8 --arch same')
+"""
+
+from __future__ import annotations
+
+import shlex
+from dataclasses import dataclass, field
+
+from ckptkit.distill.init.names import Copied
+from ckptkit.distill.init.teacher import Teacher
+
+__all__ = ["StudentReport", "student_record", "equivalent_command"]
+
+MIB = 2 ** 20
+# StudentReport.token_types -> how the text report says it
+TOKEN_TYPES_TEXT = {"kept": "kept (same architecture)",
+                    "folded": "folded: teacher segment-0 row added to the position embeddings",
+                    "dropped": "dropped (--drop-token-types)"}
+
+
+@dataclass
+class StudentReport:
+    """What ``build_student`` did; ``to_json()`` is written as ``student.json`` next to the weights."""
+
+    teacher: str
+    teacher_format: str
+    family: str
+    teacher_model_class: str
+    teacher_layers: int
+    layers: list[int]
+    arch: str
+    model_class: str
+    token_types: str
+    destination: str | None
+    copied: list[Copied]
+    dropped: dict[str, str]
+    source_dropped: dict[str, int]
+    bytes_before: int
+    bytes_after: int
+    params_before: int
+    params_after: int
+    config: dict
+    tokenizer_files: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    files: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+    dry_run: bool = False
+
+    def to_json(self) -> dict:
+        """The report as ``student.json`` holds it."""
+        return {
+            "teacher": self.teacher, "teacher_format": self.teacher_format, "family": self.family,
+            "teacher_model_class": self.teacher_model_class, "teacher_num_layers": self.teacher_layers,
+            "layers": list(self.layers), "layers_1based": [i + 1 for i in self.layers],
+            "arch": self.arch, "model_class": self.model_class, "num_layers": len(self.layers),
+            "token_types": self.token_types,
+            "activation": self.config.get("activation", self.config.get("hidden_act")),
+            "pad_token_id": self.config.get("pad_token_id"), "vocab_size": self.config.get("vocab_size"),
+            "size": {"teacher_bytes": self.bytes_before, "student_bytes": self.bytes_after,
+                     "teacher_parameters": self.params_before, "student_parameters": self.params_after,
+                     "ratio": round(self.params_after / self.params_before, 4) if self.params_before else None},
+            "tensors": [c.to_json() for c in self.copied],
+            "dropped": [{"name": n, "reason": r} for n, r in self.dropped.items()],
+            "source_dropped": dict(self.source_dropped),
+            "tokenizer_files": list(self.tokenizer_files), "warnings": list(self.warnings),
+            "destination": self.destination, "files": list(self.files), "seconds": round(self.seconds, 3),
+            "dry_run": self.dry_run,
+        }
+
+    def _summary_lines(self) -> list[str]:
+        lines = [f"student of {self.teacher} ({self.family}, {self.teacher_model_class}, "
+                 f"{self.teacher_layers} layers, {self.teacher_format})",
+                 f"  architecture: {self.model_class} (--arch {self.arch}), {len(self.layers)} layers",
+                 "  layers (student <- teacher, 1-based; 0-based in brackets):"]
+        lines += [f"    {s + 1} <- {t + 1} [{t}]" for s, t in enumerate(self.layers)]
+        return lines + [
+            f"  token types: {TOKEN_TYPES_TEXT[self.token_types]}",
+            f"  activation: {self.config.get('activation', self.config.get('hidden_act'))}, "
+            f"pad_token_id: {self.config.get('pad_token_id')}, vocab: {self.config.get('vocab_size')}",
+            f"  parameters: {self.params_before:,} -> {self.params_after:,} "
+            f"({self.params_after / max(self.params_before, 1):.1%})",
+            f"  size: {self.bytes_before / MIB:.1f} MiB -> {self.bytes_after / MIB:.1f} MiB"]
+
+    def _tensor_lines(self) -> list[str]:
+        width = max((len(c.name) for c in self.copied), default=10)
+        return [f"{len(self.copied)} tensors written:"] + [
+            f"  {c.name:<{width}}  <- {' + '.join(c.teacher)}"
+            + (f"  [{' -> '.join(s.describe() for s in c.planned.steps)}]" if c.planned.steps else "")
+            for c in self.copied]
+
+    def _dropped_lines(self) -> list[str]:
+        by_reason: dict[str, list[str]] = {}
+        for name, reason in self.dropped.items():
+            key = "teacher layer not kept" if reason.startswith("teacher layer") else reason
+            by_reason.setdefault(key, []).append(name)
+        lines = [f"{len(self.dropped)} teacher tensors not written:"]
+        for reason, names in by_reason.items():
+            shown = ", ".join(names[:2]) + (f", ... (+{len(names) - 2})" if len(names) > 2 else "")
+            lines.append(f"  {len(names):>4} {reason}: {shown}")
+        return lines + [f"  {n:>4} source tensors: {r}" for r, n in self.source_dropped.items()]
+
+    def format_text(self, *, tensors: bool = True) -> str:
+        """A readable report: layer map (0- and 1-based), sizes, every tensor and its origin, drops."""
+        lines = self._summary_lines() + (self._tensor_lines() if tensors else []) + self._dropped_lines()
+        if self.tokenizer_files:
+            lines.append("tokenizer: " + ", ".join(self.tokenizer_files))
+        lines += [f"warning: {w}" for w in self.warnings]
+        if self.destination and not self.dry_run:
+            lines.append(f"wrote {self.destination} in {self.seconds:.2f} s")
+        return "\n".join(lines)
+
+
+def student_record(report: StudentReport, teacher: Teacher, command: str) -> dict:
+    """The ``ckptkit.json`` record of a student folder."""
+    return {
+        "kind": "student", "command": command,
+        "model": {"family": "distilbert" if report.arch == "distilbert" else teacher.family,
+                  "model_class": report.model_class,
+                  "pipeline_tag": "fill-mask" if report.model_class.endswith(("MaskedLM", "PreTraining")) else None,
+                  "num_parameters": report.params_after},
+        "source": {"path": teacher.path, "format": teacher.format, "family": teacher.family,
+                   "global_step": teacher.global_step, "base_model": None},
+        "student": {"teacher": teacher.path, "layers": list(report.layers),
+                    "arch": {"kind": report.arch, "model_class": report.model_class,
+                             "num_layers": len(report.layers), "token_types": report.token_types}},
+    }
+
+
+def equivalent_command(report: StudentReport) -> str:
+    """The CLI line that makes the same student (recorded when the library is called directly)."""
+    args = ["ckptkit", "distill", "init", report.teacher, report.destination or "OUT",
+            "--layers", ",".join(str(i) for i in report.layers), "--arch", report.arch]
+    return shlex.join(args + (["--drop-token-types"] if report.token_types == "dropped" else []))
