@@ -264,9 +264,7 @@ def test_bert_style_mlm_names_are_read_too(tmp_path):
 
 
 def test_rules_reverse_to_the_official_names():
-    from ckptkit.converters.families.base import NameTable
-
-    table = NameTable(BIGBIRD.rules, prefix="bert.")
+    table = BIGBIRD.name_table(prefix="bert.")  # its rules with its own transforms
     assert table.hf_to_tf("cls.predictions.transform.LayerNorm.weight")[0] == "transform/gamma"
     assert table.hf_to_tf("bert.embeddings.LayerNorm.bias")[0] == "bert/encoder/LayerNorm/beta"
     hf_names = [r.hf for r in BIGBIRD.rules if not r.optional or "predictions" not in r.tf]

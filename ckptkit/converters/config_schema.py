@@ -212,10 +212,10 @@ def validate_hf_config(config: Any, *, path: str | None, family: str | None = No
         ...
         ckptkit.errors.ConfigError: config.json: 'hidden_size' is 32.5 (a number), expected a positive integer
     """
-    from ckptkit.converters.families import HF_MODEL_TYPES, get_family
+    from ckptkit.converters.families import family_of_model_type, get_family
 
     HF_COMMON_SCHEMA.validate(config, path=path)
-    name = family or HF_MODEL_TYPES.get(config.get("model_type"))
+    name = family or family_of_model_type(config.get("model_type"))
     schema = get_family(name).hf_schema if name else None
     if schema is not None:
         schema.validate(config, path=path)

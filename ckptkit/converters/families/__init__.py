@@ -1,57 +1,64 @@
-"""Model families and their detection from tensor names.
+"""The family registry: one row per family, the module that defines it as ``FAMILY``.
+
+Everything keyed by family (name, HF ``model_type``s, detection signature, transforms, layer stacks,
+options) lives on the :class:`~ckptkit.converters.families.base.Family` in its module; lookups here
+derive from :data:`FAMILIES` alone. Modules are imported when first asked for.
 
 Example:
     >>> detect_family(["bert/embeddings/word_embeddings", "bert/encoder/layer_0/output/dense/kernel"])
     'bert'
+    >>> family_of_model_type("big_bird")
+    'bigbird'
 """
 
 from __future__ import annotations
 
 import importlib
-import re
 from typing import Iterable
 
 from ckptkit.converters.families.base import Family
+from ckptkit.converters.families.options import FamilyOption, merge_options
 from ckptkit.errors import UsageError
 
-__all__ = ["FAMILIES", "get_family", "detect_family", "FAMILY_SIGNATURES", "HF_MODEL_TYPES"]
+__all__ = ["FAMILIES", "get_family", "all_families", "detect_family", "family_of_model_type", "declared_options"]
 
-# family name -> "module:attribute" of its Family
+# family name -> module defining it as FAMILY. Detection ties go to the earlier row.
 FAMILIES: dict[str, str] = {
-    "bert": "ckptkit.converters.families.bert:BERT",
-    "bigbird": "ckptkit.converters.families.bigbird:BIGBIRD",
-    "electra": "ckptkit.converters.families.electra:ELECTRA",
+    "bert": "ckptkit.converters.families.bert",
+    "bigbird": "ckptkit.converters.families.bigbird",
+    "electra": "ckptkit.converters.families.electra",
 }
-
-# (family, regex over TF or HF names); the family with most matching names wins, ties by order.
-FAMILY_SIGNATURES: list[tuple[str, re.Pattern]] = [
-    ("bert", re.compile(r"^bert/(embeddings|encoder/layer_\d+)/|^(bert\.)?(embeddings|encoder\.layer\.\d+)\.")),
-    # BigBird: every BERT name plus the embedding LayerNorm under bert/encoder and the MLM transform at the
-    # top level, so it outscores bert exactly when those are present (a tie goes to bert).
-    ("bigbird", re.compile(r"^bert/(embeddings|encoder/layer_\d+)/|^(bert\.)?(embeddings|encoder\.layer\.\d+)\."
-                           r"|^bert/encoder/LayerNorm/|^transform/(kernel|bias|gamma|beta)$")),
-    ("electra", re.compile(r"^(electra|generator)/(embeddings|embeddings_project|encoder/layer_\d+)/"
-                           r"|^(discriminator|generator)_predictions/|^(electra\.)?embeddings_project\.|^electra\.")),
-]
-
-# HF config model_type -> family
-HF_MODEL_TYPES: dict[str, str] = {"bert": "bert", "big_bird": "bigbird", "electra": "electra"}
 
 
 def get_family(name: str) -> Family:
     """The Family called ``name`` (``bert``, ...)."""
     if name not in FAMILIES:
         raise UsageError(f"unknown family {name!r}", hint="one of " + ", ".join(FAMILIES))
-    module, _, attribute = FAMILIES[name].partition(":")
-    return getattr(importlib.import_module(module), attribute)
+    return importlib.import_module(FAMILIES[name]).FAMILY
+
+
+def all_families() -> tuple[Family, ...]:
+    """Every registered family, in registry order."""
+    return tuple(get_family(name) for name in FAMILIES)
+
+
+def family_of_model_type(model_type: str | None) -> str | None:
+    """The family whose HF ``model_type``s include ``model_type`` (None: no family has it)."""
+    return next((f.name for f in all_families() if model_type in f.model_types), None)
 
 
 def detect_family(names: Iterable[str], *, model_type: str | None = None) -> str | None:
     """The family whose signature matches most names (an HF ``model_type`` decides first)."""
-    if model_type in HF_MODEL_TYPES:
-        return HF_MODEL_TYPES[model_type]
+    known = family_of_model_type(model_type) if model_type else None
+    if known:
+        return known
     names = list(names)
-    scores = [(sum(1 for n in names if pattern.search(n)), -i, family)
-              for i, (family, pattern) in enumerate(FAMILY_SIGNATURES)]
+    scores = [(sum(1 for n in names if f.signature.search(n)), -i, f.name)
+              for i, f in enumerate(all_families()) if f.signature is not None]
     best = max(scores, default=(0, 0, None))
     return best[2] if best[0] else None
+
+
+def declared_options(command: str) -> dict[str, FamilyOption]:
+    """name -> option, for every option a registered family declares for ``command`` (``convert``, ...)."""
+    return merge_options(o for f in all_families() for o in f.options if command in o.commands)

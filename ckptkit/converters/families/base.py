@@ -1,25 +1,28 @@
-"""What a model family is, and the two generic plan builders that use it.
+"""What a model family is: one :class:`Family` row per family module, and the name tables it compiles.
 
-A family is data: name rules (TF pattern <-> HF pattern + a transform, with a ``{layer}``
-placeholder), the HF model classes and the head groups each holds, and the config
-translation. :func:`plan_tf_to_hf` and :func:`plan_hf_to_tf` are the same for every family;
-the reverse direction is derived from the same rules.
+A family is data: name rules (TF pattern <-> HF pattern + a transform, with a placeholder per
+layer stack), its own transforms merged over the common ones, its layer stacks, the HF model
+classes and the head groups each holds, its HF ``model_type`` names and detection signature, the
+options it reads, and the config translation. The plan builders (:mod:`.planning`) are the same for
+every family; the reverse direction is derived from the same rules.
 """
 
 from __future__ import annotations
 
+import itertools
 import re
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Callable, Mapping, Sequence
 
 from ckptkit.converters.config_schema import ConfigSchema
+from ckptkit.converters.families.options import FamilyOption
 from ckptkit.converters.families.student import StudentRules
-from ckptkit.converters.plan import Dropped, Plan, PlannedTensor, Step, output_shape
-from ckptkit.converters.tensors import ROLE_COUNTER, ROLE_METADATA, ROLE_OPTIMIZER, ROLE_WEIGHT, DType, LazyTensor
-from ckptkit.errors import ConfigError, PlanError, UsageError
+from ckptkit.converters.plan import Step
+from ckptkit.errors import PlanError, UsageError
 
-__all__ = ["Rule", "Transform", "TRANSFORMS", "ModelClass", "Family", "Part", "NameTable", "plan_tf_to_hf",
-           "plan_hf_to_tf", "cast_dtype", "ROLE_DROP_REASONS"]
+__all__ = ["Rule", "Transform", "TRANSFORMS", "ModelClass", "Family", "Part", "LayerStack", "LAYERS", "NameTable",
+           "plan_tf_to_hf", "plan_hf_to_tf", "cast_dtype", "ROLE_DROP_REASONS"]
 
 
 @dataclass(frozen=True)
@@ -56,8 +59,9 @@ def _head_size(config: Mapping) -> int:
     return config["hidden_size"] // config["num_attention_heads"]
 
 
-# name -> Transform. Families may register more (BigBird's 3-D attention kernels).
-TRANSFORMS: dict[str, Transform] = {
+# name -> Transform, the ones every family may use (read-only: a family declares its own in Family.transforms,
+# e.g. BigBird's 3-D attention kernels, and its rules see them merged over these).
+TRANSFORMS: Mapping[str, Transform] = MappingProxyType({
     "copy": Transform(_no_steps, _no_steps),
     "transpose": Transform(_transpose, _transpose),
     # [hidden, heads, head_size] (TF, in x out) <-> [heads*head_size, hidden] (HF, out x in)
@@ -77,7 +81,7 @@ TRANSFORMS: dict[str, Transform] = {
     "signed_pair_bias": Transform(lambda s, c: (Step("signed_pair", (c["hidden_size"],)),), None),
     "pair_difference": Transform(lambda s, c: (Step("pair_difference", (s[0],)),), None),
     "zeros": Transform(lambda s, c: (Step("zeros"),), None),
-}
+})
 
 
 @dataclass(frozen=True)
@@ -111,8 +115,18 @@ class Part:
     tf_config: Callable[[Mapping], dict] | None = None
 
 
-ROLE_DROP_REASONS = {ROLE_OPTIMIZER: "optimizer state", ROLE_COUNTER: "training counter",
-                     ROLE_METADATA: "checkpoint metadata"}
+@dataclass(frozen=True)
+class LayerStack:
+    """A stack of numbered weight sets: rules name the index ``{placeholder}``; the HF config key ``count``
+    says how many sets there are. BERT has one (``{layer}`` x ``num_hidden_layers``); a model sharing one set
+    across layers numbers groups instead (ALBERT: ``{group}`` x ``num_hidden_groups``); an encoder-decoder
+    has two stacks."""
+
+    placeholder: str
+    count: str
+
+
+LAYERS = LayerStack("layer", "num_hidden_layers")
 
 
 @dataclass(frozen=True)
@@ -120,7 +134,7 @@ class Family:
     """A model family as data plus a few functions (config translation, detection)."""
 
     name: str
-    model_type: str
+    model_types: tuple[str, ...]               # HF config model_type(s); the first is the one written
     rules: tuple[Rule, ...]
     classes: tuple[ModelClass, ...]
     config_to_hf: Callable[..., dict]          # (tf_config, shapes, model_class) -> HF config.json dict
@@ -147,6 +161,33 @@ class Family:
     # --approximate-gelu: HF hidden_act the TF code lacks -> the HF activation the TF config's act computes
     approximate_acts: Mapping[str, str] = field(default_factory=dict)
     student: StudentRules | None = None        # what a distillation student of its teachers needs (distill init)
+    # names this family's checkpoints hold (TF or HF); detection picks the family matching the most names
+    signature: re.Pattern | None = None
+    transforms: Mapping[str, Transform] = field(default_factory=dict)  # its own, merged over TRANSFORMS
+    stacks: tuple[LayerStack, ...] = (LAYERS,)
+    options: tuple[FamilyOption, ...] = ()     # options only this family reads (the CLI shows them)
+
+    @property
+    def model_type(self) -> str:
+        """The HF ``model_type`` written into config.json."""
+        return self.model_types[0]
+
+    def transform(self, name: str) -> Transform:
+        """The transform a rule names: the family's own, else a common one."""
+        return self.transforms[name] if name in self.transforms else TRANSFORMS[name]
+
+    def name_table(self, *, prefix: str) -> "NameTable":
+        """This family's rules compiled for the HF base prefix ``prefix``."""
+        return NameTable(self.rules, prefix=prefix, transforms={**TRANSFORMS, **self.transforms},
+                         stacks=self.stacks)
+
+    def stack_counts(self, hf_config: Mapping) -> dict[str, int]:
+        """placeholder -> number of weight sets, read from an HF config (``{"layer": 12}``)."""
+        return {stack.placeholder: int(hf_config[stack.count]) for stack in self.stacks}
+
+    def option_names(self, command: str) -> frozenset[str]:
+        """The names of the options this family reads in ``command``."""
+        return frozenset(o.name for o in self.options if command in o.commands)
 
     def model_class(self, name: str) -> ModelClass:
         for cls in self.classes:
@@ -163,13 +204,15 @@ class Family:
                         hint="choose one with --model-class")
 
 
-# Placeholders in rule patterns -> what they match.
-_PLACEHOLDERS = {"{layer}": r"(?P<layer>\d+)", "{task}": r"(?P<task>[^/]+)"}
-_PLACEHOLDER = re.compile("(" + "|".join(re.escape(p) for p in _PLACEHOLDERS) + ")")
+# Placeholders in rule patterns -> what they match (each layer stack's placeholder matches a number).
+_TASK = {"{task}": r"(?P<task>[^/]+)"}
 
 
 class NameTable:
     """The rules compiled for one HF prefix: lookups in both directions, naming what failed.
+
+    ``transforms`` says which rules can be read backwards (those whose transform has a ``to_tf``);
+    ``stacks`` names the numbered placeholders (``{layer}`` by default).
 
     Example:
         >>> from ckptkit.converters.families.bert import BERT
@@ -178,178 +221,65 @@ class NameTable:
         'bert.encoder.layer.3.output.dense.weight'
         >>> table.hf_to_tf("bert.encoder.layer.3.output.dense.weight")[0]
         'bert/encoder/layer_3/output/dense/kernel'
+        >>> sorted(table.expected(frozenset({"pooler"}), {"layer": 2}, side="tf"))
+        ['bert/pooler/dense/bias', 'bert/pooler/dense/kernel']
     """
 
-    def __init__(self, rules: Sequence[Rule], *, prefix: str):
-        def compile_(pattern: str) -> re.Pattern:
-            parts = _PLACEHOLDER.split(pattern.replace("{base}", prefix))
-            return re.compile("".join(_PLACEHOLDERS.get(p) or re.escape(p) for p in parts) + r"\Z")
-
+    def __init__(self, rules: Sequence[Rule], *, prefix: str, transforms: Mapping[str, Transform] = TRANSFORMS,
+                 stacks: Sequence[LayerStack] = (LAYERS,)):
         self.rules = tuple(rules)
         self.prefix = prefix
-        self._tf = [(compile_(r.tf), r) for r in rules]
-        self._hf = [(compile_(r.hf), r) for r in rules if TRANSFORMS[r.transform].to_tf is not None]
+        self.stacks = tuple(stacks)
+        numbered = {f"{{{s.placeholder}}}": rf"(?P<{s.placeholder}>\d+)" for s in self.stacks}
+        self._patterns = {**numbered, **_TASK}
+        self._split = re.compile("(" + "|".join(re.escape(p) for p in self._patterns) + ")")
+        self._tf = [(self._compile(r.tf), r) for r in rules]
+        self._hf = [(self._compile(r.hf), r) for r in rules if transforms[r.transform].to_tf is not None]
 
-    @staticmethod
-    def _lookup(table, name: str, target: Callable[[Rule], str], prefix: str):
+    def _compile(self, pattern: str) -> re.Pattern:
+        parts = self._split.split(pattern.replace("{base}", self.prefix))
+        return re.compile("".join(self._patterns.get(p) or re.escape(p) for p in parts) + r"\Z")
+
+    def _lookup(self, table, name: str, target: Callable[[Rule], str]):
         for pattern, rule in table:
             m = pattern.match(name)
             if m:
-                layer = m.groupdict().get("layer")
-                yield target(rule).replace("{base}", prefix).replace("{layer}", layer or ""), rule, layer
+                found = m.groupdict()
+                out = target(rule).replace("{base}", self.prefix)
+                for stack in self.stacks:
+                    out = out.replace(f"{{{stack.placeholder}}}", found.get(stack.placeholder) or "")
+                yield out, rule, next((found[s.placeholder] for s in self.stacks if found.get(s.placeholder)), None)
 
     def tf_to_hf(self, name: str) -> tuple[str, Rule, str | None] | None:
-        return next(self._lookup(self._tf, name, lambda r: r.hf, self.prefix), None)
+        """The HF name a TF name maps to, the rule, and its layer index (None: not a layer tensor)."""
+        return next(self._lookup(self._tf, name, lambda r: r.hf), None)
 
     def tf_to_hf_all(self, name: str) -> list[tuple[str, Rule, str | None]]:
         """Every output a TF name feeds (usually one)."""
-        return list(self._lookup(self._tf, name, lambda r: r.hf, self.prefix))
+        return list(self._lookup(self._tf, name, lambda r: r.hf))
 
     def hf_to_tf(self, name: str) -> tuple[str, Rule, str | None] | None:
-        return next(self._lookup(self._hf, name, lambda r: r.tf, self.prefix), None)
+        """The TF name an HF name maps back to (only rules whose transform has a way back)."""
+        return next(self._lookup(self._hf, name, lambda r: r.tf), None)
 
-    def expected(self, groups: frozenset[str], num_layers: int, *, side: str) -> set[str]:
-        """Every required name of ``groups`` on one side (``tf`` or ``hf``) for ``num_layers`` layers."""
+    def expected(self, groups: frozenset[str], counts: Mapping[str, int], *, side: str) -> set[str]:
+        """Every required name of ``groups`` on one side (``tf`` or ``hf``), each stack placeholder expanded
+        ``counts[placeholder]`` times (``{"layer": 12}``; see :meth:`Family.stack_counts`)."""
         names = set()
         for rule in self.rules:
             if rule.group in groups and not rule.optional:
                 pattern = (rule.tf if side == "tf" else rule.hf).replace("{base}", self.prefix)
-                layers = range(num_layers) if "{layer}" in pattern else [None]
-                names.update(pattern.replace("{layer}", str(i)) for i in layers)
+                used = [s.placeholder for s in self.stacks if f"{{{s.placeholder}}}" in pattern]
+                for indices in itertools.product(*(range(int(counts[p])) for p in used)):
+                    name = pattern
+                    for placeholder, index in zip(used, indices):
+                        name = name.replace(f"{{{placeholder}}}", str(index))
+                    names.add(name)
         return names
 
 
-def cast_dtype(source: DType, target: DType | None) -> DType:
-    """Floating tensors take the requested dtype; integer and bool tensors keep theirs."""
-    return target if target is not None and source.is_float else source
+# The plan builders live in .planning (which imports nothing from here); importable from here as before.
+from ckptkit.converters.families.planning import (ROLE_DROP_REASONS, cast_dtype, plan_hf_to_tf,  # noqa: E402
+                                                  plan_tf_to_hf)
 
 
-def _drop_non_weights(source: Mapping[str, LazyTensor]) -> tuple[list[str], list[Dropped]]:
-    weights, dropped = [], []
-    for name, tensor in source.items():
-        if tensor.role == ROLE_WEIGHT:
-            weights.append(name)
-        else:
-            dropped.append(Dropped(name, ROLE_DROP_REASONS.get(tensor.role, tensor.role)))
-    return weights, dropped
-
-
-def _unknown(names: list[str], family: Family, allow_unused: bool, dropped: list[Dropped], side: str) -> None:
-    if not names:
-        return
-    if not allow_unused:
-        shown = ", ".join(sorted(names)[:3])
-        raise PlanError(f"{len(names)} tensors are not {family.name} {side} variables: {shown}"
-                        + (" ..." if len(names) > 3 else ""),
-                        hint="pass --family if detection was wrong, or --allow-unused to drop them")
-    dropped.extend(Dropped(n, f"not a {family.name} variable (--allow-unused)") for n in names)
-
-
-def plan_tf_to_hf(family: Family, source: Mapping[str, LazyTensor], *, hf_config: Mapping,
-                  model_class: str | None = None, dtype: DType | None = None, allow_unused: bool = False,
-                  tf_rename: Callable[[str], str] | None = None,
-                  exclude: Callable[[str], str | None] | None = None) -> Plan:
-    """Plan a TF checkpoint (TF names) -> HF state dict for ``family``.
-
-    ``tf_rename`` maps a source name to the family's canonical TF name (e.g. ELECTRA's generator
-    scope); the plan still reads the original name. ``exclude`` returns a drop reason for source
-    tensors that belong to another model in the same checkpoint (see :class:`Part`).
-    """
-    weights, dropped = _drop_non_weights(source)
-    if exclude is not None:
-        reasons = {name: exclude(name) for name in weights}
-        dropped.extend(Dropped(name, reason) for name, reason in reasons.items() if reason)
-        weights = [name for name in weights if not reasons[name]]
-    probe = NameTable(family.rules, prefix="")
-    canonical = {name: tf_rename(name) if tf_rename else name for name in weights}
-    matched = {name: [hit[1] for hit in probe.tf_to_hf_all(canonical[name])] for name in weights}
-    unknown = [name for name, rules in matched.items() if not rules]
-    heads = frozenset(rule.group for rules in matched.values() for rule in rules) - {"base", "pooler"}
-    cls = family.model_class(model_class) if model_class else family.class_for_heads(heads)
-    missing_heads = cls.heads - heads
-    if missing_heads:
-        raise PlanError(f"{cls.name} needs the {sorted(missing_heads)} head(s), which the checkpoint lacks",
-                        hint="choose another --model-class")
-    _unknown(unknown, family, allow_unused, dropped, "TF")
-    table = NameTable(family.rules, prefix=cls.prefix)
-    outputs: list[PlannedTensor] = []
-    for name, rules in matched.items():
-        if rules and rules[0].group not in cls.groups:
-            dropped.append(Dropped(name, f"'{rules[0].group}' head is not part of {cls.name}"))
-            continue
-        tensor = source[name]
-        for hf_name, rule, _ in table.tf_to_hf_all(canonical[name]):
-            steps = TRANSFORMS[rule.transform].to_hf(tensor.shape, hf_config)
-            try:
-                shape = output_shape([tensor.shape], steps)
-            except ValueError as e:
-                raise ConfigError(f"tensor {name!r} of shape {list(tensor.shape)} does not fit the config ({e})"
-                                  ) from e
-            outputs.append(PlannedTensor(hf_name, (name,), steps, cast_dtype(tensor.dtype, dtype), shape))
-    _check_single_source(outputs)
-    num_layers = int(hf_config["num_hidden_layers"])
-    missing = sorted(table.expected(cls.groups, num_layers, side="hf") - {t.name for t in outputs})
-    if missing:
-        raise PlanError(f"{len(missing)} tensors that {cls.name} needs are missing from the checkpoint, "
-                        f"e.g. {missing[0]!r}", hint="is this checkpoint complete? check --model-class")
-    outputs.sort(key=lambda t: _natural_key(t.name))
-    return Plan(outputs, dropped, {"family": family.name, "model_class": cls.name, "direction": "tf->hf"})
-
-
-def plan_hf_to_tf(family: Family, source: Mapping[str, LazyTensor], *, hf_config: Mapping,
-                  dtype: DType | None = None, allow_unused: bool = False,
-                  tf_rename: Callable[[str], str] | None = None,
-                  transform_overrides: Mapping[str, str] | None = None) -> Plan:
-    """Plan an HF state dict -> TF checkpoint names and layouts for ``family`` (the rules reversed).
-
-    ``transform_overrides`` swaps a rule's transform for another (a layout variant, see
-    :attr:`Family.tf_layouts`), e.g. BigBird's 3-D attention kernels written 2-D.
-    """
-    weights, dropped = _drop_non_weights(source)
-    architectures = hf_config.get("architectures") or []
-    known = {c.name for c in family.classes}
-    if architectures and architectures[0] in known:
-        cls = family.model_class(architectures[0])
-    else:  # infer the prefix from the names: a base model has none
-        base = next(c for c in family.classes if not c.heads and c.prefix == "")
-        cls = base if not any(n.startswith(family.classes[0].prefix) for n in weights) else family.classes[0]
-    table = NameTable(family.rules, prefix=cls.prefix)
-    outputs, unknown = [], []
-    for name in weights:
-        if name in family.tied or name.endswith(("position_ids", "token_type_ids")):
-            dropped.append(Dropped(name, "tied or derived tensor, not stored in TF"))
-            continue
-        hit = table.hf_to_tf(name)
-        if hit is None:
-            unknown.append(name)
-            continue
-        tf_name, rule, _ = hit
-        if tf_rename:
-            tf_name = tf_rename(tf_name)
-        tensor = source[name]
-        transform = (transform_overrides or {}).get(rule.transform, rule.transform)
-        steps = TRANSFORMS[transform].to_tf(tensor.shape, hf_config)
-        try:
-            shape = output_shape([tensor.shape], steps)
-        except ValueError as e:
-            raise ConfigError(f"tensor {name!r} of shape {list(tensor.shape)} does not fit the config ({e})",
-                              hint="is config.json this model's?") from e
-        outputs.append(PlannedTensor(tf_name, (name,), steps, cast_dtype(tensor.dtype, dtype), shape))
-    _unknown(unknown, family, allow_unused, dropped, "HF")
-    outputs.sort(key=lambda t: t.name.encode())
-    return Plan(outputs, dropped, {"family": family.name, "model_class": cls.name, "direction": "hf->tf"})
-
-
-def _check_single_source(outputs: Sequence[PlannedTensor]) -> None:
-    """Two source tensors mapping to one output (e.g. a multi-task checkpoint's heads) is an error naming both."""
-    first: dict[str, str] = {}
-    for planned in outputs:
-        other = first.setdefault(planned.name, planned.inputs[0])
-        if other != planned.inputs[0]:
-            raise PlanError(f"{other!r} and {planned.inputs[0]!r} both map to {planned.name!r}",
-                            hint="the checkpoint holds two heads of one kind (several fine-tuning tasks?); "
-                                 "--model-class with the base model converts the encoder alone")
-
-
-def _natural_key(name: str) -> list:
-    return [int(p) if p.isdigit() else p for p in re.split(r"(\d+)", name)]

@@ -18,8 +18,7 @@ What differs from BERT (bigbird/core/{modeling,encoder,attention,utils}.py, pret
 - Google's ``gelu`` is the tanh approximation (``gelu_new``), as in BERT.
 
 Example:
-    >>> from ckptkit.converters.families.base import NameTable
-    >>> table = NameTable(BIGBIRD.rules, prefix="bert.")
+    >>> table = BIGBIRD.name_table(prefix="bert.")
     >>> table.tf_to_hf("bert/encoder/LayerNorm/gamma")[0]
     'bert.embeddings.LayerNorm.weight'
     >>> table.tf_to_hf("transform/kernel")[0]
@@ -37,11 +36,14 @@ from typing import Mapping
 from ckptkit.converters.families.base import TRANSFORMS, Family, ModelClass, Rule, Transform
 from ckptkit.converters.config_schema import (ConfigSchema, count, divisible, flag, one_of, positive_int,
                                               text)
-from ckptkit.converters.families.bert import (GOOGLE_TO_HF_ACT, HF_TO_GOOGLE_ACT, MLM_TRANSFORM_RULES, NSP_RULES,
-                                              bert_like_keys, check_config_against_shapes, count_layers, hf_keys,
-                                              layer_tail_rules, unmapped_act_hint, with_hf_types)
+from ckptkit.converters.families.bert_like import (BERT_LAYER_INDEX, BERT_SHAPE_CHECKS, GOOGLE_TO_HF_ACT,
+                                                   HF_TO_GOOGLE_ACT, MLM_TRANSFORM_RULES, NSP_RULES, bert_like_keys,
+                                                   check_config_against_shapes, count_layers, hf_keys,
+                                                   layer_tail_rules, unmapped_act_hint, with_hf_types)
+from ckptkit.converters.families.options import FamilyOption
 from ckptkit.converters.families.student import BERT_MLM_HEAD, StudentRules
 from ckptkit.converters.plan import Step
+from ckptkit.converters.source import ConfigHints
 from ckptkit.errors import ConfigError
 
 __all__ = ["BIGBIRD", "BIGBIRD_RULES", "FLAG_DEFAULTS", "read_bigbird_config", "complete_bigbird_config",
@@ -72,10 +74,13 @@ def _bias_to_hf(shape, config) -> tuple[Step, ...]:
     return (Step("reshape", (shape[0] * shape[1],)),) if len(shape) == 2 else ()
 
 
-# Shape-adaptive readers; writers produce the 3-D layout (``tf_layout="2d"`` swaps in "transpose").
-TRANSFORMS.setdefault("bigbird_qkv", Transform(_qkv_to_hf, TRANSFORMS["qkv_3d"].to_tf))
-TRANSFORMS.setdefault("bigbird_out", Transform(_out_to_hf, TRANSFORMS["out_3d"].to_tf))
-TRANSFORMS.setdefault("bigbird_bias", Transform(_bias_to_hf, lambda shape, config: ()))
+# BigBird's own transforms (merged over the common ones for its rules only): shape-adaptive readers;
+# writers produce the 3-D layout (``tf_layout="2d"`` swaps in "transpose").
+BIGBIRD_TRANSFORMS: dict[str, Transform] = {
+    "bigbird_qkv": Transform(_qkv_to_hf, TRANSFORMS["qkv_3d"].to_tf),
+    "bigbird_out": Transform(_out_to_hf, TRANSFORMS["out_3d"].to_tf),
+    "bigbird_bias": Transform(_bias_to_hf, lambda shape, config: ()),
+}
 
 BIGBIRD_RULES: tuple[Rule, ...] = (
     Rule("bert/embeddings/word_embeddings", "{base}embeddings.word_embeddings.weight"),
@@ -121,15 +126,9 @@ FLAG_DEFAULTS: dict[str, object] = {
 }
 
 # (config key, TF tensor, axis) checked against shapes and used to fill a config that omits the key.
-SHAPE_CHECKS: tuple[tuple[str, str, int], ...] = (
-    ("vocab_size", "bert/embeddings/word_embeddings", 0),
-    ("hidden_size", "bert/embeddings/word_embeddings", 1),
-    ("max_position_embeddings", "bert/embeddings/position_embeddings", 0),
-    ("type_vocab_size", "bert/embeddings/token_type_embeddings", 0),
-    ("intermediate_size", "bert/encoder/layer_0/intermediate/dense/kernel", 1),
-)
+SHAPE_CHECKS = BERT_SHAPE_CHECKS
 _QUERY = "bert/encoder/layer_0/attention/self/query/kernel"
-_LAYER_INDEX = re.compile(r"^bert/encoder/layer_(\d+)/")
+_LAYER_INDEX = BERT_LAYER_INDEX
 
 # TF config key -> HF config key, for the keys whose names differ.
 _RENAMED = {"num_rand_blocks": "num_random_blocks", "rescale_embedding": "rescale_embeddings"}
@@ -219,16 +218,15 @@ def _spm_vocab_size(path: str) -> int | None:
         return None
 
 
-def _find_spm(config: Mapping, hints: Mapping) -> str | None:
+def _find_spm(config: Mapping, hints: ConfigHints) -> str | None:
+    """``--spm``, else the config's ``vocab_model_file`` name or ``vocab.model`` beside the checkpoint or config."""
     names = [os.path.basename(str(config["vocab_model_file"]))] if config.get("vocab_model_file") else []
-    folders = [os.path.dirname(os.path.abspath(p)) for p in (hints.get("config_path"), hints.get("source_path"))
-               if p]
-    explicit = hints.get("spm")
-    candidates = [explicit] if explicit else [os.path.join(d, n) for d in folders for n in (*names, "vocab.model")]
-    return next((c for c in candidates if c and os.path.isfile(c)), None)
+    if hints.source is None:
+        return None
+    return hints.source.spm or hints.source.companion((*names, "vocab.model"), near=(hints.config_path,))
 
 
-def complete_bigbird_config(config: Mapping, shapes: Mapping[str, tuple[int, ...]], hints: Mapping | None = None
+def complete_bigbird_config(config: Mapping, shapes: Mapping[str, tuple[int, ...]], hints: ConfigHints | None = None
                             ) -> dict:
     """A full BigBird TF config: the file's values, else the tensor shapes, else the official flag defaults.
 
@@ -243,18 +241,18 @@ def complete_bigbird_config(config: Mapping, shapes: Mapping[str, tuple[int, ...
         >>> c["num_attention_heads"], c["vocab_size"], c["block_size"], c["num_rand_blocks"]
         (4, 100, 4, 3)
     """
-    hints = hints or {}
+    hints = hints or ConfigHints()
     from_shapes = {key: shapes[t][axis] for key, t, axis in SHAPE_CHECKS if t in shapes}
     layers = count_layers(shapes, _LAYER_INDEX)
     if layers:
         from_shapes["num_hidden_layers"] = layers
     if _QUERY in shapes and len(shapes[_QUERY]) == 3:
         from_shapes["num_attention_heads"] = shapes[_QUERY][1]
-    if hints.get("num_heads"):
-        from_shapes["num_attention_heads"] = int(hints["num_heads"])
+    if hints.num_heads:
+        from_shapes["num_attention_heads"] = int(hints.num_heads)
     completed = {**FLAG_DEFAULTS, **from_shapes, **config}
-    if hints.get("num_heads"):
-        completed["num_attention_heads"] = int(hints["num_heads"])
+    if hints.num_heads:
+        completed["num_attention_heads"] = int(hints.num_heads)
     if "vocab_size" not in config:
         spm = _find_spm(config, hints)
         size = _spm_vocab_size(spm) if spm else None
@@ -283,7 +281,7 @@ def check_bigbird_config(config: Mapping, shapes: Mapping[str, tuple[int, ...]],
 def infer_bigbird_config(shapes: Mapping[str, tuple[int, ...]], *, num_heads: int | None = None
                          ) -> tuple[dict, list[str]]:
     """A BigBird TF config from shapes and the official flag defaults, and the warnings it implies."""
-    config = complete_bigbird_config({}, shapes, {"num_heads": num_heads})
+    config = complete_bigbird_config({}, shapes, ConfigHints(num_heads=num_heads))
     warnings = []
     if not num_heads and not (_QUERY in shapes and len(shapes[_QUERY]) == 3):
         warnings.append(f"num_attention_heads not in a config and 2-D kernels: assumed the flag default "
@@ -331,8 +329,13 @@ BIGBIRD_STUDENT = StudentRules(
     mlm=BERT_MLM_HEAD, head_activation=lambda c: c.get("hidden_act", "gelu_new"),
     requirements=(("rescale_embeddings", False, False, "DistilBERT does not rescale embeddings"),))
 
+BIGBIRD_OPTIONS = (
+    FamilyOption("tf_layout", "BigBird --to tf1: attention kernels as 3-D [hidden, heads, head_size] (default, as "
+                 "the published checkpoints) or 2-D (what today's official Dense3dLayer creates).", choices=("3d", "2d")),
+)
+
 BIGBIRD = Family(
-    name="bigbird", model_type="big_bird", rules=BIGBIRD_RULES, classes=BIGBIRD_CLASSES,
+    name="bigbird", model_types=("big_bird",), rules=BIGBIRD_RULES, classes=BIGBIRD_CLASSES,
     config_to_hf=bigbird_config_to_hf, config_to_tf=hf_config_to_bigbird, infer_tf_config=infer_bigbird_config,
     tied={"cls.predictions.decoder.weight": "bert.embeddings.word_embeddings.weight",
           "cls.predictions.decoder.bias": "cls.predictions.bias"},
@@ -344,4 +347,10 @@ BIGBIRD = Family(
     default_tf_layout="3d", spm_names=("vocab.model", "gpt2.model", "pegasus.model"),
     reference="ckptkit.converters.reference_families:bigbird_reference_forward",
     student=BIGBIRD_STUDENT,
+    # every BERT name plus the embedding LayerNorm under bert/encoder and the MLM transform at the top level,
+    # so it outscores bert exactly when those are present (a tie goes to bert, registered first).
+    signature=re.compile(r"^bert/(embeddings|encoder/layer_\d+)/|^(bert\.)?(embeddings|encoder\.layer\.\d+)\."
+                         r"|^bert/encoder/LayerNorm/|^transform/(kernel|bias|gamma|beta)$"),
+    transforms=BIGBIRD_TRANSFORMS, options=BIGBIRD_OPTIONS,
 )
+FAMILY = BIGBIRD

@@ -43,9 +43,11 @@ from typing import Mapping
 from ckptkit.converters.config_io import read_json_config
 from ckptkit.converters.config_schema import ConfigSchema, divisible, one_of, positive_int, section
 from ckptkit.converters.families.base import Family, ModelClass, Part, Rule
+from ckptkit.converters.families.options import DISTILL_INIT, FamilyOption
 from ckptkit.converters.families.student import ABSOLUTE_POSITIONS, StudentRules
-from ckptkit.converters.families.bert import (BERT_RULES, bert_like_keys, count_layers, hf_keys, unmapped_act_hint,
-                                              with_hf_types)
+from ckptkit.converters.families.bert_like import (bert_layer_rules, bert_like_keys, count_layers, hf_keys,
+                                                   unmapped_act_hint, with_hf_types)
+from ckptkit.converters.source import ConfigHints
 from ckptkit.errors import ConfigError
 
 __all__ = ["ELECTRA", "ELECTRA_RULES", "ELECTRA_TO_HF_ACT", "HF_TO_ELECTRA_ACT", "split_electra",
@@ -57,12 +59,6 @@ HF_TO_ELECTRA_ACT = {"gelu": "gelu", "relu": "relu", "tanh": "tanh", "linear": "
                      "swish": "swish"}
 
 
-def _electra_layer_rules() -> tuple[Rule, ...]:
-    """BERT's encoder layer rules under the ``electra`` scope."""
-    return tuple(Rule(r.tf.replace("bert/encoder/", "electra/encoder/"), r.hf, r.transform, r.group, r.optional)
-                 for r in BERT_RULES if r.tf.startswith("bert/encoder/layer_"))
-
-
 ELECTRA_RULES: tuple[Rule, ...] = (
     Rule("electra/embeddings/word_embeddings", "{base}embeddings.word_embeddings.weight"),
     Rule("electra/embeddings/position_embeddings", "{base}embeddings.position_embeddings.weight"),
@@ -71,7 +67,7 @@ ELECTRA_RULES: tuple[Rule, ...] = (
     Rule("electra/embeddings/LayerNorm/beta", "{base}embeddings.LayerNorm.bias"),
     Rule("electra/embeddings_project/kernel", "{base}embeddings_project.weight", "transpose", optional=True),
     Rule("electra/embeddings_project/bias", "{base}embeddings_project.bias", optional=True),
-    *_electra_layer_rules(),
+    *bert_layer_rules("electra/encoder/layer_{layer}/", "{base}encoder.layer.{layer}."),
     Rule("discriminator_predictions/dense/kernel", "discriminator_predictions.dense.weight", "transpose", "disc"),
     Rule("discriminator_predictions/dense/bias", "discriminator_predictions.dense.bias", group="disc"),
     Rule("discriminator_predictions/dense_1/kernel", "discriminator_predictions.dense_prediction.weight",
@@ -202,53 +198,53 @@ def read_electra_config(path: str) -> dict:
     return {k: v for k, v in config.items() if v is not None}  # null: the official default
 
 
-def complete_electra_config(config: Mapping, shapes: Mapping[str, tuple[int, ...]], hints: Mapping | None = None
+def complete_electra_config(config: Mapping, shapes: Mapping[str, tuple[int, ...]], hints: ConfigHints | None = None
                             ) -> dict:
     """The discriminator's TF config (+ ``generator`` sizes) from the file, the shapes and the official defaults.
 
-    Heads: ``hints["num_heads"]`` / ``hints["generator_heads"]``, else the config, else ``max(1, hidden // 64)``
+    Heads: ``hints.num_heads`` / ``hints.family_options["generator_heads"]``, else the config, else ``max(1, hidden // 64)``
     (get_bert_config / get_generator_config).
 
     Example:
         >>> shapes = {"electra/embeddings/word_embeddings": (50, 8),
         ...           "electra/encoder/layer_0/attention/self/query/kernel": (128, 128),
         ...           "generator/encoder/layer_0/attention/self/query/kernel": (32, 32)}
-        >>> c = complete_electra_config({}, shapes, {"generator_heads": 2})
+        >>> c = complete_electra_config({}, shapes, ConfigHints(family_options={"generator_heads": 2}))
         >>> c["num_attention_heads"], c["embedding_size"], c["generator"]["num_attention_heads"]
         (2, 8, 2)
     """
-    hints = hints or {}
+    hints = hints or ConfigHints()
     from_shapes = {key: shapes[t][axis] for key, t, axis in _SHAPES if t in shapes}
     from_shapes.update(_encoder_dims(shapes, "electra"))
     completed = {**_DEFAULTS, **{k: v for k, v in config.items() if k != "generator"}}
     for key, value in from_shapes.items():
         if key in config and int(config[key]) != int(value):
             raise ConfigError(f"config says {key}={config[key]} but the checkpoint's shapes give {value}",
-                              path=hints.get("config_path"), hint="fix the config or pass the matching one")
+                              path=hints.config_path, hint="fix the config or pass the matching one")
         completed[key] = value
     hidden = int(completed.get("hidden_size", completed.get("embedding_size", 256)))
     completed.setdefault("hidden_size", hidden)
     completed.setdefault("intermediate_size", 4 * hidden)
-    completed["num_attention_heads"] = int(hints.get("num_heads") or config.get("num_attention_heads")
+    completed["num_attention_heads"] = int(hints.num_heads or config.get("num_attention_heads")
                                            or max(1, hidden // 64))
     generator = dict(config.get("generator", {}))
     gen_dims = _encoder_dims(shapes, "generator")
     if gen_dims:
         generator.update(gen_dims)
-        generator["num_attention_heads"] = int(hints.get("generator_heads") or generator.get("num_attention_heads")
+        generator["num_attention_heads"] = int(hints.family_options.get("generator_heads") or generator.get("num_attention_heads")
                                                or max(1, gen_dims["hidden_size"] // 64))
         completed["generator"] = generator
     for label, dims in (("discriminator", completed), ("generator", completed.get("generator"))):
         if dims and int(dims["hidden_size"]) % int(dims["num_attention_heads"]):
             raise ConfigError(f"{label} hidden size {dims['hidden_size']} is not divisible by "
-                              f"{dims['num_attention_heads']} heads", path=hints.get("config_path"),
+                              f"{dims['num_attention_heads']} heads", path=hints.config_path,
                               hint=f"pass --{'num-heads' if label == 'discriminator' else 'generator-heads'}")
     return completed
 
 
 def infer_electra_config(shapes: Mapping[str, tuple[int, ...]], *, num_heads: int | None = None
                          ) -> tuple[dict, list[str]]:
-    config = complete_electra_config({}, shapes, {"num_heads": num_heads})
+    config = complete_electra_config({}, shapes, ConfigHints(num_heads=num_heads))
     warnings = [] if num_heads else [f"num_attention_heads not in a config: {config['num_attention_heads']} "
                                      "(hidden/64, the official default); pass --num-heads if that is wrong"]
     return config, warnings
@@ -319,8 +315,17 @@ ELECTRA_STUDENT = StudentRules(
     head_activation=lambda c: "gelu", requirements=(ABSOLUTE_POSITIONS,),
     tied=(("generator_lm_head.weight", "{base}embeddings.word_embeddings.weight", "tie_word_embeddings"),))
 
+ELECTRA_OPTIONS = (
+    FamilyOption("part", "ELECTRA pretraining checkpoints: which model(s) to write (default both).",
+                 choices=("discriminator", "generator", "both")),
+    FamilyOption("part", "A TF ELECTRA pretraining checkpoint holds both models: the one to take layers from.",
+                 choices=("discriminator", "generator"), commands=(DISTILL_INIT,)),
+    FamilyOption("generator_heads", "ELECTRA generator attention heads when shapes are ambiguous.", type=int,
+                 minimum=1),
+)
+
 ELECTRA = Family(
-    name="electra", model_type="electra", rules=ELECTRA_RULES, classes=ELECTRA_CLASSES,
+    name="electra", model_types=("electra",), rules=ELECTRA_RULES, classes=ELECTRA_CLASSES,
     config_to_hf=electra_config_to_hf, config_to_tf=hf_config_to_electra, infer_tf_config=infer_electra_config,
     tied={"generator_lm_head.weight": "electra.embeddings.word_embeddings.weight"},
     read_tf_config=read_electra_config, tf_config_name="hparams.json",
@@ -331,4 +336,8 @@ ELECTRA = Family(
     hf_parts=(DISCRIMINATOR, GENERATOR), join_tf_config=join_electra_configs,
     reference="ckptkit.converters.reference_families:electra_reference_forward",
     student=ELECTRA_STUDENT,
+    signature=re.compile(r"^(electra|generator)/(embeddings|embeddings_project|encoder/layer_\d+)/"
+                         r"|^(discriminator|generator)_predictions/|^(electra\.)?embeddings_project\.|^electra\."),
+    options=ELECTRA_OPTIONS,
 )
+FAMILY = ELECTRA

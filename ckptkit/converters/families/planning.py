@@ -1,0 +1,158 @@
+"""The two generic plan builders: a TF checkpoint -> HF state dict and back, for any :class:`Family`.
+
+Both read only metadata (names, shapes, dtypes) and the family's rules; the reverse direction uses
+the same rules read the other way.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING, Callable, Mapping, Sequence
+
+from ckptkit.converters.plan import Dropped, Plan, PlannedTensor, output_shape
+from ckptkit.converters.tensors import ROLE_COUNTER, ROLE_METADATA, ROLE_OPTIMIZER, ROLE_WEIGHT, DType, LazyTensor
+from ckptkit.errors import ConfigError, PlanError
+
+if TYPE_CHECKING:
+    from ckptkit.converters.families.base import Family
+
+__all__ = ["plan_tf_to_hf", "plan_hf_to_tf", "cast_dtype", "ROLE_DROP_REASONS"]
+
+ROLE_DROP_REASONS = {ROLE_OPTIMIZER: "optimizer state", ROLE_COUNTER: "training counter",
+                     ROLE_METADATA: "checkpoint metadata"}
+
+
+def cast_dtype(source: DType, target: DType | None) -> DType:
+    """Floating tensors take the requested dtype; integer and bool tensors keep theirs."""
+    return target if target is not None and source.is_float else source
+
+
+def _drop_non_weights(source: Mapping[str, LazyTensor]) -> tuple[list[str], list[Dropped]]:
+    weights, dropped = [], []
+    for name, tensor in source.items():
+        if tensor.role == ROLE_WEIGHT:
+            weights.append(name)
+        else:
+            dropped.append(Dropped(name, ROLE_DROP_REASONS.get(tensor.role, tensor.role)))
+    return weights, dropped
+
+
+def _unknown(names: list[str], family: Family, allow_unused: bool, dropped: list[Dropped], side: str) -> None:
+    if not names:
+        return
+    if not allow_unused:
+        shown = ", ".join(sorted(names)[:3])
+        raise PlanError(f"{len(names)} tensors are not {family.name} {side} variables: {shown}"
+                        + (" ..." if len(names) > 3 else ""),
+                        hint="pass --family if detection was wrong, or --allow-unused to drop them")
+    dropped.extend(Dropped(n, f"not a {family.name} variable (--allow-unused)") for n in names)
+
+
+def plan_tf_to_hf(family: Family, source: Mapping[str, LazyTensor], *, hf_config: Mapping,
+                  model_class: str | None = None, dtype: DType | None = None, allow_unused: bool = False,
+                  tf_rename: Callable[[str], str] | None = None,
+                  exclude: Callable[[str], str | None] | None = None) -> Plan:
+    """Plan a TF checkpoint (TF names) -> HF state dict for ``family``.
+
+    ``tf_rename`` maps a source name to the family's canonical TF name (e.g. ELECTRA's generator
+    scope); the plan still reads the original name. ``exclude`` returns a drop reason for source
+    tensors that belong to another model in the same checkpoint (see :class:`Part`).
+    """
+    weights, dropped = _drop_non_weights(source)
+    if exclude is not None:
+        reasons = {name: exclude(name) for name in weights}
+        dropped.extend(Dropped(name, reason) for name, reason in reasons.items() if reason)
+        weights = [name for name in weights if not reasons[name]]
+    probe = family.name_table(prefix="")
+    canonical = {name: tf_rename(name) if tf_rename else name for name in weights}
+    matched = {name: [hit[1] for hit in probe.tf_to_hf_all(canonical[name])] for name in weights}
+    unknown = [name for name, rules in matched.items() if not rules]
+    heads = frozenset(rule.group for rules in matched.values() for rule in rules) - {"base", "pooler"}
+    cls = family.model_class(model_class) if model_class else family.class_for_heads(heads)
+    missing_heads = cls.heads - heads
+    if missing_heads:
+        raise PlanError(f"{cls.name} needs the {sorted(missing_heads)} head(s), which the checkpoint lacks",
+                        hint="choose another --model-class")
+    _unknown(unknown, family, allow_unused, dropped, "TF")
+    table = family.name_table(prefix=cls.prefix)
+    outputs: list[PlannedTensor] = []
+    for name, rules in matched.items():
+        if rules and rules[0].group not in cls.groups:
+            dropped.append(Dropped(name, f"'{rules[0].group}' head is not part of {cls.name}"))
+            continue
+        tensor = source[name]
+        for hf_name, rule, _ in table.tf_to_hf_all(canonical[name]):
+            steps = family.transform(rule.transform).to_hf(tensor.shape, hf_config)
+            try:
+                shape = output_shape([tensor.shape], steps)
+            except ValueError as e:
+                raise ConfigError(f"tensor {name!r} of shape {list(tensor.shape)} does not fit the config ({e})"
+                                  ) from e
+            outputs.append(PlannedTensor(hf_name, (name,), steps, cast_dtype(tensor.dtype, dtype), shape))
+    _check_single_source(outputs)
+    expected = table.expected(cls.groups, family.stack_counts(hf_config), side="hf")
+    missing = sorted(expected - {t.name for t in outputs})
+    if missing:
+        raise PlanError(f"{len(missing)} tensors that {cls.name} needs are missing from the checkpoint, "
+                        f"e.g. {missing[0]!r}", hint="is this checkpoint complete? check --model-class")
+    outputs.sort(key=lambda t: _natural_key(t.name))
+    return Plan(outputs, dropped, {"family": family.name, "model_class": cls.name, "direction": "tf->hf"})
+
+
+def plan_hf_to_tf(family: Family, source: Mapping[str, LazyTensor], *, hf_config: Mapping,
+                  dtype: DType | None = None, allow_unused: bool = False,
+                  tf_rename: Callable[[str], str] | None = None,
+                  transform_overrides: Mapping[str, str] | None = None) -> Plan:
+    """Plan an HF state dict -> TF checkpoint names and layouts for ``family`` (the rules reversed).
+
+    ``transform_overrides`` swaps a rule's transform for another (a layout variant, see
+    :attr:`Family.tf_layouts`), e.g. BigBird's 3-D attention kernels written 2-D.
+    """
+    weights, dropped = _drop_non_weights(source)
+    architectures = hf_config.get("architectures") or []
+    known = {c.name for c in family.classes}
+    if architectures and architectures[0] in known:
+        cls = family.model_class(architectures[0])
+    else:  # infer the prefix from the names: a base model has none
+        base = next(c for c in family.classes if not c.heads and c.prefix == "")
+        cls = base if not any(n.startswith(family.classes[0].prefix) for n in weights) else family.classes[0]
+    table = family.name_table(prefix=cls.prefix)
+    outputs, unknown = [], []
+    for name in weights:
+        if name in family.tied or name.endswith(("position_ids", "token_type_ids")):
+            dropped.append(Dropped(name, "tied or derived tensor, not stored in TF"))
+            continue
+        hit = table.hf_to_tf(name)
+        if hit is None:
+            unknown.append(name)
+            continue
+        tf_name, rule, _ = hit
+        if tf_rename:
+            tf_name = tf_rename(tf_name)
+        tensor = source[name]
+        transform = (transform_overrides or {}).get(rule.transform, rule.transform)
+        steps = family.transform(transform).to_tf(tensor.shape, hf_config)
+        try:
+            shape = output_shape([tensor.shape], steps)
+        except ValueError as e:
+            raise ConfigError(f"tensor {name!r} of shape {list(tensor.shape)} does not fit the config ({e})",
+                              hint="is config.json this model's?") from e
+        outputs.append(PlannedTensor(tf_name, (name,), steps, cast_dtype(tensor.dtype, dtype), shape))
+    _unknown(unknown, family, allow_unused, dropped, "HF")
+    outputs.sort(key=lambda t: t.name.encode())
+    return Plan(outputs, dropped, {"family": family.name, "model_class": cls.name, "direction": "hf->tf"})
+
+
+def _check_single_source(outputs: Sequence[PlannedTensor]) -> None:
+    """Two source tensors mapping to one output (e.g. a multi-task checkpoint's heads) is an error naming both."""
+    first: dict[str, str] = {}
+    for planned in outputs:
+        other = first.setdefault(planned.name, planned.inputs[0])
+        if other != planned.inputs[0]:
+            raise PlanError(f"{other!r} and {planned.inputs[0]!r} both map to {planned.name!r}",
+                            hint="the checkpoint holds two heads of one kind (several fine-tuning tasks?); "
+                                 "--model-class with the base model converts the encoder alone")
+
+
+def _natural_key(name: str) -> list:
+    return [int(p) if p.isdigit() else p for p in re.split(r"(\d+)", name)]
