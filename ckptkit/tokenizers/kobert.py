@@ -26,10 +26,9 @@ from transformers.tokenization_utils_base import TruncationStrategy
 
 from ckptkit.errors import CheckpointNotFoundError, ConfigError, UsageError
 from ckptkit.tokenizers.resources import KOBERT_DIR_ENV, find_kobert_files, kobert_config, read_vocab_txt
+from ckptkit.tokenizers.unigram import SPIECE_UNDERLINE
 
 __all__ = ["KoBertTokenizer", "SPIECE_UNDERLINE", "KoBertOptionError"]
-
-SPIECE_UNDERLINE = "▁"
 _CONFIG = kobert_config()
 _SPECIALS: dict[str, dict[str, Any]] = _CONFIG["special_tokens"]
 
