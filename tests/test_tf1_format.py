@@ -19,7 +19,7 @@ from ckptkit.converters.formats.tf1.table import build_table, read_table
 from ckptkit.errors import CheckpointNotFoundError, UsageError
 
 MODULES = ["proto", "messages", "snappy", "checksum", "table", "slices", "state", "paths", "object_graph",
-           "reader", "writer"]
+           "index", "reader", "writer"]
 NUMERIC = ["float32", "float64", "float16", "bfloat16", "int8", "int16", "int32", "int64", "uint8", "uint16",
            "uint32", "uint64", "bool"]
 

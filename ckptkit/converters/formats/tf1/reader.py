@@ -20,30 +20,27 @@ from __future__ import annotations
 
 import functools
 import os
-import re
 import struct
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from ckptkit.converters.formats.tf1.checksum import crc32c, crc32c_extend, mask, unmask
-from ckptkit.converters.formats.tf1.messages import (
-    BUNDLE_VERSION, ENDIAN_BIG, ENDIAN_LITTLE, BundleEntry, BundleHeader, decode_entry, decode_header,
-)
+from ckptkit.converters.formats.tf1.index import DAMAGED as _DAMAGED
+from ckptkit.converters.formats.tf1.index import read_index, shard_sizes
+from ckptkit.converters.formats.tf1.messages import ENDIAN_BIG, BundleEntry, BundleHeader
 from ckptkit.converters.formats.tf1.object_graph import OBJECT_GRAPH_KEY, readable_names
 from ckptkit.converters.formats.tf1.paths import data_file, resolve_prefix
 from ckptkit.converters.formats.tf1.proto import ProtoError, decode_varint
 from ckptkit.converters.formats.tf1.slices import slice_key
-from ckptkit.converters.formats.tf1.table import TableError, read_table
 from ckptkit.converters.memory import numpy_shape_problem, read_exact
 from ckptkit.converters.tensors import (
     ROLE_METADATA, ROLE_OPTIMIZER, Checkpoint, DType, LazyTensor, classify_role, dtype_by_tf_enum,
 )
-from ckptkit.errors import CheckpointNotFoundError, CorruptCheckpointError, UnsupportedFormatError
+from ckptkit.errors import CorruptCheckpointError, UnsupportedFormatError
 
 __all__ = ["TFCheckpoint", "TFTensor", "open_tf_checkpoint", "read_index"]
 
-_DAMAGED = "the file is damaged or incomplete; copy it again"
 _COUNTER_NAMES = ("global_step", "step", "optimizer/iter", "optimizer/iterations", "optimizer/_iterations")
 
 
@@ -54,78 +51,6 @@ class TFTensor(LazyTensor):
 
     key: str = ""
     entry: BundleEntry | None = field(default=None, repr=False)
-
-
-@dataclass(frozen=True)
-class _Index:
-    header: BundleHeader
-    entries: dict[bytes, BundleEntry]
-
-
-def read_index(index_path: str) -> _Index:
-    """Parse a ``.index`` file: the header and every entry, slice entries included.
-
-    Raises:
-        CorruptCheckpointError: the file is not a table or holds malformed entries.
-    """
-    with open(index_path, "rb") as f:
-        data = f.read()
-    current = b""
-    try:
-        table = read_table(data)
-        if not table or table[0][0] != b"":
-            raise TableError("no bundle header (the empty key) in the table")
-        header = decode_header(table[0][1])
-        entries, current = {}, b""
-        for key, value in table[1:]:
-            current = key
-            entries[key] = decode_entry(value)
-    except (TableError, ProtoError) as e:
-        where = "" if isinstance(e, TableError) else f" (entry {current[:80]!r})"
-        raise CorruptCheckpointError(f"not a valid checkpoint index: {e}{where}", path=index_path,
-                                     hint=_DAMAGED) from e
-    _check_header(header, index_path)
-    return _Index(header, entries)
-
-
-def _check_header(header: BundleHeader, path: str) -> None:
-    if header.endianness not in (ENDIAN_LITTLE, ENDIAN_BIG):
-        raise CorruptCheckpointError(f"unknown endianness {header.endianness} in the header", path=path)
-    if header.min_consumer > BUNDLE_VERSION or BUNDLE_VERSION in header.bad_consumers:
-        raise UnsupportedFormatError(f"bundle version needs a reader >= {header.min_consumer}", path=path,
-                                     hint="written by a newer TensorFlow than ckptkit understands")
-    if not 1 <= header.num_shards <= 1_000_000:
-        raise CorruptCheckpointError(f"header claims {header.num_shards} shards", path=path, hint=_DAMAGED)
-
-
-def _check_shards_present(prefix: str, num_shards: int) -> None:
-    """Fail fast, from one directory listing, when any data shard is missing: a damaged header may
-    claim a million shards, and naming each before looking would take seconds."""
-    directory, base = os.path.split(prefix)
-    pattern = re.compile(re.escape(f"{base}.data-") + r"(\d{5,})" + re.escape(f"-of-{num_shards:05d}"))
-    try:
-        names = os.listdir(directory or ".")
-    except OSError:
-        return  # an unlistable folder: each shard is looked up by name instead
-    present = {int(m.group(1)) for m in map(pattern.fullmatch, names) if m}
-    if sum(1 for shard in present if shard < num_shards) != num_shards:
-        missing = next(shard for shard in range(num_shards) if shard not in present)
-        raise CheckpointNotFoundError(f"data shard {missing + 1} of {num_shards} is missing",
-                                      path=data_file(prefix, missing, num_shards),
-                                      hint="copy every .data-*-of-* file of the checkpoint")
-
-
-def _shard_sizes(prefix: str, num_shards: int) -> list[int]:
-    _check_shards_present(prefix, num_shards)
-    sizes = []
-    for shard in range(num_shards):
-        name = data_file(prefix, shard, num_shards)
-        try:
-            sizes.append(os.path.getsize(name))
-        except OSError as e:
-            raise CheckpointNotFoundError(f"data shard {shard + 1} of {num_shards} is missing", path=name,
-                                          hint="copy every .data-*-of-* file of the checkpoint") from e
-    return sizes
 
 
 def _short(shape: tuple[int, ...]) -> str:
@@ -187,7 +112,7 @@ class TFCheckpoint(Checkpoint):
         self.index_path = prefix + ".index"
         self._index = read_index(self.index_path)
         header = self._index.header
-        self._sizes = _shard_sizes(prefix, header.num_shards)
+        self._sizes = shard_sizes(prefix, header.num_shards)
         self._files = [data_file(prefix, s, header.num_shards) for s in range(header.num_shards)]
         self._fds: dict[int, int] = {}
         self._verified: set[bytes] = set()
