@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from ckptkit.converters.tensors import Checkpoint
     from ckptkit.converters.verify import VerifyReport
     from ckptkit.distill.init.report import StudentReport
+    from ckptkit.distill.train_report import TrainResult
 
 __all__ = ["convert", "verify", "inspect", "build_student", "distill", "open_checkpoint"]
 
@@ -148,7 +149,7 @@ def build_student(teacher: PathLike, destination: PathLike | None, *, layers: Se
 
 
 def distill(student: PathLike, output_dir: PathLike, *, train_files: Sequence[PathLike],
-            teacher: PathLike | None = None, **options: Any) -> Any:
+            teacher: PathLike | None = None, **options: Any) -> "TrainResult":
     """Train a student against its teacher on text (``ckptkit distill train``); needs torch and transformers.
 
     Args:
@@ -156,12 +157,13 @@ def distill(student: PathLike, output_dir: PathLike, *, train_files: Sequence[Pa
         output_dir: where checkpoints, logs and the distilled hub folder go.
         train_files: text files, one document or sentence a line.
         teacher: the teacher hub folder (default: the one ``student.json`` names).
-        **options: the other options of ``train_student`` (``objective``, ``weights``, ``temperature``,
+        **options: the other fields of :class:`~ckptkit.distill.train_options.TrainOptions` (``objective``, ``weights``, ``temperature``,
             ``max_seq_length``, ``validation_files``, ``cache_teacher``, ``resume``, ``training_args``
             with ``transformers.TrainingArguments`` fields such as ``max_steps``, ...).
 
     Returns:
-        The run report (also written as ``output_dir/distill_report.json``).
+        A :class:`~ckptkit.distill.train_report.TrainResult` (steps, losses, evaluation, files);
+        ``to_json()`` is also written as ``output_dir/distill_report.json``.
 
     Example:
         >>> import tempfile, pathlib, ckptkit
@@ -171,8 +173,8 @@ def distill(student: PathLike, output_dir: PathLike, *, train_files: Sequence[Pa
         >>> _ = (out / "train.txt").write_text("convert the model checkpoint\\nkorean bert\\n" * 8)
         >>> report = ckptkit.distill(out / "student", out / "distilled", train_files=[out / "train.txt"],
         ...                          max_seq_length=16, training_args={"max_steps": 2}, quiet=True)
-        >>> report["steps"]
-        2
+        >>> report.steps, (out / "distilled" / "model.safetensors").is_file()
+        (2, True)
     """
     from ckptkit.distill.train import train_student
 
