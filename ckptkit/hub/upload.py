@@ -31,6 +31,7 @@ from typing import Any, Callable
 
 from ckptkit import __version__
 from ckptkit.errors import CheckpointNotFoundError, CkptkitError, HubError, UsageError, redact, register_secret
+from ckptkit.output.names import MARKER_FILE, RECORD_FILE
 
 __all__ = ["upload_folder", "plan_files", "UploadResult", "FileAction", "resolve_endpoint",
            "SKIP_RULES", "LARGE_FOLDER_FILES", "LARGE_FOLDER_BYTES"]
@@ -63,7 +64,7 @@ SKIP_RULES: tuple[tuple[str, str], ...] = (
     ("checkpoint-*", "training checkpoint (distill train --resume state)"),
     ("teacher-cache", "cached teacher outputs (distill train --cache-teacher)"),
     ("ranks", "per-process training state"),
-    (".ckptkit-output", "ckptkit's output-folder marker (local only)"),
+    (MARKER_FILE, "ckptkit's output-folder marker (local only)"),
 )
 _REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]{0,95}/[A-Za-z0-9][\w.-]{0,95}$")
 
@@ -332,34 +333,46 @@ def upload_folder(folder: str | os.PathLike, *, repo_id: str, private: bool = Fa
         UploadResult(repo_id='me/kobert', ..., commit_url='https://huggingface.co/me/kobert/commit/...')
     """
     folder = Path(folder)
-    files = plan_files(folder)
-    uploads = [f for f in files if not f.skipped]
-    if not uploads:
-        raise UsageError("nothing to upload", path=folder, hint="the folder has no files besides skipped ones")
-    total = sum(f.size for f in uploads)
-    if large is None:
-        large = len(uploads) > LARGE_FOLDER_FILES or total > LARGE_FOLDER_BYTES
-    strategy = "large folder" if large else "single commit"
-    branch = revision or DEFAULT_REVISION
-    _check_options(repo_id, revision=branch, create_pr=create_pr, strategy=strategy)
-    message = commit_message or f"Upload {repo_id.split('/')[1]} with ckptkit {__version__}"
-    has_record = (folder / "ckptkit.json").is_file()
-    refresh_card = update_card and has_record and not dry_run
-    hub = resolve_endpoint(endpoint)
-    steps = _steps(repo_id=repo_id, private=private, revision=branch, create_pr=create_pr, strategy=strategy,
-                   message=message, n_files=len(uploads), refresh_card=update_card and has_record)
-    result = dict(repo_id=repo_id, revision=branch, commit_message=message, strategy=strategy, steps=steps,
-                  endpoint=hub)
+    files, plan = _plan(folder, repo_id=repo_id, private=private, commit_message=commit_message,
+                        revision=revision, create_pr=create_pr, endpoint=endpoint,
+                        update_card=update_card, large=large)
     if dry_run:
-        return UploadResult(dry_run=True, files=tuple(files), **result)
-
-    if refresh_card:
+        return UploadResult(dry_run=True, files=tuple(files), **plan)
+    if update_card and (folder / RECORD_FILE).is_file():
         from ckptkit.output.card import write_model_card
 
         write_model_card(folder, repo_id=repo_id)
         files = plan_files(folder)
-        uploads = [f for f in files if not f.skipped]
+    pushed = _push(folder, [f for f in files if not f.skipped], plan, private=private, revision=revision,
+                   create_pr=create_pr, token=token)
+    return UploadResult(dry_run=False, files=tuple(files), **pushed, **plan)
 
+
+def _plan(folder: Path, *, repo_id: str, private: bool, commit_message: str | None, revision: str | None,
+          create_pr: bool, endpoint: str | None, update_card: bool,
+          large: bool | None) -> tuple[list[FileAction], dict[str, Any]]:
+    """The files and what the upload will do (no network): strategy, branch, message, steps."""
+    files = plan_files(folder)
+    uploads = [f for f in files if not f.skipped]
+    if not uploads:
+        raise UsageError("nothing to upload", path=folder, hint="the folder has no files besides skipped ones")
+    if large is None:
+        large = len(uploads) > LARGE_FOLDER_FILES or sum(f.size for f in uploads) > LARGE_FOLDER_BYTES
+    strategy = "large folder" if large else "single commit"
+    branch = revision or DEFAULT_REVISION
+    _check_options(repo_id, revision=branch, create_pr=create_pr, strategy=strategy)
+    message = commit_message or f"Upload {repo_id.split('/')[1]} with ckptkit {__version__}"
+    steps = _steps(repo_id=repo_id, private=private, revision=branch, create_pr=create_pr, strategy=strategy,
+                   message=message, n_files=len(uploads),
+                   refresh_card=update_card and (folder / RECORD_FILE).is_file())
+    return files, dict(repo_id=repo_id, revision=branch, commit_message=message, strategy=strategy, steps=steps,
+                       endpoint=resolve_endpoint(endpoint))
+
+
+def _push(folder: Path, uploads: list[FileAction], plan: dict[str, Any], *, private: bool, revision: str | None,
+          create_pr: bool, token: str | None) -> dict[str, str | None]:
+    """Create the repo (and branch) and commit ``uploads``; every failure becomes one HubError line."""
+    repo_id, branch, message, hub = plan["repo_id"], plan["revision"], plan["commit_message"], plan["endpoint"]
     context = {"repo_id": repo_id, "namespace": repo_id.split("/")[0], "revision": branch, "endpoint": hub}
     resolved_token = token
     register_secret(token)
@@ -375,7 +388,7 @@ def upload_folder(folder: str | os.PathLike, *, repo_id: str, private: bool = Fa
         repo_url = api.create_repo(repo_id, private=private or None, exist_ok=True, repo_type="model")
         if branch != DEFAULT_REVISION and not create_pr:
             api.create_branch(repo_id, branch=branch, exist_ok=True, repo_type="model")
-        if large:
+        if plan["strategy"] == "large folder":
             info = api.upload_folder(repo_id=repo_id, folder_path=folder, commit_message=message,
                                      revision=revision, create_pr=create_pr, repo_type="model",
                                      allow_patterns=[_allow_pattern(f.path) for f in uploads])
@@ -388,6 +401,5 @@ def upload_folder(folder: str | os.PathLike, *, repo_id: str, private: bool = Fa
         raise
     except Exception as e:  # the one translation point: huggingface_hub, HTTP and network errors
         raise _translate(e, context, resolved_token) from e
-    return UploadResult(dry_run=False, files=tuple(files), repo_url=str(repo_url),
-                        commit_url=getattr(info, "commit_url", None), commit_oid=getattr(info, "oid", None),
-                        pr_url=getattr(info, "pr_url", None), **result)
+    return dict(repo_url=str(repo_url), commit_url=getattr(info, "commit_url", None),
+                commit_oid=getattr(info, "oid", None), pr_url=getattr(info, "pr_url", None))
