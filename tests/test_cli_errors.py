@@ -38,7 +38,7 @@ INTERNAL = "ckptkit: internal error: RuntimeError: boom second line (rerun with 
 
 
 def test_unexpected_exception_is_one_line_and_leaves_no_output(tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr("ckptkit.converters.convert.execute", _boom)
+    monkeypatch.setattr("ckptkit.converters.convert.write.execute", _boom)
     code, out, err = run(["convert", TINY_BERT, str(tmp_path / "out")], capsys)
     assert (code, err) == (1, INTERNAL + "\n")
     assert list(tmp_path.iterdir()) == []  # no output folder, no staged .out.tmp-PID left behind
@@ -46,7 +46,7 @@ def test_unexpected_exception_is_one_line_and_leaves_no_output(tmp_path, monkeyp
 
 @pytest.mark.parametrize("where", ["first", "after the subcommand", "last"])
 def test_debug_anywhere_prints_the_traceback_then_the_line(tmp_path, monkeypatch, capsys, where):
-    monkeypatch.setattr("ckptkit.converters.convert.execute", _boom)
+    monkeypatch.setattr("ckptkit.converters.convert.write.execute", _boom)
     argv = ["convert", TINY_BERT, str(tmp_path / "out")]
     argv.insert({"first": 0, "after the subcommand": 1, "last": 3}[where], "--debug")
     code, _, err = run(argv, capsys)
@@ -74,7 +74,7 @@ def test_debug_after_a_double_dash_is_an_argument():
 # every command, with its library call failing unexpectedly
 COMMANDS = [
     (["inspect", TINY_BERT], "ckptkit.converters.formats.open_checkpoint"),
-    (["convert", TINY_BERT, "--dry-run"], "ckptkit.converters.convert.prepare_conversion"),
+    (["convert", TINY_BERT, "--dry-run"], "ckptkit.converters.convert.dry_run.prepare_conversion"),
     (["verify", TINY_BERT, "{tmp}/x"], "ckptkit.converters.verify.verify_conversion"),
     (["card", "{tmp}"], "ckptkit.output.card.write_model_card"),
     (["upload", "{tmp}", "--repo-id", "me/x", "--dry-run"], "ckptkit.hub.upload.upload_folder"),
@@ -179,7 +179,7 @@ def test_a_missing_optional_package_is_a_user_error(tmp_path, monkeypatch, capsy
     def needs_torch(*args, **kwargs):
         raise ModuleNotFoundError("No module named 'torch'", name="torch")
 
-    monkeypatch.setattr("ckptkit.converters.convert.execute", needs_torch)
+    monkeypatch.setattr("ckptkit.converters.convert.write.execute", needs_torch)
     code, _, err = run(["convert", TINY_BERT, str(tmp_path / "out")], capsys)
     assert (code, err) == (2, "ckptkit: error: this command needs the Python package 'torch', which is not "
                               "installed (pip install 'ckptkit[full]')\n")

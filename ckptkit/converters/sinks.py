@@ -41,6 +41,13 @@ def parse_size(text: str | int | None) -> int | None:
     return int(float(match.group(1)) * _SIZE_UNITS[unit])
 
 
+def _shard_size(value: int | None) -> int | None:
+    """A sink's shard size: bytes, parsed by the caller (the options) before the output folder exists."""
+    if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
+        raise TypeError(f"max_shard_size is {value!r}: a sink takes a positive number of bytes (see parse_size)")
+    return value
+
+
 def shard_split(outputs: Sequence[PlannedTensor], *, pattern: str, max_shard_size: int | None
                 ) -> dict[str, list[PlannedTensor]]:
     """Group outputs into shard files exactly as ``save_pretrained`` would name and fill them.
@@ -96,9 +103,9 @@ class SafetensorsSink:
     weights_pattern = "model{suffix}.safetensors"
     index_name = "model.safetensors.index.json"
 
-    def __init__(self, folder: str, *, max_shard_size: int | str | None = None, metadata: dict | None = None):
+    def __init__(self, folder: str, *, max_shard_size: int | None = None, metadata: dict | None = None):
         self.folder = folder
-        self.max_shard_size = parse_size(max_shard_size)
+        self.max_shard_size = _shard_size(max_shard_size)
         self.metadata = {"format": "pt", **(metadata or {})}
         self._writers: dict[str, SafetensorsWriter] = {}
         self._file_of: dict[str, str] = {}
@@ -152,9 +159,9 @@ class TorchBinSink:
     weights_pattern = "pytorch_model{suffix}.bin"
     index_name = "pytorch_model.bin.index.json"
 
-    def __init__(self, folder: str, *, max_shard_size: int | str | None = None, metadata: dict | None = None):
+    def __init__(self, folder: str, *, max_shard_size: int | None = None, metadata: dict | None = None):
         self.folder = folder
-        self.max_shard_size = parse_size(max_shard_size)
+        self.max_shard_size = _shard_size(max_shard_size)
         self.files: list[str] = []
 
     def begin(self, outputs: Sequence[PlannedTensor]) -> None:
@@ -191,11 +198,11 @@ class TorchBinSink:
 class TFSink:
     """Write a TF bundle ``folder/model.ckpt.*`` plus the ``checkpoint`` state file."""
 
-    def __init__(self, folder: str, *, max_shard_size: int | str | None = None, metadata: dict | None = None,
+    def __init__(self, folder: str, *, max_shard_size: int | None = None, metadata: dict | None = None,
                  prefix_name: str = "model.ckpt"):
         self.folder = folder
         self.prefix = os.path.join(folder, prefix_name)
-        self.max_shard_size = parse_size(max_shard_size)
+        self.max_shard_size = _shard_size(max_shard_size)
         self._writer = None
         self.files: list[str] = []
         self.extra_tensors: dict[str, np.ndarray] = {}  # written after the plan (e.g. global_step)

@@ -99,6 +99,7 @@ class Source:
     part_folders: dict[str, str] | None = None
     _checkpoint: Checkpoint | None = field(default=None, repr=False)
     _listings: dict[str, frozenset[str]] = field(default_factory=dict, repr=False)
+    _parts: dict[str, "Source"] = field(default_factory=dict, repr=False)
 
     # ---------------------------------------------------------------- the checkpoint
 
@@ -124,7 +125,9 @@ class Source:
         return [self.path, *self.files, *(p for p in (self.config, self.vocab, self.spm) if p)]
 
     def close(self) -> None:
-        """Close the checkpoint if it was opened."""
+        """Close the checkpoint (and the part folders' checkpoints) if they were opened."""
+        for part in self._parts.values():
+            part.close()
         if self._checkpoint is not None:
             self._checkpoint.close()
             self._checkpoint = None
@@ -181,11 +184,20 @@ class Source:
         wanted = tuple(dict.fromkeys(n for n in (*names, *SPM_NAMES) if n))
         return self.companion(wanted, near=near)
 
+    @classmethod
+    def of_checkpoint(cls, checkpoint: Checkpoint, *, config: str | None = None, vocab: str | None = None,
+                      spm: str | None = None) -> "Source":
+        """A Source over a checkpoint already opened (its caller closes it), with the companions named."""
+        return cls(location=checkpoint.path, path=checkpoint.path, config=_explicit(config, "--config"),
+                   vocab=_explicit(vocab, "--vocab"), spm=_explicit(spm, "--spm"), _checkpoint=checkpoint)
+
     def part(self, name: str) -> "Source":
-        """The source of one part folder (no companions of its own beyond what it holds)."""
+        """The source of one part folder (opened once, closed with this one)."""
         if not self.part_folders or name not in self.part_folders:
             raise UsageError(f"{self.path} holds no {name} folder")
-        return Source(location=self.part_folders[name], path=self.part_folders[name])
+        if name not in self._parts:
+            self._parts[name] = Source(location=self.part_folders[name], path=self.part_folders[name])
+        return self._parts[name]
 
 
 @dataclass(frozen=True)

@@ -10,16 +10,16 @@ by the dtype's tolerance. The forward comparison uses the TF weights as stored o
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 from dataclasses import dataclass, field
-from typing import Mapping
+from typing import ContextManager, Mapping
 
 import numpy as np
 
 from ckptkit.converters.families import detect_family, get_family
 from ckptkit.converters.families.base import Family, Part, plan_hf_to_tf, plan_tf_to_hf
-from ckptkit.converters.formats import open_checkpoint
-from ckptkit.converters.formats.hub_folder import find_part_folders
+from ckptkit.converters.source import Source, open_source
 from ckptkit.converters.plan import Plan, PlannedTensor, materialize
 from ckptkit.converters.reference import fixed_inputs
 from ckptkit.converters.tensors import Checkpoint, dtype_by_name
@@ -245,14 +245,14 @@ class _TokenizerOptions:
     spm: str | None = None
 
 
-def verify_conversion(source: str, output: str, *, family: str | None = None, forward: bool = True,
+def verify_conversion(source: str | Source, output: str | Source, *, family: str | None = None, forward: bool = True,
                       raise_on_mismatch: bool = False, part: str | None = None, tokenizer: bool = True,
                       vocab: str | None = None, spm: str | None = None) -> VerifyReport:
     """Check ``output`` against ``source``: every tensor through the plan, a forward pass, and the tokenizer.
 
     Args:
-        source: the original checkpoint.
-        output: what ``convert`` wrote from it (a hub folder or TF checkpoint).
+        source: the original checkpoint (a path or an opened :class:`~ckptkit.converters.source.Source`).
+        output: what ``convert`` wrote from it (a hub folder or TF checkpoint; a path or a Source).
         family: override family detection.
         forward: also run the model (needs torch and transformers for hub folders).
         raise_on_mismatch: raise :class:`VerificationError` instead of returning a failed report.
@@ -269,17 +269,24 @@ def verify_conversion(source: str, output: str, *, family: str | None = None, fo
         >>> report.passed, report.tokenizer["status"]  # doctest: +SKIP
         (True, 'identical')
     """
-    in_source = None if part else find_part_folders(source)
-    part_folders = in_source or (None if part else find_part_folders(output))
-    checks = _TokenizerOptions(tokenizer, vocab, spm)
-    if part_folders:
-        report = _verify_parts(source, output, part_folders, joined_is_output=bool(in_source), family=family,
-                               forward=forward, checks=checks)
-    else:
-        report = _verify_one(source, output, family=family, forward=forward, part=part, checks=checks)
+    with _opened(source) as source, _opened(output) as output:
+        in_source = None if part else source.part_folders
+        parts = in_source and source or (None if part else output.part_folders and output)
+        checks = _TokenizerOptions(tokenizer, vocab, spm)
+        if parts:
+            joined = output if in_source else source
+            report = _verify_parts(parts, joined, joined_is_output=bool(in_source), family=family,
+                                   forward=forward, checks=checks)
+        else:
+            report = _verify_one(source, output, family=family, forward=forward, part=part, checks=checks)
     if raise_on_mismatch and not report.passed:
-        _raise_mismatch(report, output)
+        _raise_mismatch(report, output.path)
     return report
+
+
+def _opened(location: str | Source) -> ContextManager[Source]:
+    """A Source the caller gave stays open (theirs to close); a path is opened here."""
+    return contextlib.nullcontext(location) if isinstance(location, Source) else open_source(location)
 
 
 def _raise_mismatch(report: VerifyReport, output: str) -> None:
@@ -291,17 +298,16 @@ def _raise_mismatch(report: VerifyReport, output: str) -> None:
                             path=output, hint="run `ckptkit verify` for the full table")
 
 
-def _verify_parts(source: str, output: str, part_folders: Mapping[str, str], *, joined_is_output: bool,
+def _verify_parts(parts: Source, joined: Source, *, joined_is_output: bool,
                   family: str | None, forward: bool, checks: _TokenizerOptions) -> VerifyReport:
     """A folder of part folders (ELECTRA's discriminator/ and generator/) against the one TF checkpoint
     they came from or were joined into: each part through its own plan and forward pass, then every
     TF weight accounted for by some part. Rows are prefixed with the part's name."""
-    joined = output if joined_is_output else source
     report = VerifyReport()
     covered: set[str] = set()
     tokenizers: dict[str, dict] = {}
-    for name, folder in part_folders.items():
-        pair = (folder, joined) if joined_is_output else (joined, folder)
+    for name in parts.part_folders:
+        pair = (parts.part(name), joined) if joined_is_output else (joined, parts.part(name))
         one = _verify_one(*pair, family=family, forward=forward, part=name, checks=checks)
         tokenizers[name] = one.tokenizer
         covered.update(r["name"] for r in one.tensors)
@@ -311,25 +317,24 @@ def _verify_parts(source: str, output: str, part_folders: Mapping[str, str], *, 
         if one.compared:
             report.compared += ("; " if report.compared else "") + f"{name}: {one.compared}"
     if joined_is_output:  # the joined TF checkpoint must hold nothing the parts did not produce
-        with open_checkpoint(joined) as tf_side:
-            extra = sorted(n for n, t in tf_side.items() if t.role == "weight" and n not in covered)
+        extra = sorted(n for n, t in joined.checkpoint.items() if t.role == "weight" and n not in covered)
         report.problems.extend(f"{n}: in the output but not produced from any part" for n in extra)
     report.tokenizer = merge_checks(tokenizers)
     return report
 
 
-def _verify_one(source: str, output: str, *, family: str | None, forward: bool, part: str | None,
+def _verify_one(source: Source, output: Source, *, family: str | None, forward: bool, part: str | None,
                 checks: _TokenizerOptions = _TokenizerOptions()) -> VerifyReport:
     report = VerifyReport()
-    with open_checkpoint(source) as src, open_checkpoint(output) as dst:
-        plan, fam, direction, chosen = _plan_for(src, dst, get_family(family) if family else None, part)
-        _compare_tensors(plan, src, dst, report, check_extra=not (direction == "hf->tf" and part))
-        report.tokenizer = check_tokenizers(source, src, output, dst, spm_names=fam.spm_names if fam else (),
-                                            expected=checks.expected, vocab=checks.vocab, spm=checks.spm)
-        report.compared = "tensors only"
-        if forward and fam is not None and fam.reference and direction != "weights":
-            hf_side, tf_side = (dst, src) if direction == "tf->hf" else (src, dst)
-            hf_folder = hf_side.extras.get("folder") or output
-            _compare_forward(fam, tf_side, hf_folder, hf_side.extras["config"], report,
-                             view=_part_view(tf_side, chosen))
+    src, dst = source.checkpoint, output.checkpoint
+    plan, fam, direction, chosen = _plan_for(src, dst, get_family(family) if family else None, part)
+    _compare_tensors(plan, src, dst, report, check_extra=not (direction == "hf->tf" and part))
+    report.tokenizer = check_tokenizers(source.path, src, output.path, dst, spm_names=fam.spm_names if fam else (),
+                                        expected=checks.expected, vocab=checks.vocab, spm=checks.spm)
+    report.compared = "tensors only"
+    if forward and fam is not None and fam.reference and direction != "weights":
+        hf_side, tf_side = (dst, src) if direction == "tf->hf" else (src, dst)
+        hf_folder = hf_side.extras.get("folder") or output.path
+        _compare_forward(fam, tf_side, hf_folder, hf_side.extras["config"], report,
+                         view=_part_view(tf_side, chosen))
     return report
