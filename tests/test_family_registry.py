@@ -150,3 +150,62 @@ def test_family_options_are_declared_by_their_families():
         with pytest.raises(UsageError, match=message):
             check_option_values(values, convert.values())
     assert FamilyOption("generator_heads", "h", type=int).flag == "--generator-heads"
+
+
+def test_conversion_options_carry_family_options_as_one_checked_mapping():
+    """Before: ConversionOptions had ELECTRA's part/generator_heads and BigBird's tf_layout as its own fields."""
+    from ckptkit.converters.convert.options import ConversionOptions, with_overrides
+
+    assert not {"part", "generator_heads", "tf_layout"} & set(ConversionOptions.__dataclass_fields__)
+    options = ConversionOptions(family_options={"part": "generator", "tf_layout": None})
+    assert dict(options.family_options) == {"part": "generator"}
+    with pytest.raises(TypeError):
+        options.family_options["part"] = "both"  # read-only, like the rest of the options
+    assert dict(with_overrides(options, {"generator_heads": 2}).family_options) == {"part": "generator",
+                                                                                    "generator_heads": 2}
+    with pytest.raises(UsageError, match="--tf-layout is '4d'"):
+        ConversionOptions(family_options={"tf_layout": "4d"})
+
+
+def test_the_cli_offers_each_declared_option_generically(monkeypatch):
+    """A family's option becomes a flag of the command it names, its value reaches the callback by name."""
+    import click
+    from click.testing import CliRunner
+
+    from ckptkit.cli.family_options import FamilyOptionsCommand
+    from ckptkit.converters import families as registry
+
+    toy = FamilyOption("block_count", "Toy family: blocks.", type=int, minimum=1, commands=("toy",))
+    monkeypatch.setattr(registry, "declared_options", lambda command: {"block_count": toy} if command == "toy" else {})
+
+    @click.command("toy", cls=FamilyOptionsCommand, family_command="toy", after="first")
+    @click.option("--first")
+    @click.option("--last")
+    def toy_command(first, last, **family_options):
+        click.echo(repr(family_options))
+
+    runner = CliRunner()
+    assert runner.invoke(toy_command, ["--block-count", "3"]).output.strip() == "{'block_count': 3}"
+    help_text = runner.invoke(toy_command, ["--help"]).output
+    assert help_text.index("--first") < help_text.index("--block-count") < help_text.index("--last")
+    assert "Toy family: blocks." in help_text
+
+
+def test_convert_and_distill_init_flags_come_from_the_declarations():
+    """The flags keep their names, choices and help; loading the commands still imports no family module."""
+    code = ("import sys\nfrom ckptkit.cli import COMMANDS, load_command\n"
+            "from ckptkit.cli.family_options import FamilyOptionsCommand\n"
+            "convert = load_command(COMMANDS['convert']); load_command(COMMANDS['distill'])\n"
+            "print(isinstance(convert, FamilyOptionsCommand), 'ckptkit.converters.families' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["True", "False"]
+    from click.testing import CliRunner
+
+    from ckptkit.cli import cli
+
+    convert_help = " ".join(CliRunner().invoke(cli, ["convert", "--help"]).output.split())
+    for option in declared_options("convert").values():
+        assert option.flag in convert_help and " ".join(option.help.split()) in convert_help
+    assert "--part [discriminator|generator|both]" in convert_help and "--tf-layout [3d|2d]" in convert_help
+    init_help = " ".join(CliRunner().invoke(cli, ["distill", "init", "--help"]).output.split())
+    assert "--part [discriminator|generator] A TF ELECTRA pretraining checkpoint holds both models" in init_help

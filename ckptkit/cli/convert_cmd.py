@@ -8,6 +8,7 @@ import sys
 import click
 
 from ckptkit.cli.common import emit_json, info, json_option, quiet_option
+from ckptkit.cli.family_options import FamilyOptionsCommand
 
 TARGET_CHOICES = ["hf", "tf1", "safetensors", "pytorch"]
 DTYPE_CHOICES = ["float32", "float16", "bfloat16"]
@@ -65,7 +66,8 @@ def _summary(result) -> str:
     return "\n".join(lines)
 
 
-@click.command("convert")
+# the options families declare (--part, --generator-heads, --tf-layout) follow --global-step
+@click.command("convert", cls=FamilyOptionsCommand, family_command="convert", after="global_step")
 @click.argument("source", type=click.Path())
 @click.argument("destination", type=click.Path(), required=False)
 @click.option("--to", "to", type=click.Choice(TARGET_CHOICES),
@@ -88,12 +90,6 @@ def _summary(result) -> str:
 @click.option("--allow-unused", is_flag=True, help="Drop tensors that are not part of the family instead of "
                                                     "failing.")
 @click.option("--global-step", type=int, help="Write this global_step counter into a tf1 output.")
-@click.option("--part", type=click.Choice(["discriminator", "generator", "both"]), default=None,
-              help="ELECTRA pretraining checkpoints: which model(s) to write (default both).")
-@click.option("--generator-heads", type=int, help="ELECTRA generator attention heads when shapes are ambiguous.")
-@click.option("--tf-layout", type=click.Choice(["3d", "2d"]), default=None,
-              help="BigBird --to tf1: attention kernels as 3-D [hidden, heads, head_size] (default, as the "
-                   "published checkpoints) or 2-D (what today's official Dense3dLayer creates).")
 @click.option("--approximate-gelu", "approximate_gelu", is_flag=True,
               help="--to tf1 of a model whose gelu form the TF code lacks (BERT/BigBird trained with the exact erf "
                    "'gelu'): write the TF code's gelu instead and report the measured max logit difference.")
@@ -109,8 +105,9 @@ def _summary(result) -> str:
 @json_option
 @quiet_option
 def convert_command(source, destination, to, weights_format, dtype, max_shard_size, family, model_class, config,
-                    vocab, spm, do_lower_case, no_tokenizer, num_heads, allow_unused, global_step, part, generator_heads,
-                    tf_layout, approximate_gelu, overwrite, verify, dry_run, push_to_hub, private, language, license_, tags, as_json, quiet):
+                    vocab, spm, do_lower_case, no_tokenizer, num_heads, allow_unused, global_step,
+                    approximate_gelu, overwrite, verify, dry_run, push_to_hub, private, language, license_, tags, as_json, quiet,
+                    **family_options):
     """Convert SOURCE (TF checkpoint, hub folder, safetensors or .bin) into DESTINATION.
 
     A TF checkpoint becomes a hub folder (config.json, weights, tokenizer files, model card)
@@ -131,8 +128,8 @@ def convert_command(source, destination, to, weights_format, dtype, max_shard_si
         to=to, weights_format=weights_format, dtype=dtype, max_shard_size=max_shard_size, family=family,
         model_class=model_class, config=config, vocab=vocab, spm=spm, do_lower_case=do_lower_case,
         no_tokenizer=no_tokenizer,
-        num_heads=num_heads, allow_unused=allow_unused, global_step=global_step, part=part,
-        generator_heads=generator_heads, tf_layout=tf_layout, approximate_gelu=approximate_gelu,
+        num_heads=num_heads, allow_unused=allow_unused, global_step=global_step,
+        family_options=family_options, approximate_gelu=approximate_gelu,
         overwrite=overwrite, verify=verify,
         command=shlex.join(["ckptkit", *sys.argv[1:]]),
         card={"language": list(language) or None, "license": license_, "tags": list(tags) or None})

@@ -8,6 +8,7 @@ from __future__ import annotations
 import click
 
 from ckptkit.cli.common import emit_json, info, json_option, quiet_option
+from ckptkit.cli.family_options import FamilyOptionsCommand
 
 STRATEGY_HELP = {
     "uniform": "floor(i*n/k): 0,4,8 of 12 (DistilKoBERT)",
@@ -17,7 +18,8 @@ STRATEGY_HELP = {
 }
 
 
-@click.command("init")
+# the options families declare for it (ELECTRA's --part) follow --config
+@click.command("init", cls=FamilyOptionsCommand, family_command="distill init", after="config")
 @click.argument("teacher", type=click.Path())
 @click.argument("out", type=click.Path(), required=False)
 @click.option("--layers", metavar="I,J,...",
@@ -37,8 +39,6 @@ STRATEGY_HELP = {
 @click.option("--config", "config", type=click.Path(exists=True, dir_okay=False),
               help="The teacher's config when it is not next to the weights (config.json; bert_config.json for "
                    "a TF teacher).")
-@click.option("--part", type=click.Choice(["discriminator", "generator"]),
-              help="A TF ELECTRA pretraining checkpoint holds both models: the one to take layers from.")
 @click.option("--overwrite", is_flag=True, help="Replace a non-empty OUT.")
 @click.option("--dry-run", is_flag=True, help="Print the report (what would be written from what); write nothing.")
 @click.option("--tensors/--no-tensors", "show_tensors", default=True,
@@ -47,8 +47,8 @@ STRATEGY_HELP = {
 @click.option("--license", "license_", help="Model card license, e.g. apache-2.0.")
 @json_option
 @quiet_option
-def init_command(teacher, out, layers, num_layers, strategy, arch, drop_token_types, config, part, overwrite, dry_run,
-                 show_tensors, language, license_, as_json, quiet):
+def init_command(teacher, out, layers, num_layers, strategy, arch, drop_token_types, config, overwrite, dry_run,
+                 show_tensors, language, license_, as_json, quiet, **family_options):
     """Make a student OUT from layers of TEACHER: weights, config, tokenizer, student.json, card.
 
     TEACHER is a hub folder, a safetensors/.bin file with config.json beside it (or --config), or a
@@ -73,7 +73,8 @@ def init_command(teacher, out, layers, num_layers, strategy, arch, drop_token_ty
     card = {"language": list(language) or None, "license": license_}
     report = build_student(teacher, out, layers=layers, num_layers=num_layers, strategy=strategy, arch=arch,
                            drop_token_types=drop_token_types, config=config, overwrite=overwrite, dry_run=dry_run,
-                           command=command_line(), card=card, part=part)
+                           command=command_line(), card=card,
+                           **family_options)
     if as_json:
         emit_json(report.to_json())
     elif dry_run:

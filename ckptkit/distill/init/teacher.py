@@ -149,7 +149,8 @@ def _hf_teacher(source, path: str, config_path: str | None, part: str | None = N
 def _tf_teacher(source, path: str, config_path: str | None, part: str | None = None) -> Teacher:
     from ckptkit.converters.convert import ConversionOptions, prepare_conversion
 
-    prepared = prepare_conversion(source, ConversionOptions(to="hf", config=config_path, part=part))
+    prepared = prepare_conversion(source, ConversionOptions(to="hf", config=config_path,
+                                                            family_options={"part": part}))
     if len(prepared.parts) > 1:
         names = ", ".join(p.subfolder or "?" for p in prepared.parts)
         raise UsageError(f"this TF checkpoint holds several models ({names})", path=path,
