@@ -104,7 +104,8 @@ def main() -> None:
                            objective="hidden", max_seq_length=args.max_seq_length, quiet=True, print_lines=False,
                            training_args={"max_steps": args.max_steps, "per_device_train_batch_size": args.batch_size,
                                           "learning_rate": args.learning_rate, "warmup_steps": 0.1,
-                                          "logging_steps": 10, "save_steps": 10_000, "use_cpu": True, "seed": 0})
+                                          "logging_steps": 10, "save_steps": 10_000, "use_cpu": True, "seed": 0}
+                           ).to_json()
     wall = time.perf_counter() - start
     after = evaluate_student(student=distilled, **eval_kw)
     result = {

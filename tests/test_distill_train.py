@@ -22,8 +22,8 @@ def test_distillation_lowers_kd_loss_raises_agreement_and_beats_mlm_only(distill
     kd = run(distill_world, tmp_path / "kd", steps=steps)
     mlm_only = run(distill_world, tmp_path / "mlm", steps=steps, weights=resolve_weights("mlm", {"ce": 0, "cos": 0,
                                                                                                "mlm": 1}))
-    assert kd["losses"]["ce"]["last"] < kd["losses"]["ce"]["first"]
-    assert kd["top1_agreement"]["last"] > kd["top1_agreement"]["first"]
+    assert kd.losses["ce"]["last"] < kd.losses["ce"]["first"]
+    assert kd.top1_agreement["last"] > kd.top1_agreement["first"]
     metrics = {name: evaluate_student(teacher=distill_world["teacher"], student=tmp_path / name,
                                       eval_files=[distill_world["held_out"]], max_seq_length=32, latency_runs=2,
                                       quiet=True)

@@ -257,7 +257,7 @@ def test_distill_train_output_keeps_the_students_tokenizer_files(kobert_dir, tmp
                            quiet=True, print_lines=False, training_args=args)
     out = tmp_path / "out"
     assert {p.name: p.read_bytes() for p in out.iterdir() if p.name in TOKENIZER_FILES} == had
-    assert sorted(report["tokenizer_files"]) == sorted(had)
+    assert sorted(report.tokenizer_files) == sorted(had)
     tok = KoBertTokenizer.from_pretrained(out)
     assert tok(KOREAN[0])["input_ids"] == [2, 4958, 6855, 2046, 7088, 1050, 7843, 54, 3]
 

@@ -128,24 +128,24 @@ def train_command(teacher, student, train_files, validation_files, output_dir, o
         --train-file corpus.txt --validation-file held_out.txt --output-dir out/distil \\
         --max-steps 20000 --per-device-train-batch-size 32 --learning-rate 5e-4 --warmup-steps 0.05
     """
-    from ckptkit.distill.train import resolve_weights, train_student
+    from ckptkit.distill.train import TrainOptions, resolve_weights, train_student
 
     alphas = {name: options.pop(f"alpha_{name}") for name in ALPHAS}
     training_args = {k: v for k, v in options.items() if v is not None}
-    report = train_student(teacher=teacher, student=student, train_files=train_files,
-                           validation_files=validation_files, output_dir=output_dir, objective=objective,
-                           weights=resolve_weights(objective, alphas), temperature=temperature, ce_on=ce_on,
-                           layer_map=layer_map, max_seq_length=max_seq_length, mlm_probability=mlm_probability,
-                           mlm_smoothing=mlm_smoothing, text_column=text_column,
-                           preprocessing_num_workers=preprocessing_num_workers, cache_teacher=cache_teacher,
-                           cache_top_k=cache_top_k, resume=resume, training_args=training_args, quiet=quiet,
-                           push_to_hub=push_to_hub, command=shlex.join(["ckptkit", *sys.argv[1:]]))
-    if report.get("process_index", 0) != 0:  # under torchrun only the main process reports
+    train_options = TrainOptions(
+        teacher=teacher, student=student, train_files=train_files, validation_files=validation_files,
+        output_dir=output_dir, objective=objective, weights=resolve_weights(objective, alphas), temperature=temperature,
+        ce_on=ce_on, layer_map=layer_map, max_seq_length=max_seq_length, mlm_probability=mlm_probability,
+        mlm_smoothing=mlm_smoothing, text_column=text_column, preprocessing_num_workers=preprocessing_num_workers,
+        cache_teacher=cache_teacher, cache_top_k=cache_top_k, resume=resume, training_args=training_args,
+        quiet=quiet, push_to_hub=push_to_hub, command=shlex.join(["ckptkit", *sys.argv[1:]]))
+    result = train_student(train_options, log=lambda line: info(line, quiet=quiet))
+    if result.process_index != 0:  # under torchrun only the main process reports
         return
     if as_json:
-        emit_json(report)
+        emit_json(result.to_json())
         return
-    click.echo(format_train_report(report))
+    click.echo(format_train_report(result.to_json()))
 
 
 def format_train_report(report: dict[str, Any]) -> str:

@@ -39,8 +39,8 @@ def read_student_json(folder: str | os.PathLike) -> dict[str, Any]:
         raise ConfigError(f"not valid JSON ({e})", path=path) from e
 
 
-def parse_layer_map(text: str | None, student_info: dict[str, Any]) -> tuple[int, ...]:
-    """``"0,4,8"`` (``--layer-map``) or else ``student.json``'s ``layers``, as a tuple.
+def parse_layer_map(text: str | Sequence[int] | None, student_info: dict[str, Any]) -> tuple[int, ...]:
+    """``"0,4,8"`` (``--layer-map``, read by the one layer-list parser) or else ``student.json``'s ``layers``.
 
     Example:
         >>> parse_layer_map("1, 5,9", {})
@@ -49,10 +49,9 @@ def parse_layer_map(text: str | None, student_info: dict[str, Any]) -> tuple[int
         (0, 2)
     """
     if text:
-        try:
-            return tuple(int(x) for x in text.replace(" ", "").split(","))
-        except ValueError as e:
-            raise UsageError(f"--layer-map must be comma-separated teacher layer numbers, got {text!r}") from e
+        from ckptkit.distill.init.layers import parse_layer_list
+
+        return parse_layer_list(text, flag="--layer-map")
     return tuple(int(x) for x in student_info.get("layers") or ())
 
 
