@@ -86,7 +86,10 @@ def test_resolver_table_is_the_plug_in_point(tmp_path, monkeypatch):
         assert source.location == "mem://tiny" and source.checkpoint.format == "tf"
 
 
-@pytest.mark.parametrize("args", [["inspect", "gs://bucket/model.ckpt"]])
+@pytest.mark.parametrize("args", [["inspect", "gs://bucket/model.ckpt"],
+                                  ["convert", "gs://bucket/model.ckpt", "OUT"],
+                                  ["convert", "gs://bucket/model.ckpt", "OUT", "--dry-run"],
+                                  ["verify", "gs://bucket/model.ckpt", "OUT"]])
 def test_cli_names_the_url(args, tmp_path, capsys, monkeypatch):
     from ckptkit.cli import main
 
@@ -97,3 +100,41 @@ def test_cli_names_the_url(args, tmp_path, capsys, monkeypatch):
     assert caught.value.code == 2 and err.count("\n") == 1
     assert err.startswith("ckptkit: error: gs://bucket/model.ckpt: ckptkit cannot read gs:// locations")
     assert not (tmp_path / "OUT").exists()
+
+
+# ------------------------------------------------------------------ immutable options
+
+
+def test_one_options_object_serves_two_sources(tmp_path):
+    """Before: converting the TF source set ``options.to = "hf"``, so the second source (a hub folder) was
+    refused with '--to hf needs a TF checkpoint'."""
+    import dataclasses
+
+    from ckptkit.converters.convert import ConversionOptions, convert_checkpoint
+
+    options = ConversionOptions(max_shard_size="1MB")
+    first = convert_checkpoint(str(TINY_BERT), str(tmp_path / "hf"), options=options)
+    second = convert_checkpoint(str(tmp_path / "hf"), str(tmp_path / "tf"), options=options)
+    assert (first.plan.info["target"], second.plan.info["target"]) == ("hf", "tf1")
+    assert options.to is None and options.max_shard_size == 10**6
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        options.to = "tf1"
+
+
+def test_keyword_overrides_leave_the_options_alone(tmp_path):
+    from ckptkit.converters.convert import ConversionOptions, dry_run_conversion
+
+    options = ConversionOptions()
+    report = dry_run_conversion(str(TINY_BERT), None, options=options, dtype="float16")
+    assert {t.dtype.name for t in report.plan.outputs} == {"float16"} and options.dtype is None
+
+
+def test_options_are_checked_when_built_before_anything_is_written(tmp_path):
+    from ckptkit.converters.convert import ConversionOptions
+
+    with pytest.raises(UsageError, match="bad size '2 lightyears'"):
+        ConversionOptions(max_shard_size="2 lightyears")
+    with pytest.raises(UsageError, match="--max-shard-size is 0 bytes"):
+        ConversionOptions(max_shard_size="0MB")
+    with pytest.raises(UsageError, match="--num-heads is 0"):
+        ConversionOptions(num_heads=0)
