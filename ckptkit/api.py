@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 if TYPE_CHECKING:
     from ckptkit.converters.convert import ConversionResult
     from ckptkit.converters.inspection import Inspection
+    from ckptkit.converters.source import Source
     from ckptkit.converters.tensors import Checkpoint
     from ckptkit.converters.verify import VerifyReport
     from ckptkit.distill.init.report import StudentReport
@@ -31,13 +32,14 @@ __all__ = ["convert", "verify", "inspect", "build_student", "distill", "open_che
 PathLike = str | os.PathLike
 
 
-def convert(source: PathLike, destination: PathLike, *, to: str | None = None, overwrite: bool = False,
+def convert(source: "PathLike | Source", destination: PathLike, *, to: str | None = None, overwrite: bool = False,
             verify: bool = False, **options: Any) -> "ConversionResult":
     """Convert a checkpoint into a new folder, atomically (``ckptkit convert``).
 
     Args:
         source: a TF v1 checkpoint (directory, prefix or ``.index``), a ``.safetensors`` or PyTorch
-            ``.bin`` file or index json, a hub folder, or a folder of part folders (ELECTRA).
+            ``.bin`` file or index json, a hub folder, a folder of part folders (ELECTRA), or an open
+            :class:`~ckptkit.converters.source.Source`.
         destination: the output folder; it must not exist or be empty unless ``overwrite``.
         to: ``hf`` (a hub folder; the default from TF), ``tf1``, ``safetensors`` or ``pytorch``.
         overwrite: replace a non-empty ``destination`` that ckptkit wrote before.
@@ -45,7 +47,9 @@ def convert(source: PathLike, destination: PathLike, *, to: str | None = None, o
             moved into place.
         **options: the other fields of :class:`~ckptkit.converters.convert.ConversionOptions`, the
             ``ckptkit convert`` options by their Python names (``weights_format``, ``dtype``,
-            ``max_shard_size``, ``family``, ``config``, ``vocab``, ``spm``, ``no_tokenizer``, ...).
+            ``max_shard_size``, ``family``, ``config``, ``vocab``, ``spm``, ``no_tokenizer``, ...), and
+            the options a family declares, by name (ELECTRA's ``generator_heads``, BigBird's ``tf_layout``).
+            Unknown names raise ``TypeError``; bad values a :class:`~ckptkit.errors.UsageError`.
 
     Returns:
         A :class:`~ckptkit.converters.convert.ConversionResult`: the plan, the files written, the
@@ -61,10 +65,9 @@ def convert(source: PathLike, destination: PathLike, *, to: str | None = None, o
         >>> sorted(back.files)[:2]
         ['bert_config.json', 'checkpoint']
     """
-    from ckptkit.converters.convert import ConversionOptions, convert_checkpoint
+    from ckptkit.converters.convert import convert_checkpoint
 
-    settings = ConversionOptions(to=to, overwrite=overwrite, verify=verify, **options)
-    return convert_checkpoint(os.fspath(source), os.fspath(destination), options=settings)
+    return convert_checkpoint(source, os.fspath(destination), to=to, overwrite=overwrite, verify=verify, **options)
 
 
 def verify(source: PathLike, output: PathLike, *, forward: bool = True, raise_on_mismatch: bool = False,
@@ -142,7 +145,7 @@ def build_student(teacher: PathLike, destination: PathLike | None, *, layers: Se
         >>> report.layers, report.model_class, report.params_after < report.params_before
         ([1], 'BertForPreTraining', True)
     """
-    from ckptkit.distill.student import build_student as build
+    from ckptkit.distill.init import build_student as build
 
     return build(os.fspath(teacher), None if destination is None else os.fspath(destination), layers=layers,
                  num_layers=num_layers, **options)
