@@ -41,7 +41,9 @@ def _families() -> dict:
 
 def family_of_model_type(model_type: str) -> str:
     """ckptkit's family name of an HF ``model_type`` (``big_bird`` -> ``bigbird``); unknown ones as they are."""
-    return next((name for name, fam in _families().items() if fam.model_type == model_type), model_type)
+    from ckptkit.converters.families import family_of_model_type as registered
+
+    return registered(model_type) or model_type
 
 
 def student_rules(family: str) -> StudentRules | None:
