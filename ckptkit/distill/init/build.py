@@ -8,7 +8,6 @@ Example:
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import shutil
@@ -24,8 +23,9 @@ from ckptkit.distill.init.names import Copied
 from ckptkit.distill.init.plan import check_arch, plan_student
 from ckptkit.distill.init.report import StudentReport, equivalent_command, student_record
 from ckptkit.distill.init.teacher import Teacher, open_teacher
-from ckptkit.distill.models import STUDENT_FILE
 from ckptkit.errors import UsageError
+from ckptkit.output.atomic import write_json
+from ckptkit.output.names import CARD_FILE, RECORD_FILE, STUDENT_FILE
 
 __all__ = ["build_student", "stream_plan", "STUDENT_FILE"]
 
@@ -62,8 +62,7 @@ def _copy_tokenizer(teacher: Teacher, folder: str) -> list[str]:
 
 
 def _write_json(path: str, document: Mapping) -> None:
-    with open(path, "w", encoding="utf-8") as f:
-        f.write(json.dumps(document, indent=2, ensure_ascii=False, default=str) + "\n")
+    write_json(path, document, default=str)
 
 
 def _check_request(destination: str | None, *, layers, num_layers, strategy: str, arch: str,
@@ -112,13 +111,13 @@ def _write_student(folder: str, *, teacher: Teacher, source, plan: Plan, report:
                    started: float) -> None:
     """Weights, tokenizer, config.json, student.json and ckptkit.json into the staging ``folder``."""
     from ckptkit.converters.sinks import SafetensorsSink
-    from ckptkit.hub.record import write_record
+    from ckptkit.output.record import write_record
 
     stream_plan(plan, source, SafetensorsSink(folder), desc="student")
     report.tokenizer_files = _copy_tokenizer(teacher, folder)
     report.config = _config(teacher, report, plan)  # after the tokenizer: it may set pad_token_id
     _write_json(os.path.join(folder, "config.json"), report.config)
-    report.files = sorted([*os.listdir(folder), STUDENT_FILE, "ckptkit.json", "README.md"])
+    report.files = sorted([*os.listdir(folder), STUDENT_FILE, RECORD_FILE, CARD_FILE])
     report.seconds = time.perf_counter() - started
     _write_json(os.path.join(folder, STUDENT_FILE), report.to_json())
     write_record(folder, student_record(report, teacher, command or equivalent_command(report)))
@@ -165,12 +164,12 @@ def build_student(teacher_path: str, destination: str | None, *, layers: Sequenc
         if dry_run:
             report.config = _config(teacher, report, plan)
             return report
-        from ckptkit.converters.staging import staged_folder
+        from ckptkit.output.staging import staged_folder
 
         with staged_folder(destination, overwrite=overwrite, sources=[teacher_path, *source.files, config]) as folder:
             _write_student(folder, teacher=teacher, source=source, plan=plan, report=report, command=command,
                            started=started)
-    from ckptkit.hub.model_card import write_model_card
+    from ckptkit.output.card import write_model_card
 
     # after the rename, so the card names the folder, not its staging name (README.md is written atomically)
     write_model_card(report.destination, **{k: v for k, v in (card or {}).items() if v})
