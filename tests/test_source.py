@@ -79,6 +79,13 @@ def test_resolver_refuses_unknown_location_kinds(url):
     assert "\n" not in message and message.startswith(url) and f"{url.split(':')[0]}://" in message
 
 
+def test_open_checkpoint_goes_through_the_resolver():
+    from ckptkit.converters.formats import open_checkpoint
+
+    with pytest.raises(UsageError, match=r"^hf://me/tiny: ckptkit cannot read hf:// locations"):
+        open_checkpoint("hf://me/tiny")
+
+
 def test_resolver_table_is_the_plug_in_point(tmp_path, monkeypatch):
     monkeypatch.setitem(RESOLVERS, "mem", lambda location: str(TINY_BERT))
     assert resolve_location("mem://tiny") == str(TINY_BERT)

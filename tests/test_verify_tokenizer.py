@@ -119,7 +119,7 @@ def test_a_wordpiece_tokenizer_in_place_of_kobert_fails_verify(kobert, kobert_di
 def test_convert_verify_fails_on_a_changed_tokenizer(kobert, kobert_dir, tmp_path, capsys, monkeypatch):
     """convert --verify runs the same check: a way back that writes KoBERT's vocab as WordPiece (the bug of
     issue 12 item 14) ends as one line naming the tokenizer, and nothing is left behind."""
-    import ckptkit.converters.convert as convert
+    import ckptkit.converters.convert.write as convert
 
     def wordpiece(step, folder, **_):
         _wordpiece_instead(Path(folder), kobert_dir / "vocab.txt")

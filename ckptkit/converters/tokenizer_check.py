@@ -19,9 +19,9 @@ import os
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
-from ckptkit.converters.config_io import checkpoint_folder, find_companion
+from ckptkit.converters.source import Source
 from ckptkit.converters.tensors import Checkpoint
-from ckptkit.tokenizers.companions import find_spm, hub_spm, plan_tokenizer
+from ckptkit.tokenizers.companions import hub_spm, plan_tokenizer
 from ckptkit.tokenizers.files import tokenizer_files
 
 __all__ = ["TEXTS", "TokenizerSide", "tokenizer_side", "compare_sides", "check_tokenizers", "merge_checks",
@@ -152,9 +152,8 @@ def tokenizer_side(path: str, checkpoint: Checkpoint, *, spm_names: tuple[str, .
     if vocab or spm:
         return _from_files(vocab, spm, prefer_spm=prefer_spm, do_lower_case=do_lower_case)
     if checkpoint.format == "tf":
-        folder = checkpoint_folder(path)
-        return _from_files(find_companion(path, ("vocab.txt",)),
-                           find_spm([folder, os.path.dirname(folder)], names=spm_names),
+        companions = Source(location=path, path=path, _checkpoint=checkpoint)  # the files beside it, found once
+        return _from_files(companions.vocab_file(), companions.spm_file(names=spm_names),
                            prefer_spm=prefer_spm, do_lower_case=do_lower_case)
     folder = hub_folder(checkpoint)
     return _hub_folder_side(folder, prefer_spm=prefer_spm) if folder else None

@@ -89,6 +89,9 @@ def open_checkpoint(path: str | os.PathLike, *, format: str | None = None) -> Ch
         ...     ckpt["bert/pooler/dense/kernel"].read().shape
         (32, 32)
     """
+    from ckptkit.converters.source import resolve_location
+
+    path = resolve_location(path)  # a location kind ckptkit cannot read is one line naming it
     fmt = format or detect_format(path)
     if fmt not in FORMAT_OPENERS:
         raise UnsupportedFormatError(f"unknown format {fmt!r}", hint="one of " + ", ".join(FORMAT_OPENERS))
