@@ -148,17 +148,17 @@ def build_student(teacher_path: str, destination: str | None, *, layers: Sequenc
     Returns:
         A :class:`StudentReport` (also written as ``student.json``).
     """
-    from ckptkit.converters.formats import open_checkpoint
+    from ckptkit.converters.source import open_source
 
     choice = _check_request(destination, layers=layers, num_layers=num_layers, strategy=strategy, arch=arch,
                             drop_token_types=drop_token_types, dry_run=dry_run)
     started = time.perf_counter()
-    with open_checkpoint(teacher_path) as source:
-        teacher = open_teacher(source, teacher_path, config_path=config, part=part)
+    with open_source(teacher_path, config=config) as source:
+        teacher = open_teacher(source, part=part)
         chosen = choice.resolve(teacher.num_layers)
         plan, copied, dropped = plan_student(teacher, layers=chosen, arch=arch,
                                              token_types="drop" if drop_token_types else "fold")
-        plan.check(source)
+        plan.check(source.checkpoint)
         report = _report(teacher, plan, copied, dropped, layers=chosen, arch=arch, drop_token_types=drop_token_types,
                          destination=destination, dry_run=dry_run)
         if dry_run:
@@ -166,9 +166,9 @@ def build_student(teacher_path: str, destination: str | None, *, layers: Sequenc
             return report
         from ckptkit.output.staging import staged_folder
 
-        with staged_folder(destination, overwrite=overwrite, sources=[teacher_path, *source.files, config]) as folder:
-            _write_student(folder, teacher=teacher, source=source, plan=plan, report=report, command=command,
-                           started=started)
+        with staged_folder(destination, overwrite=overwrite, sources=source.inputs) as folder:
+            _write_student(folder, teacher=teacher, source=source.checkpoint, plan=plan, report=report,
+                           command=command, started=started)
     from ckptkit.output.card import write_model_card
 
     # after the rename, so the card names the folder, not its staging name (README.md is written atomically)

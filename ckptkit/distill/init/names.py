@@ -6,10 +6,10 @@ renumbered, what is tied and where the MLM head goes come from the teacher famil
 :class:`~ckptkit.converters.families.student.StudentRules`.
 
 Example:
-    >>> from ckptkit.converters.formats import open_checkpoint
+    >>> from ckptkit.converters.source import open_source
     >>> from ckptkit.distill.init.teacher import open_teacher
-    >>> with open_checkpoint("examples/tiny-bert") as ckpt:
-    ...     copied, dropped = same_names(open_teacher(ckpt, "examples/tiny-bert"), [1])
+    >>> with open_source("examples/tiny-bert") as src:
+    ...     copied, dropped = same_names(open_teacher(src), [1])
     >>> dropped["bert.encoder.layer.0.output.dense.weight"]
     'teacher layer 0 is not kept'
 """

@@ -1,10 +1,10 @@
 """The student's Plan over the teacher's source tensors (computed from metadata alone).
 
 Example:
-    >>> from ckptkit.converters.formats import open_checkpoint
+    >>> from ckptkit.converters.source import open_source
     >>> from ckptkit.distill.init.teacher import open_teacher
-    >>> with open_checkpoint("examples/tiny-bert") as ckpt:
-    ...     plan, copied, dropped = plan_student(open_teacher(ckpt, "examples/tiny-bert"), layers=[1])
+    >>> with open_source("examples/tiny-bert") as src:
+    ...     plan, copied, dropped = plan_student(open_teacher(src), layers=[1])
     >>> [c.teacher[0] for c in copied if c.name.endswith("layer.0.output.dense.weight")]
     ['bert.encoder.layer.1.output.dense.weight']
 """

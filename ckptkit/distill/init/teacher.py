@@ -23,6 +23,8 @@ import numpy as np
 
 from ckptkit.converters.families.student import HF_ENCODER_LAYER, StudentRules
 from ckptkit.converters.plan import Dropped, PlannedTensor
+from ckptkit.converters.source import Source
+from ckptkit.converters.tensors import Checkpoint
 from ckptkit.errors import ConfigError, PlanError, UsageError
 
 __all__ = ["Teacher", "open_teacher", "student_rules", "family_of_model_type", "LAYER_NAME", "WORD_EMBEDDINGS"]
@@ -125,54 +127,61 @@ def _identity_view(source: Mapping) -> tuple[dict[str, PlannedTensor], list[Drop
     return tensors, dropped
 
 
-def _hf_teacher(source, path: str, config_path: str | None, part: str | None = None) -> Teacher:
-    from ckptkit.converters.config_io import checkpoint_folder, find_companion, read_json_config
+def _hf_teacher(source: Source, part: str | None = None) -> Teacher:
+    from ckptkit.converters.config_io import read_json_config
     from ckptkit.converters.config_schema import validate_hf_config
 
-    folder = source.extras.get("folder") or checkpoint_folder(path)
-    config = source.extras.get("config") if not config_path else None
+    checkpoint, path = source.checkpoint, source.path
+    folder = checkpoint.extras.get("folder") or source.folder
+    config = checkpoint.extras.get("config") if not source.config else None
     found = os.path.join(folder, "config.json")
     if not config:
-        found = find_companion(path, ("config.json",), explicit=config_path)
+        found = source.config_file(("config.json",))
         if found is None:
             raise ConfigError("no config.json next to the teacher's weights", path=path,
                               hint="pass the teacher's config.json with --config")
         config = read_json_config(found)
     validate_hf_config(config, path=found)  # its family's schema, before anything is written
-    tensors, dropped = _identity_view(source)
+    tensors, dropped = _identity_view(checkpoint)
     model_type = config.get("model_type")
     if not model_type:
         raise ConfigError("the teacher's config.json has no model_type", path=path,
                           hint="pass a transformers config.json with --config")
-    return Teacher(os.path.abspath(path), source.format, dict(config), family_of_model_type(model_type),
+    return Teacher(os.path.abspath(path), checkpoint.format, dict(config), family_of_model_type(model_type),
                    tensors, dropped, folder=folder)
 
 
-def _tf_teacher(source, path: str, config_path: str | None, part: str | None = None) -> Teacher:
+def _tf_teacher(source: Source, part: str | None = None) -> Teacher:
     from ckptkit.converters.convert import ConversionOptions, prepare_conversion
 
-    prepared = prepare_conversion(source, ConversionOptions(to="hf", config=config_path,
-                                                            family_options={"part": part}))
+    prepared = prepare_conversion(source, ConversionOptions(to="hf", family_options={"part": part}))
     if len(prepared.parts) > 1:
         names = ", ".join(p.subfolder or "?" for p in prepared.parts)
-        raise UsageError(f"this TF checkpoint holds several models ({names})", path=path,
+        raise UsageError(f"this TF checkpoint holds several models ({names})", path=source.path,
                          hint="choose the teacher with --part, e.g. --part discriminator")
     prepared = prepared.parts[0] if prepared.parts else prepared
     plan = prepared.plan
     tensors = {t.name: t for t in plan.outputs}
-    return Teacher(os.path.abspath(path), source.format, dict(prepared.hf_config), prepared.family.name, tensors,
-                   list(plan.dropped), vocab=prepared.vocab, spm=prepared.spm, global_step=source.global_step)
+    return Teacher(os.path.abspath(source.path), source.checkpoint.format, dict(prepared.hf_config),
+                   prepared.family.name, tensors, list(plan.dropped), vocab=prepared.vocab, spm=prepared.spm,
+                   global_step=source.checkpoint.global_step)
 
 
-def open_teacher(source, path: str, *, config_path: str | None = None, part: str | None = None) -> Teacher:
-    """The :class:`Teacher` view of an open checkpoint (TF: through its conversion plan).
+def open_teacher(source: Source | Checkpoint, path: str | None = None, *, config_path: str | None = None,
+                 part: str | None = None) -> Teacher:
+    """The :class:`Teacher` view of a :class:`~ckptkit.converters.source.Source` (TF: through its conversion plan).
+
+    An already opened checkpoint is accepted too (``config_path`` then names its config).
 
     Example:
-        >>> from ckptkit.converters.formats import open_checkpoint
-        >>> with open_checkpoint("examples/tiny-bert") as ckpt:
-        ...     open_teacher(ckpt, "examples/tiny-bert").num_parameters > 0
+        >>> from ckptkit.converters.source import open_source
+        >>> with open_source("examples/tiny-bert") as source:
+        ...     open_teacher(source).num_parameters > 0
         True
     """
-    if part and source.format != "tf":
-        raise UsageError("--part applies to TF checkpoints holding several models (ELECTRA pretraining)", path=path)
-    return (_tf_teacher if source.format == "tf" else _hf_teacher)(source, path, config_path, part)
+    if not isinstance(source, Source):
+        source = Source.of_checkpoint(source, config=config_path)
+    if part and source.checkpoint.format != "tf":
+        raise UsageError("--part applies to TF checkpoints holding several models (ELECTRA pretraining)",
+                         path=path or source.path)
+    return (_tf_teacher if source.checkpoint.format == "tf" else _hf_teacher)(source, part)
