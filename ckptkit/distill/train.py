@@ -28,6 +28,7 @@ from ckptkit.distill.train_options import (OBJECTIVE_WEIGHTS, TRAINING_DEFAULTS,
                                            resolve_weights)
 from ckptkit.distill.train_report import TrainResult, cache_summary, loss_summary, weights_digest, write_outputs
 from ckptkit.errors import UsageError
+from ckptkit.output.atomic import write_json
 
 __all__ = ["train_student", "TrainOptions", "TrainResult", "OBJECTIVE_WEIGHTS", "resolve_weights", "weights_digest"]
 
@@ -277,7 +278,7 @@ def _finish(opts: TrainOptions, setup: _Setup, models: _Models, trainer, result:
         ranks = out / "ranks"
         ranks.mkdir(exist_ok=True)
         digest = weights_digest(trainer.accelerator.unwrap_model(trainer.model))
-        (ranks / f"rank-{args.process_index}.json").write_text(json.dumps({"weights_sha256": digest}) + "\n")
+        write_json(ranks / f"rank-{args.process_index}.json", {"weights_sha256": digest})
     if not trainer.is_world_process_zero():
         return
     from ckptkit.distill.plot import plot_loss_curves
@@ -290,7 +291,7 @@ def _finish(opts: TrainOptions, setup: _Setup, models: _Models, trainer, result:
     result.files = write_outputs(out, trainer=trainer, tokenizer=models.tokenizer, student_info=info,
                                  student_dir=setup.student_dir, summary=card_summary, command=opts.command)
     result.plot = str(plot_loss_curves(trainer.state.log_history, out / "loss_curves.png"))
-    (out / "distill_report.json").write_text(json.dumps(result.to_json(), indent=2, default=str) + "\n")
+    write_json(out / "distill_report.json", result.to_json(), default=str)
     if opts.push_to_hub:
         result.pushed_to = _push(out, opts.push_to_hub)
 

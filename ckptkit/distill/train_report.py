@@ -9,7 +9,6 @@ Example:
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,6 +16,7 @@ from typing import Any
 
 from ckptkit.distill.losses import LossWeights
 from ckptkit.distill.models import STUDENT_FILE
+from ckptkit.output.atomic import write_json
 
 __all__ = ["TrainResult", "loss_summary", "cache_summary", "write_outputs", "weights_digest"]
 
@@ -117,7 +117,7 @@ def _save_tokenizer(out: Path, tokenizer, student_dir: Path, teacher: str | os.P
 
 def _record(model, student_dir: Path, student_info: dict[str, Any], summary: dict[str, Any],
             command: str | None) -> dict[str, Any]:
-    from ckptkit.hub.record import read_record
+    from ckptkit.output.record import read_record
 
     try:
         record = read_record(student_dir)
@@ -140,10 +140,10 @@ def write_outputs(out: Path, *, trainer, tokenizer, student_info: dict[str, Any]
     trainer.save_model(str(out))
     notes: dict[str, Any] = {"tokenizer_files": _save_tokenizer(out, tokenizer, student_dir,
                                                                 student_info.get("teacher") or student_dir)}
-    (out / STUDENT_FILE).write_text(json.dumps({**student_info, "training": summary}, indent=2) + "\n")
+    write_json(out / STUDENT_FILE, {**student_info, "training": summary})
     try:
-        from ckptkit.hub.model_card import write_model_card
-        from ckptkit.hub.record import write_record
+        from ckptkit.output.card import write_model_card
+        from ckptkit.output.record import write_record
     except ImportError as e:  # pragma: no cover - the hub package ships with ckptkit
         notes["model_card"] = f"not written ({e})"
         return notes
