@@ -40,12 +40,12 @@ def _open(source: str | os.PathLike | Source, options: ConversionOptions) -> Con
     return open_source(source, config=options.config, vocab=options.vocab, spm=options.spm)
 
 
-def convert_source(source: Source, destination: str, options: ConversionOptions) -> ConversionResult:
+def convert_source(source: Source, destination: str, *, options: ConversionOptions) -> ConversionResult:
     """Convert an opened :class:`~ckptkit.converters.source.Source` into ``destination``, atomically."""
     started = time.perf_counter()
     prepared = prepare_conversion(source, options)
     check_sinks(prepared, options)
-    return write_conversion(prepared, source, destination, options, started)
+    return write_conversion(prepared, source, destination, options=options, started=started)
 
 
 def convert_checkpoint(source_path: str | os.PathLike | Source, destination: str, *,
@@ -64,7 +64,7 @@ def convert_checkpoint(source_path: str | os.PathLike | Source, destination: str
     """
     options = with_overrides(options, kwargs)
     with _open(source_path, options) as source:
-        return convert_source(source, destination, options)
+        return convert_source(source, destination, options=options)
 
 
 def dry_run_conversion(source_path: str | os.PathLike | Source, destination: str | None = None, *,
@@ -86,4 +86,4 @@ def dry_run_conversion(source_path: str | os.PathLike | Source, destination: str
     """
     options = with_overrides(options, kwargs)
     with _open(source_path, options) as source:
-        return dry_run_source(source, destination, options)
+        return dry_run_source(source, destination, options=options)

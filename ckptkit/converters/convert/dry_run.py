@@ -41,7 +41,7 @@ def _existing_parent(path: str) -> str:
     return path
 
 
-def dry_run_source(source: Source, destination: str | None, options: ConversionOptions) -> DryRun:
+def dry_run_source(source: Source, destination: str | None, *, options: ConversionOptions) -> DryRun:
     """The checks of :func:`~ckptkit.converters.convert.convert_checkpoint` on ``source``, writing nothing."""
     prepared = prepare_conversion(source, options)
     check_sinks(prepared, options)

@@ -163,7 +163,7 @@ def _write_one(prepared: Prepared, source: Source, folder: str, options: Convers
     return tokenizer, verification, timings
 
 
-def write_conversion(prepared: Prepared, source: Source, destination: str, options: ConversionOptions,
+def write_conversion(prepared: Prepared, source: Source, destination: str, *, options: ConversionOptions,
                      started: float) -> ConversionResult:
     """Write ``prepared`` (every output folder of it) into ``destination`` atomically; cards come last."""
     outputs = prepared.outputs
