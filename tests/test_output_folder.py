@@ -197,3 +197,14 @@ def test_old_import_paths_still_work():
     assert (old_atomic_write, staged_folder) == (atomic_write, staging.staged_folder)
     assert (write_model_card, write_record, MARKER) == (card.write_model_card, record.write_record, card.MARKER)
     assert STUDENT_FILE == names.STUDENT_FILE == "student.json"
+
+
+@pytest.mark.parametrize("module_name", ["ckptkit.output.staging", "ckptkit.hub.translate", "ckptkit.tokenizers.files",
+                                         "ckptkit.tokenizers.wordpiece", "ckptkit.tokenizers.unigram",
+                                         "ckptkit.tokenizers.template"])
+def test_docstring_examples_run(module_name):
+    import doctest
+    import importlib
+
+    result = doctest.testmod(importlib.import_module(module_name), optionflags=doctest.ELLIPSIS)
+    assert result.failed == 0 and result.attempted > 0
