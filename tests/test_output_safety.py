@@ -276,12 +276,18 @@ def test_second_writer_of_a_destination_fails_at_once(src, tmp_path, capsys):
 def test_concurrent_converts_one_wins(src, tmp_path):
     """Two processes into one new destination: exactly one succeeds, the other says why."""
     out = tmp_path / "out"
-    paused = PAUSE_IN_WRITE.replace("time.sleep(60)", "time.sleep(1)")
+    release = tmp_path / "release"
+    # the first run holds the lock until the second has finished, however slowly the second starts
+    paused = PAUSE_IN_WRITE.replace(
+        "time.sleep(60)", f"deadline = time.monotonic() + 60\n"
+                          f"        while not os.path.exists({str(release)!r}) and time.monotonic() < deadline:\n"
+                          f"            time.sleep(0.02)")
     first = subprocess.Popen([sys.executable, "-c", paused, "convert", src, out, "-q"],
                              env={**os.environ, "READY": str(tmp_path / "ready")}, stderr=subprocess.PIPE, text=True)
     _wait_for(tmp_path / "ready", first)
     second = subprocess.run([sys.executable, "-m", "ckptkit", "convert", src, out, "-q"], capture_output=True,
                             text=True, timeout=60)
+    release.touch()
     assert first.wait(timeout=60) == 0, first.stderr.read()
     assert second.returncode == 2 and "another ckptkit run is writing" in one_error_line(second.stderr)
     assert (out / "model.safetensors").is_file() and leftovers(tmp_path, "out") == []
