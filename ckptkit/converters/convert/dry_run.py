@@ -11,7 +11,8 @@ from ckptkit.converters.convert.prepare import prepare_conversion
 from ckptkit.converters.convert.write import check_sinks, planned_files
 from ckptkit.converters.plan import Plan
 from ckptkit.converters.source import Source
-from ckptkit.converters.staging import check_destination, check_free_space
+from ckptkit.output.atomic import check_free_space
+from ckptkit.output.staging import check_destination
 
 __all__ = ["DryRun", "dry_run_source"]
 

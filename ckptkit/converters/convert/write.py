@@ -16,7 +16,7 @@ from ckptkit.converters.convert.prepared import ConversionResult, Prepared
 from ckptkit.converters.plan import execute
 from ckptkit.converters.sinks import SINKS
 from ckptkit.converters.source import Source
-from ckptkit.converters.staging import staged_folder
+from ckptkit.output.staging import staged_folder
 from ckptkit.errors import UsageError
 from ckptkit.tokenizers.companions import tf_tokenizer_copies, write_planned_tokenizer
 
@@ -114,7 +114,7 @@ def _record(prepared: Prepared, source: Source, options: ConversionOptions, veri
 
 def _write_cards(destination: str, prepared: Prepared, options: ConversionOptions) -> None:
     """Model cards are written once the folder has its final name (the card names the folder)."""
-    from ckptkit.hub.model_card import write_model_card
+    from ckptkit.output.card import write_model_card
 
     for each in prepared.outputs:
         if each.target == "hf":
@@ -157,7 +157,7 @@ def _write_one(prepared: Prepared, source: Source, folder: str, options: Convers
         verification = _verify(prepared, source, folder, options)
         timings["verify"] = time.perf_counter() - started
     if prepared.target == "hf":
-        from ckptkit.hub.record import write_record
+        from ckptkit.output.record import write_record
 
         write_record(folder, _record(prepared, source, options, verification))
     return tokenizer, verification, timings

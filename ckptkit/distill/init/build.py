@@ -54,7 +54,10 @@ def _copy_tokenizer(teacher: Teacher, folder: str) -> list[str]:
         return []
     from ckptkit.tokenizers.export import choose_tokenizer, write_tokenizer_files
 
-    kind, vocab, spm, _ = choose_tokenizer(teacher.vocab, teacher.spm, prefer_spm=teacher.family == "bigbird")
+    from ckptkit.converters.families import FAMILIES, get_family
+
+    tokenizes_with_spm = teacher.family in FAMILIES and bool(get_family(teacher.family).spm_names)
+    kind, vocab, spm, _ = choose_tokenizer(teacher.vocab, teacher.spm, prefer_spm=tokenizes_with_spm)
     info = write_tokenizer_files(folder, kind=kind, vocab_file=vocab, spm_file=spm,
                                  model_max_length=int(teacher.config.get("max_position_embeddings", 512)))
     teacher.config["pad_token_id"] = info.pad_token_id  # the tokenizer knows the teacher's pad id (KoBERT: 1)
