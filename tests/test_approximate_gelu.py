@@ -9,7 +9,7 @@ import json
 
 import pytest
 
-from ckptkit.cli import main
+from support.cli import run_cli
 
 # (transformers class, config class, hidden_act the TF code lacks, extra config, TF config file)
 CASES = {
@@ -20,12 +20,7 @@ CASES = {
 }
 
 
-def run(argv, capsys) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as exited:
-        main([str(a) for a in argv])
-        raise SystemExit(0)
-    out = capsys.readouterr()
-    return exited.value.code, out.out, out.err
+run = run_cli
 
 
 @pytest.fixture(scope="module", params=sorted(CASES))

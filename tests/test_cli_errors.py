@@ -12,22 +12,16 @@ from pathlib import Path
 
 import pytest
 
-from ckptkit.cli import main
 from conftest import HUB_TOKEN, REPO
 from fake_hub import FakeHub
+from support.cli import run_cli
 
 TINY_BERT = str(REPO / "examples" / "tiny-bert")
 # huggingface_hub's LFS PUT passes `data=` to httpx2; not ours to fix
 pytestmark = pytest.mark.filterwarnings("ignore:Use 'content=<...>':DeprecationWarning")
 
 
-def run(argv: list[str], capsys) -> tuple[int, str, str]:
-    """(exit status, stdout, stderr) of ``ckptkit ARGV`` run in-process."""
-    with pytest.raises(SystemExit) as exited:
-        main(argv)
-        raise SystemExit(0)
-    out = capsys.readouterr()
-    return exited.value.code, out.out, out.err
+run = run_cli
 
 
 def _boom(*args, **kwargs):

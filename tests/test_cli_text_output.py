@@ -14,11 +14,11 @@ from pathlib import Path
 
 import pytest
 
-from ckptkit.cli import main
 from ckptkit.converters.formats.tf1 import write_tf_checkpoint
 from support.bert import tiny_wordpiece_vocab, with_adam_slots
 from support.families import bigbird_tf_config, bigbird_tf_variables, electra_hparams, electra_tf_variables
 from conftest import REPO
+from support.cli import run_cli
 
 ELECTRA = dict(vocab_size=90, embedding=16, hidden=32, layers=2, heads=2, intermediate=64, max_positions=40)
 BIGBIRD = dict(vocab_size=90, hidden=32, layers=2, heads=4, intermediate=64, max_positions=64)
@@ -74,12 +74,7 @@ def sources(tmp_path_factory) -> dict[str, list[str]]:
             "electra": [str(electra), "--config", str(config)]}
 
 
-def run(argv: list[str], capsys) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as exited:
-        main(argv)
-        raise SystemExit(0)
-    out = capsys.readouterr()
-    return exited.value.code, out.out, out.err
+run = run_cli
 
 
 def written(folder: Path) -> list[str]:
@@ -111,7 +106,7 @@ def expected_lines(family: str, part: str | None, files: list[str]) -> list[str]
     """The report's lines as regexes (times vary)."""
     if family in SINGLE:
         model, dropped, vocab = SINGLE[family]
-        wrote, tokenizers = f"46 tensors \\(0.1 MiB\\)", [tokenizer_line("", vocab)]
+        wrote, tokenizers = "46 tensors \\(0.1 MiB\\)", [tokenizer_line("", vocab)]
     elif part in ("discriminator", "generator"):
         model, tensors, dropped = ELECTRA_PARTS[part]
         wrote, tokenizers = f"{tensors} tensors \\(0.[01] MiB\\)", [tokenizer_line("", 90)]

@@ -16,17 +16,12 @@ import pytest
 
 from ckptkit.cli import main
 from config_helpers import FAMILIES, leftovers, write_config, write_tf_model
+from support.cli import run_cli
 
 DROP = object()
 
 
-def run(argv: list[str], capsys) -> tuple[int, str, str]:
-    """(exit status, stdout, stderr) of ``ckptkit ARGV`` run in-process."""
-    with pytest.raises(SystemExit) as exited:
-        main([str(a) for a in argv])
-        raise SystemExit(0)
-    out = capsys.readouterr()
-    return exited.value.code, out.out, out.err
+run = run_cli
 
 
 def mutate(config: dict, change) -> dict | str:

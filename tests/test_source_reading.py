@@ -28,6 +28,7 @@ from ckptkit.converters.formats.tf1 import open_tf_checkpoint, write_tf_checkpoi
 from ckptkit.converters.formats.tf1.messages import decode_entry, decode_header, encode_entry, encode_header
 from ckptkit.converters.formats.tf1.table import build_table, read_table
 from ckptkit.errors import CheckpointNotFoundError, CorruptCheckpointError, UnsupportedFormatError
+from support.cli import run_cli
 
 REPO = Path(__file__).resolve().parent.parent
 TINY_BERT = REPO / "examples" / "tiny-bert"
@@ -36,14 +37,6 @@ TINY_BERT = REPO / "examples" / "tiny-bert"
 def run_child(code: str, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-c", textwrap.dedent(code), *args], cwd=REPO, capture_output=True,
                           text=True, timeout=120)
-
-
-def run_cli(argv: list[str], capsys) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as exited:
-        main(argv)
-        raise SystemExit(0)
-    out = capsys.readouterr()
-    return exited.value.code, out.out, out.err
 
 
 # ------------------------------------------------------------ item 3: truncated while read

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from ckptkit.tokenizers.resources import KOBERT_DIR_ENV
+from support.cli import run_cli
 
 SPM = "tokenizer_78b3253a26.model"
 KOREAN = ["한국어 모델을 공유합니다.", "오늘 날씨가 정말 좋네요! 산책하러 갈까요?", "서울특별시 강남구 테헤란로 123",
@@ -72,17 +73,7 @@ def test_kobert_env_folder_wins_without_network(kobert_dir, tmp_path):
 
 # -- helpers -------------------------------------------------------------------------------------------
 def _cli(capsys, *args: str) -> tuple[int, str, str]:
-    """``ckptkit ARGS`` in this process: (exit status, stdout, stderr)."""
-    from ckptkit.cli import main
-
-    capsys.readouterr()
-    try:
-        main(list(args))
-        code = 0
-    except SystemExit as e:
-        code = e.code or 0
-    out, err = capsys.readouterr()
-    return code, out, err
+    return run_cli(list(args), capsys)
 
 
 def _bert_tf(folder: Path, *, vocab_lines: list[str] | None, vocab_size: int = 64) -> Path:

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from ckptkit.converters.tokenizer_check import TEXTS
+from support.cli import run_cli
 
 SPM = "tokenizer_78b3253a26.model"
 KOBERT_IDS = [2, 4958, 6855, 2046, 7088, 1050, 7843, 54, 3]  # "한국어 모델을 공유합니다." (TEXTS[0])
@@ -19,16 +20,7 @@ TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_ma
 
 
 def _cli(capsys, *args: str) -> tuple[int, str, str]:
-    from ckptkit.cli import main
-
-    capsys.readouterr()
-    try:
-        main(list(args))
-        code = 0
-    except SystemExit as e:
-        code = e.code or 0
-    out, err = capsys.readouterr()
-    return code, out, err
+    return run_cli(list(args), capsys)
 
 
 def _bert_tf(folder: Path, *, vocab: list[str] | None, spm: Path | None = None) -> Path:

@@ -190,7 +190,7 @@ def _code(value: Any) -> str:
 
 # ----------------------------------------------------------------------------- sections
 def _intro(ctx: CardContext) -> str:
-    model, source, kind = ctx.record["model"], ctx.record["source"], ctx.record["kind"]
+    model, source = ctx.record["model"], ctx.record["source"]
     what = ", ".join(filter(None, [f"{model['family']} family", _params(model.get("num_parameters"))]))
     step = f" (step {source['global_step']:,})" if source.get("global_step") is not None else ""
     fmt = FORMAT_NAMES.get(source["format"], source["format"])
