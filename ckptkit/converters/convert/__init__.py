@@ -23,14 +23,14 @@ import time
 from typing import ContextManager
 
 from ckptkit.converters.convert.dry_run import DryRun, dry_run_source
-from ckptkit.converters.convert.options import PART_CHOICES, TARGETS, ConversionOptions, with_overrides
+from ckptkit.converters.convert.options import TARGETS, ConversionOptions, with_overrides
 from ckptkit.converters.convert.prepare import default_target, prepare_conversion
 from ckptkit.converters.convert.prepared import ConversionResult, Prepared
 from ckptkit.converters.convert.write import check_sinks, write_conversion
 from ckptkit.converters.source import Source, open_source
 
 __all__ = ["ConversionOptions", "ConversionResult", "prepare_conversion", "convert_checkpoint", "TARGETS",
-           "Prepared", "DryRun", "dry_run_conversion", "default_target", "PART_CHOICES", "convert_source"]
+           "Prepared", "DryRun", "dry_run_conversion", "default_target", "convert_source"]
 
 
 def _open(source: str | os.PathLike | Source, options: ConversionOptions) -> ContextManager[Source]:

@@ -7,7 +7,7 @@ import os
 from ckptkit.converters.config_io import read_json_config
 from ckptkit.converters.config_schema import validate_hf_config
 from ckptkit.converters.convert.options import ConversionOptions
-from ckptkit.converters.families import detect_family, get_family
+from ckptkit.converters.families import FAMILIES, detect_family, get_family
 from ckptkit.converters.families.base import Family
 from ckptkit.converters.source import Source
 from ckptkit.converters.tensors import Checkpoint
@@ -26,7 +26,7 @@ def family_for(checkpoint: Checkpoint, options: ConversionOptions, model_type: s
     name = options.family or detect_family(weights(checkpoint), model_type=model_type)
     if name is None:
         raise UsageError("cannot tell the model family from the tensor names", path=checkpoint.path,
-                         hint="pass --family (bert, bigbird, electra, ...)")
+                         hint="pass --family (one of " + ", ".join(FAMILIES) + ")")
     return get_family(name)
 
 

@@ -18,11 +18,10 @@ from ckptkit.converters.sinks import parse_size
 from ckptkit.converters.tensors import DType, dtype_by_name
 from ckptkit.errors import UsageError
 
-__all__ = ["ConversionOptions", "TARGETS", "WEIGHTS_FORMATS", "PART_CHOICES", "with_overrides"]
+__all__ = ["ConversionOptions", "TARGETS", "WEIGHTS_FORMATS", "with_overrides"]
 
 TARGETS = ("hf", "tf1", "safetensors", "pytorch")
 WEIGHTS_FORMATS = ("safetensors", "pytorch")
-PART_CHOICES = ("discriminator", "generator", "both")
 
 
 @dataclass(frozen=True)
