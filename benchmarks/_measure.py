@@ -28,6 +28,19 @@ def measure(cmd: list[str], *, env: dict | None = None, cwd: str | None = None) 
     return {"wall_s": wall, "peak_rss_mb": usage.ru_maxrss / 1024, "stdout": out.decode()[-2000:]}
 
 
+def machine_line() -> str:
+    """Date, CPU, cores, memory and load average: what the figures of a run depend on."""
+    import datetime
+    import platform
+
+    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")),
+               platform.processor() or "unknown CPU")
+    mem_gib = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
+    now = datetime.datetime.now().astimezone().isoformat(timespec="seconds")
+    return f"{now} | {cpu}, {os.cpu_count()} cores, {mem_gib:.0f} GiB | load average {load}"
+
+
 if __name__ == "__main__":
     args = sys.argv[1:]
     if args and args[0] == "--":

@@ -32,7 +32,7 @@ import textwrap
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "tests"))  # support: the test factories
-from _measure import measure  # noqa: E402
+from _measure import machine_line, measure  # noqa: E402
 
 WORK = os.path.join(HERE, "_work")
 OLD_VENV = os.path.join(HERE, "_venv457")
@@ -225,6 +225,9 @@ def main() -> None:
     parser.add_argument("--no-transformers457", action="store_true")
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--repeat", type=int, default=3, help="rounds per path; the median is reported")
+    parser.add_argument("--background-load", type=int, default=0, metavar="N",
+                        help="run N busy-looping processes during the measurement, to show how a loaded "
+                             "machine moves the figures")
     parser.add_argument("--make", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.make:
@@ -232,8 +235,20 @@ def main() -> None:
         return
     os.makedirs(WORK, exist_ok=True)
     old_python = None if args.no_transformers457 else ensure_old_venv()
-    results = {case: run_case(case, old_python=old_python, repeat=args.repeat) for case in args.cases.split(",")}
-    print(json.dumps(results, indent=2, default=str) if args.json else report(results))
+    started = machine_line()  # the load average before the run: a busy machine moves every ratio
+    load = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(args.background_load)]
+    try:
+        results = {case: run_case(case, old_python=old_python, repeat=args.repeat) for case in args.cases.split(",")}
+    finally:
+        for process in load:
+            process.kill()
+    if args.background_load:
+        started += f" | {args.background_load} busy-looping processes during the run"
+    if args.json:
+        print(json.dumps({"machine_at_start": started, "machine_at_end": machine_line(), "results": results},
+                         indent=2, default=str))
+    else:
+        print(f"start: {started}\nend:   {machine_line()}\n{report(results)}")
 
 
 if __name__ == "__main__":
