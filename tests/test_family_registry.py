@@ -63,7 +63,9 @@ def test_each_family_reads_its_rules_both_ways_one_to_one():
             for rule in family.rules:
                 if family.transform(rule.transform).to_tf is None or rule.optional:
                     continue
-                tf_name = rule.tf.replace("{layer}", "1").replace("{task}", "t")
+                tf_name = rule.tf.replace("{task}", "t")
+                for stack in family.stacks:  # every numbered placeholder (ALBERT: {group}, {inner})
+                    tf_name = tf_name.replace(f"{{{stack.placeholder}}}", "1")
                 hf_name, _, _ = table.tf_to_hf(tf_name)
                 assert hf_name not in hf_names, (family.name, hf_name)
                 hf_names.add(hf_name)

@@ -164,7 +164,7 @@ def _hf_outputs(folder: str, class_name: str, inputs: Mapping[str, np.ndarray]) 
 
 
 # HF output attribute -> reference key; "logits" depends on the class (suffix table below).
-_ATTRS = {"prediction_logits": "mlm_logits", "seq_relationship_logits": "nsp_logits",
+_ATTRS = {"prediction_logits": "mlm_logits", "seq_relationship_logits": "nsp_logits", "sop_logits": "sop_logits",
           "start_logits": "start_logits", "end_logits": "end_logits", "pooler_output": "pooler_output",
           "last_hidden_state": "last_hidden_state"}
 _LOGITS_BY_SUFFIX = {"ForMaskedLM": "mlm_logits", "ForNextSentencePrediction": "nsp_logits",
