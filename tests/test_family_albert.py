@@ -183,3 +183,56 @@ def test_config_contradicting_the_groups_is_refused(tmp_path):
     with pytest.raises(ConfigError, match="num_hidden_groups=1 but the checkpoint has 2"):
         convert_checkpoint(str(tmp_path / "tf"), str(tmp_path / "hf"))
     assert not (tmp_path / "hf").exists()
+
+
+TEXTS = ["Hello World, this is ALBERT.", "Café naïve résumé façade — ``quoted'' text",
+         "  two   spaces\tand a tab ", "The model converts CHECKPOINTS quickly", "pair one", "unknown ☃ 漢字"]
+
+
+def official_ids(sp, text: str, *, lower: bool, keep_accents: bool) -> list[int]:
+    """google-research/albert tokenization.py for a SentencePiece model: preprocess_text, then the pieces."""
+    import unicodedata
+
+    text = " ".join(text.strip().split()).replace("``", '"').replace("''", '"')
+    if not keep_accents:
+        text = "".join(c for c in unicodedata.normalize("NFKD", text) if not unicodedata.combining(c))
+    return sp.encode(text.lower() if lower else text)
+
+
+@pytest.fixture(scope="module")
+def albert_spm(tmp_path_factory):
+    import sentencepiece as spm
+
+    folder = tmp_path_factory.mktemp("spm")
+    corpus = [f"the model {w} converts checkpoint number {i} quickly, cafe resume facade hello world albert"
+              for i, w in enumerate("abcdefghij" * 20)]
+    spm.SentencePieceTrainer.train(sentence_iterator=iter(corpus), model_prefix=str(folder / "30k-clean"),
+                                   vocab_size=70, pad_id=0, unk_id=1, eos_id=-1, bos_id=-1, hard_vocab_limit=False,
+                                   control_symbols=["[CLS]", "[SEP]", "[MASK]"], user_defined_symbols=["(", ")", "-"],
+                                   model_type="unigram", minloglevel=2)
+    return folder / "30k-clean.model"
+
+
+@pytest.mark.parametrize("keep_accents", [False, True])
+def test_sentencepiece_becomes_albert_tokenizer(albert_spm, tmp_path, keep_accents):
+    import sentencepiece as spm
+    from transformers import AutoTokenizer
+
+    sp = spm.SentencePieceProcessor(model_file=str(albert_spm))
+    dims = {**DIMS, "vocab_size": sp.get_piece_size()}
+    variables = albert_tf_variables(**dims, groups=1, inner=1)
+    write(tmp_path / "tf", variables, albert_tf_config(**dims, groups=1, inner=1, layers=1), slots=False)
+    (tmp_path / "tf" / "30k-clean.model").write_bytes(albert_spm.read_bytes())
+    result = convert_checkpoint(str(tmp_path / "tf"), str(tmp_path / "hf"), keep_accents=keep_accents or None)
+    assert result.tokenizer["kind"] == "albert" and result.tokenizer["class"] == "AlbertTokenizerFast"
+    assert (tmp_path / "hf" / "spiece.model").read_bytes() == albert_spm.read_bytes()
+    saved = json.loads((tmp_path / "hf" / "tokenizer_config.json").read_text())
+    assert saved["keep_accents"] is keep_accents and saved["do_lower_case"] is True
+    tok = AutoTokenizer.from_pretrained(str(tmp_path / "hf"))
+    cls, sep = sp.piece_to_id("[CLS]"), sp.piece_to_id("[SEP]")
+    assert (cls, sep, tok.pad_token_id, tok.mask_token_id) == (2, 3, 0, 4)
+    for text in TEXTS:
+        expected = [cls, *official_ids(sp, text, lower=True, keep_accents=keep_accents), sep]
+        assert tok(text)["input_ids"] == expected, text
+    pair = tok("pair one", "hello world")
+    assert pair["token_type_ids"][-1] == 1 and pair["input_ids"].count(sep) == 2

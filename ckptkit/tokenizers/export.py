@@ -1,7 +1,8 @@
 """Write fast-tokenizer folders (``tokenizer.json`` + configs) that ``AutoTokenizer`` loads as is.
 
-Three kinds, one table (``_KINDS``): ``bert`` (WordPiece ``vocab.txt``), ``kobert`` (SentencePiece
-model + KoBERT ``vocab.txt``) and ``bigbird`` (a google-research/bigbird SentencePiece ``vocab.model``).
+Four kinds, one table (``_KINDS``): ``bert`` (WordPiece ``vocab.txt``), ``kobert`` (SentencePiece
+model + KoBERT ``vocab.txt``), ``bigbird`` (a google-research/bigbird SentencePiece ``vocab.model``) and
+``albert`` (a google-research/albert SentencePiece ``30k-clean.model``, written as ``spiece.model``).
 Every ``tokenizer.json`` is built with the ``tokenizers`` library (WordPiece in
 :mod:`ckptkit.tokenizers.wordpiece`, Unigram over SentencePiece in :mod:`ckptkit.tokenizers.unigram`);
 this module chooses the kind and writes the folder. Nothing needs ``trust_remote_code``.
@@ -24,8 +25,8 @@ from typing import Any, Callable
 from ckptkit.errors import CheckpointNotFoundError, ConfigError, UsageError
 from ckptkit.output.atomic import atomic_write, json_text
 from ckptkit.tokenizers.resources import find_kobert_files, kobert_config, read_vocab_txt
-from ckptkit.tokenizers.unigram import (SPIECE_UNDERLINE, bigbird_specials, build_bigbird_tokenizer,
-                                        build_kobert_tokenizer, read_spm)
+from ckptkit.tokenizers.unigram import (ALBERT_SPECIALS, SPIECE_UNDERLINE, bigbird_specials, build_albert_tokenizer,
+                                        build_bigbird_tokenizer, build_kobert_tokenizer, is_albert_spm, read_spm)
 from ckptkit.tokenizers.wordpiece import BERT_SPECIALS, build_bert_tokenizer, infer_lower_case
 
 __all__ = ["TokenizerInfo", "BuiltTokenizer", "write_tokenizer_files", "detect_tokenizer_kind", "choose_tokenizer",
@@ -74,6 +75,7 @@ class BuiltTokenizer:
     copies: dict[str, Path] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     kind: str = ""
+    config: dict[str, Any] = field(default_factory=dict)  # more tokenizer_config.json keys (ALBERT: keep_accents)
 
     @property
     def files(self) -> tuple[str, ...]:
@@ -98,14 +100,14 @@ def _need(path: str | os.PathLike | None, what: str, kind: str) -> Path:
     return found
 
 
-def _bert(vocab_file, spm_file, do_lower_case) -> _Built:
+def _bert(vocab_file, spm_file, do_lower_case, keep_accents=None) -> _Built:
     vocab = _need(vocab_file, "vocab_file", "bert")
     lower = infer_lower_case(vocab) if do_lower_case is None else do_lower_case
     return _Built(build_bert_tokenizer(vocab_file=vocab, do_lower_case=lower), "BertTokenizerFast",
                   BERT_SPECIALS, lower, ["input_ids", "token_type_ids", "attention_mask"], {"vocab.txt": vocab})
 
 
-def _kobert(vocab_file, spm_file, do_lower_case) -> _Built:
+def _kobert(vocab_file, spm_file, do_lower_case, keep_accents=None) -> _Built:
     files = find_kobert_files(spm_file=spm_file, vocab_file=vocab_file)
     config = kobert_config()
     lower = config["do_lower_case"] if do_lower_case is None else do_lower_case
@@ -115,7 +117,7 @@ def _kobert(vocab_file, spm_file, do_lower_case) -> _Built:
                   {config["vocab_filename"]: files.vocab_file, config["sp_model_filename"]: files.spm_file})
 
 
-def _bigbird(vocab_file, spm_file, do_lower_case) -> _Built:
+def _bigbird(vocab_file, spm_file, do_lower_case, keep_accents=None) -> _Built:
     spm = _need(spm_file, "spm_file", "bigbird")
     lower = bool(do_lower_case)
     tok = build_bigbird_tokenizer(spm_file=spm, do_lower_case=lower)
@@ -124,8 +126,19 @@ def _bigbird(vocab_file, spm_file, do_lower_case) -> _Built:
                   {"spiece.model": spm}, notes=notes)
 
 
-# kind -> builder(vocab_file, spm_file, do_lower_case)
-_KINDS: dict[str, Callable[..., _Built]] = {"bert": _bert, "kobert": _kobert, "bigbird": _bigbird}
+def _albert(vocab_file, spm_file, do_lower_case, keep_accents=None) -> _Built:
+    spm = _need(spm_file, "spm_file", "albert")
+    lower = True if do_lower_case is None else do_lower_case  # the released ALBERT models are uncased
+    accents = bool(keep_accents)
+    tok = build_albert_tokenizer(spm_file=spm, do_lower_case=lower, keep_accents=accents)
+    return _Built(tok, "AlbertTokenizerFast", dict(ALBERT_SPECIALS), lower,
+                  ["input_ids", "token_type_ids", "attention_mask"], {"spiece.model": spm},
+                  config={"keep_accents": accents})
+
+
+# kind -> builder(vocab_file, spm_file, do_lower_case, keep_accents)
+_KINDS: dict[str, Callable[..., _Built]] = {"bert": _bert, "kobert": _kobert, "bigbird": _bigbird,
+                                            "albert": _albert}
 TOKENIZER_KINDS = tuple(_KINDS)
 
 
@@ -139,12 +152,13 @@ def _tokenizer_config(built: _Built, model_max_length: int) -> dict[str, Any]:
             added[str(tok.token_to_id(entry.content))]["lstrip"] = entry.lstrip
     return {"tokenizer_class": built.tokenizer_class, "model_max_length": model_max_length,
             "do_lower_case": built.do_lower_case, "clean_up_tokenization_spaces": False,
-            "model_input_names": built.model_input_names, **built.specials,
+            "model_input_names": built.model_input_names, **built.config, **built.specials,
             "added_tokens_decoder": dict(sorted(added.items(), key=lambda kv: int(kv[0])))}
 
 
 def build_tokenizer(kind: str, *, vocab_file: str | os.PathLike | None = None,
-                    spm_file: str | os.PathLike | None = None, do_lower_case: bool | None = None) -> BuiltTokenizer:
+                    spm_file: str | os.PathLike | None = None, do_lower_case: bool | None = None,
+                    keep_accents: bool | None = None) -> BuiltTokenizer:
     """Build and check a fast tokenizer of ``kind`` in memory; nothing is written.
 
     Every problem of the vocab files (missing, unreadable, not a SentencePiece model, special tokens
@@ -158,7 +172,7 @@ def build_tokenizer(kind: str, *, vocab_file: str | os.PathLike | None = None,
     """
     if kind not in _KINDS:
         raise UsageError(f"unknown tokenizer kind {kind!r}", hint=f"use one of {', '.join(_KINDS)}")
-    built = _KINDS[kind](vocab_file, spm_file, do_lower_case)
+    built = _KINDS[kind](vocab_file, spm_file, do_lower_case, keep_accents)
     built.kind = kind
     return built
 
@@ -229,7 +243,8 @@ def detect_tokenizer_kind(vocab_file: str | os.PathLike | None = None,
     """Guess the tokenizer kind from the files a checkpoint ships.
 
     vocab.txt starting ``[UNK] [PAD] [CLS] [SEP] [MASK]`` + a SentencePiece model => ``kobert``;
-    a SentencePiece model alone => ``bigbird``; a vocab.txt alone => ``bert``.
+    a SentencePiece model alone => ``albert`` when it starts ``<pad> <unk> [CLS] [SEP] [MASK]``, else ``bigbird``;
+    a vocab.txt alone => ``bert``.
 
     Example:
         >>> detect_tokenizer_kind(vocab_file="uncased_L-2_H-128_A-2/vocab.txt")  # doctest: +SKIP
@@ -243,7 +258,7 @@ def detect_tokenizer_kind(vocab_file: str | os.PathLike | None = None,
                          "[UNK] [PAD] [CLS] [SEP] [MASK]", path=vocab_file,
                          hint="pass only the file the tokenizer really uses")
     if has_spm:
-        return "bigbird"
+        return "albert" if is_albert_spm(spm_file) else "bigbird"
     if has_vocab:
         return "bert"
     raise UsageError("no tokenizer files given", hint="pass vocab_file (vocab.txt) and/or spm_file (*.model)")
@@ -276,5 +291,6 @@ def choose_tokenizer(vocab_file: str | os.PathLike | None, spm_file: str | os.Pa
     if vocab_file is not None and spm_file is not None and not _looks_like_kobert_vocab(vocab_file):
         used, ignored = (spm_file, vocab_file) if prefer_spm else (vocab_file, spm_file)
         note = f"{Path(ignored).name} ignored: the tokenizer is built from {Path(used).name}"
-        return (("bigbird", None, spm_file) if prefer_spm else ("bert", vocab_file, None)) + ([note],)
+        spm_kind = "albert" if prefer_spm and is_albert_spm(spm_file) else "bigbird"
+        return ((spm_kind, None, spm_file) if prefer_spm else ("bert", vocab_file, None)) + ([note],)
     return detect_tokenizer_kind(vocab_file=vocab_file, spm_file=spm_file), vocab_file, spm_file, []

@@ -1,4 +1,4 @@
-"""Unigram fast tokenizers over SentencePiece models: KoBERT's (ids from its ``vocab.txt``) and BigBird's.
+"""Unigram fast tokenizers over SentencePiece models: KoBERT's (ids from its ``vocab.txt``), BigBird's and ALBERT's.
 
 The normalizer, pre-tokenizer and decoder reproduce SentencePiece's own (:func:`_spm_pipeline`).
 
@@ -16,8 +16,9 @@ from ckptkit.errors import CheckpointNotFoundError, ConfigError
 from ckptkit.tokenizers.resources import kobert_config, read_vocab_txt
 from ckptkit.tokenizers.template import finish_tokenizer
 
-__all__ = ["SPIECE_UNDERLINE", "BIGBIRD_SPECIALS", "BIGBIRD_FALLBACKS", "read_spm", "build_kobert_tokenizer",
-           "build_bigbird_tokenizer", "bigbird_specials"]
+__all__ = ["SPIECE_UNDERLINE", "BIGBIRD_SPECIALS", "BIGBIRD_FALLBACKS", "ALBERT_SPECIALS", "read_spm",
+           "build_kobert_tokenizer", "build_bigbird_tokenizer", "bigbird_specials", "build_albert_tokenizer",
+           "is_albert_spm"]
 
 SPIECE_UNDERLINE = "▁"
 # BigBird (google-research/bigbird vocab.model): <pad>=0 </s>=1 <s>=2, [CLS]/[SEP]/[MASK] as pieces.
@@ -28,6 +29,10 @@ BIGBIRD_SPECIALS = {"pad_token": "<pad>", "eos_token": "</s>", "bos_token": "<s>
 BIGBIRD_FALLBACKS = {"cls_token": ("[CLS]", "<s>"), "sep_token": ("[SEP]", "</s>"), "mask_token": ("[MASK]", "<mask>"),
                      "pad_token": ("<pad>",), "eos_token": ("</s>",), "bos_token": ("<s>",)}
 _TEMPLATE_ROLES = ("cls_token", "sep_token")  # a tokenizer cannot be built without these
+# ALBERT (google-research/albert 30k-clean.model): <pad>=0 <unk>=1 [CLS]=2 [SEP]=3 [MASK]=4; [CLS]/[SEP] also
+# begin/end a sequence (transformers' AlbertTokenizer bos/eos).
+ALBERT_SPECIALS = {"pad_token": "<pad>", "unk_token": "<unk>", "cls_token": "[CLS]", "sep_token": "[SEP]",
+                   "mask_token": "[MASK]", "bos_token": "[CLS]", "eos_token": "[SEP]"}
 
 
 def read_spm(path: str | os.PathLike):
@@ -50,12 +55,13 @@ def read_spm(path: str | os.PathLike):
     return proto
 
 
-def _spm_pipeline(tok, proto, *, lowercase: bool) -> None:
-    """Give ``tok`` the normalizer, pre-tokenizer and decoder that reproduce SentencePiece."""
+def _spm_pipeline(tok, proto, *, lowercase: bool, before: tuple = ()) -> None:
+    """Give ``tok`` the normalizer, pre-tokenizer and decoder that reproduce SentencePiece (``before``:
+    normalizers the model's own code applies to the text first)."""
     from tokenizers import Regex, decoders, normalizers, pre_tokenizers
 
     spec = proto.normalizer_spec
-    steps = []
+    steps = list(before)
     if spec.precompiled_charsmap:
         # Precompiled maps one grapheme at a time; SentencePiece matches longest prefixes across
         # graphemes, so it also composes sequences such as compatibility jamo "ㅋㅠ" -> "큐".
@@ -171,3 +177,43 @@ def _substitution_notes(specials: dict[str, str], name: str) -> list[str]:
         elif role in specials and specials[role] != candidates[0]:
             notes.append(f"{name} has no {candidates[0]}: the tokenizer uses {specials[role]} as {role}")
     return notes
+
+
+def is_albert_spm(path: str | os.PathLike) -> bool:
+    """Whether a SentencePiece model has ALBERT's layout: ``<pad> <unk> [CLS] [SEP] [MASK]`` as its first pieces
+    (BigBird's starts ``<pad> </s> <s>``)."""
+    pieces = [p.piece for p in read_spm(path).pieces[:5]]
+    return pieces == [ALBERT_SPECIALS[r] for r in ("pad_token", "unk_token", "cls_token", "sep_token", "mask_token")]
+
+
+def build_albert_tokenizer(*, spm_file: str | os.PathLike, do_lower_case: bool = True, keep_accents: bool = False):
+    """ALBERT's fast tokenizer: Unigram over the SentencePiece ids, the text prepared as google-research/albert's
+    ``tokenization.preprocess_text`` does (quotes, accents stripped unless ``keep_accents``, lower case).
+
+    Example:
+        >>> tok = build_albert_tokenizer(spm_file="albert_base/30k-clean.model")  # doctest: +SKIP
+        >>> tok.encode("Hello world").tokens[0]  # doctest: +SKIP
+        '[CLS]'
+    """
+    from tokenizers import Tokenizer, normalizers
+    from tokenizers.models import Unigram
+
+    proto = read_spm(spm_file)
+    pieces = {p.piece for p in proto.pieces}
+    missing = sorted({c for c in ALBERT_SPECIALS.values() if c not in pieces})
+    if missing:
+        raise ConfigError(f"SentencePiece model lacks ALBERT's special piece(s) {', '.join(missing)}", path=spm_file,
+                          hint="ALBERT's 30k-clean.model has <pad> <unk> [CLS] [SEP] [MASK]")
+    unk_id = next(i for i, p in enumerate(proto.pieces) if p.piece == ALBERT_SPECIALS["unk_token"])
+    floor = min((p.score for p in proto.pieces if p.type == 1), default=0.0) - 100.0
+    vocab = [(p.piece, p.score if p.type in (1, 4) else (0.0 if p.type == 2 else floor)) for p in proto.pieces]
+    tok = Tokenizer(Unigram(vocab, unk_id=unk_id, byte_fallback=False))
+    before = [normalizers.Replace("``", '"'), normalizers.Replace("''", '"')]
+    if not keep_accents:
+        before += [normalizers.NFKD(), normalizers.StripAccents()]
+    if do_lower_case:
+        before.append(normalizers.Lowercase())
+    _spm_pipeline(tok, proto, lowercase=False, before=tuple(before))
+    finish_tokenizer(tok, {k: v for k, v in ALBERT_SPECIALS.items() if k not in ("bos_token", "eos_token")},
+                     lstrip=frozenset({"mask_token"}))
+    return tok

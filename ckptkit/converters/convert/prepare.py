@@ -74,7 +74,7 @@ def _plan_tokenizer(prepared: Prepared, options: ConversionOptions, top: Plan) -
         return
     step = plan_tokenizer(vocab=prepared.vocab, spm=prepared.spm, prefer_spm=bool(prepared.family.spm_names),
                           do_lower_case=options.do_lower_case, vocab_size=prepared.hf_config.get("vocab_size"),
-                          enabled=not options.no_tokenizer)
+                          enabled=not options.no_tokenizer, keep_accents=options.family_options.get("keep_accents"))
     prepared.tokenizer = step
     for role in ("pad_token", "bos_token", "eos_token", "sep_token") if step.built is not None else ():
         key, token_id = f"{role}_id", step.built.token_id(role)

@@ -27,6 +27,7 @@ from typing import Mapping
 
 from ckptkit.converters.config_schema import ConfigSchema, divisible, positive_int
 from ckptkit.converters.families.base import Family, LayerStack, ModelClass, Rule
+from ckptkit.converters.families.options import FamilyOption
 from ckptkit.converters.families.bert_like import (GOOGLE_TO_HF_ACT, HF_TO_GOOGLE_ACT, bert_like_keys, hf_keys,
                                                    unmapped_act_hint, with_hf_types)
 from ckptkit.converters.families.student import StudentRules
@@ -191,6 +192,11 @@ ALBERT_STUDENT = StudentRules(
     layer_pattern=re.compile(r"^(?P<base>(?:albert\.)?)encoder\.albert_layer_groups\.(?P<layer>\d+)\.(?P<rest>.+)\Z"),
     layer_name="{base}encoder.albert_layer_groups.{layer}.{rest}")
 
+ALBERT_OPTIONS = (
+    FamilyOption("keep_accents", "ALBERT's SentencePiece tokenizer: keep accents (default false: stripped, as "
+                 "the official ALBERT tokenization.py does).", type=bool),
+)
+
 ALBERT = Family(
     name="albert", model_types=("albert",), rules=ALBERT_RULES, classes=ALBERT_CLASSES,
     config_to_hf=albert_config_to_hf, config_to_tf=hf_config_to_albert, infer_tf_config=infer_albert_config,
@@ -200,6 +206,7 @@ ALBERT = Family(
     tf_schema=ALBERT_TF_SCHEMA, hf_schema=ALBERT_HF_SCHEMA, approximate_acts={"gelu": "gelu_new"},
     reference="ckptkit.converters.reference_albert:albert_reference_forward",
     student=ALBERT_STUDENT, spm_names=("30k-clean.model", "spiece.model"), stacks=ALBERT_STACKS,
+    options=ALBERT_OPTIONS,
     signature=re.compile(r"^bert/(embeddings/|encoder/(embedding_hidden_mapping_in|transformer/group_\d+)/)"
                          r"|^(albert\.)?(embeddings|encoder\.(albert_layer_groups\.\d+"
                          r"|embedding_hidden_mapping_in))\."),

@@ -32,7 +32,7 @@ DISTILL_INIT = "distill init"
 @dataclass(frozen=True)
 class FamilyOption:
     """One option a family reads: its key in ``family_options``, the help the CLI shows, its type
-    (``str`` or ``int``), the accepted values, and which commands offer it."""
+    (``str``, ``int`` or ``bool``), the accepted values, and which commands offer it."""
 
     name: str
     help: str
@@ -54,6 +54,8 @@ class FamilyOption:
                     (self.minimum is not None and value < self.minimum):
                 expected = "a positive integer" if self.minimum == 1 else f"an integer >= {self.minimum}"
                 raise UsageError(f"{self.flag} is {value!r}, expected {expected}")
+        elif self.type is bool and not isinstance(value, bool):
+            raise UsageError(f"{self.flag} is {value!r}, expected true or false")
         elif self.choices and value not in self.choices:
             raise UsageError(f"{self.flag} is {value!r}, expected one of " + ", ".join(self.choices))
 
