@@ -24,6 +24,7 @@ __all__ = [
     "CkptkitError",
     "CheckpointNotFoundError",
     "CorruptCheckpointError",
+    "RemoteError",
     "UnsupportedFormatError",
     "UnsafeCheckpointError",
     "ConfigError",
@@ -150,6 +151,10 @@ class VerificationError(CkptkitError, AssertionError):
 
 class UsageError(CkptkitError, ValueError):
     """Options that contradict each other or name something that does not exist."""
+
+
+class RemoteError(CkptkitError, OSError):
+    """A remote location (gs://, s3://, hf://, https://) cannot be read: credentials, 403, 404, no range support."""
 
 
 class HubError(CkptkitError, RuntimeError):

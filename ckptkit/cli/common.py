@@ -24,7 +24,11 @@ json_option = click.option("--json", "as_json", is_flag=True,
 
 
 def emit_json(document: Any) -> None:
-    """Print ``document`` as indented JSON on stdout."""
+    """Print ``document`` as indented JSON on stdout (with ``remote``: bytes transferred and skipped, after
+    a run that read a remote checkpoint)."""
+    remote = sys.modules.get("ckptkit.remote.settings")
+    if remote is not None and remote.STATS.remote and isinstance(document, dict):
+        document = {**document, "remote": remote.STATS.to_json()}
     click.echo(json.dumps(document, indent=2, ensure_ascii=False, default=str))
 
 

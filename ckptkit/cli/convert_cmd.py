@@ -7,6 +7,7 @@ import sys
 
 import click
 
+from ckptkit.cli.remote_options import remote_options
 from ckptkit.cli.common import emit_json, info, json_option, quiet_option
 from ckptkit.cli.family_options import FamilyOptionsCommand
 
@@ -104,6 +105,7 @@ def _summary(result) -> str:
 @click.option("--tag", "tags", multiple=True, help="Model card tag (repeatable).")
 @json_option
 @quiet_option
+@remote_options
 def convert_command(source, destination, to, weights_format, dtype, max_shard_size, family, model_class, config,
                     vocab, spm, do_lower_case, no_tokenizer, num_heads, allow_unused, global_step,
                     approximate_gelu, overwrite, verify, dry_run, push_to_hub, private, language, license_, tags, as_json, quiet,

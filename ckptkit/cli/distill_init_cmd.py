@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import click
 
+from ckptkit.cli.remote_options import remote_options
 from ckptkit.cli.common import emit_json, info, json_option, quiet_option
 from ckptkit.cli.family_options import FamilyOptionsCommand
 
@@ -47,6 +48,7 @@ STRATEGY_HELP = {
 @click.option("--license", "license_", help="Model card license, e.g. apache-2.0.")
 @json_option
 @quiet_option
+@remote_options
 def init_command(teacher, out, layers, num_layers, strategy, arch, drop_token_types, config, overwrite, dry_run,
                  show_tensors, language, license_, as_json, quiet, **family_options):
     """Make a student OUT from layers of TEACHER: weights, config, tokenizer, student.json, card.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from ckptkit.cli.remote_options import remote_options
 from ckptkit.cli.common import emit_json, format_table, human_bytes, json_option, quiet_option
 from ckptkit.converters.inspection import CHECKSUMS, check_all, family_of, summarize  # noqa: F401 (re-exported)
 
@@ -62,6 +63,7 @@ def _check_line(check: dict) -> str:
 @click.argument("path", type=click.Path())
 @json_option
 @quiet_option
+@remote_options
 @click.option("--check", is_flag=True, help="Also read every tensor, verifying its checksum (TF: CRC32C); the "
                                              "summary says how many tensors and bytes were read and checked.")
 def inspect_command(path: str, as_json: bool, quiet: bool, check: bool) -> None:

@@ -6,6 +6,7 @@ import sys
 
 import click
 
+from ckptkit.cli.remote_options import remote_options
 from ckptkit.cli.common import emit_json, format_table, json_option, quiet_option
 
 
@@ -19,6 +20,7 @@ from ckptkit.cli.common import emit_json, format_table, json_option, quiet_optio
               help="OUTPUT was converted with --no-tokenizer: it may lack the source's tokenizer.")
 @json_option
 @quiet_option
+@remote_options
 def verify_command(source, output, family, no_forward, show_all, no_tokenizer, as_json, quiet):
     """Check OUTPUT against SOURCE: every tensor through the conversion plan (bitwise for
     float32), then a forward pass of the transformers model against a NumPy forward pass

@@ -18,7 +18,11 @@ import numpy as np
 
 from ckptkit.errors import CorruptCheckpointError
 
-__all__ = ["release_pages", "read_exact", "numpy_shape_problem"]
+__all__ = ["release_pages", "read_exact", "numpy_shape_problem", "BYTE_SOURCES"]
+
+# absolute local path -> ensure(offset, nbytes): makes those bytes present before they are read. Empty for
+# local checkpoints; a remote mirror (ckptkit.remote) registers its sparse weight files here.
+BYTE_SOURCES: dict = {}
 
 _MAX_READ = 1 << 30  # bytes per read call: Linux caps one read near 2 GiB
 _MAX_DIMS = 64  # NumPy 2's limit on an array's number of dimensions
@@ -69,6 +73,10 @@ def read_exact(fd: int, offset: int, nbytes: int, *, path: str, hint: str | None
         ckptkit.errors.CorruptCheckpointError: x: truncated: needs bytes 4..13, the file ends at byte 6
         >>> f.close()
     """
+    if BYTE_SOURCES:
+        ensure = BYTE_SOURCES.get(os.path.abspath(path))
+        if ensure is not None:
+            ensure(offset, nbytes)
     out = np.empty(nbytes, np.uint8)
     view = memoryview(out).cast("B")
     done = 0

@@ -7,10 +7,10 @@ turns the location into something the format readers open; a new kind of locatio
 hf://, https://) is one row there.
 
 Example:
-    >>> open_source("gs://bucket/model.ckpt")
+    >>> open_source("ftp://host/model.ckpt")
     Traceback (most recent call last):
     ...
-    ckptkit.errors.UsageError: gs://bucket/model.ckpt: ckptkit cannot read gs:// locations (give a local path: copy the checkpoint to this machine first)
+    ckptkit.errors.UsageError: ftp://host/model.ckpt: ckptkit cannot read ftp:// locations (give a local path, or a gs://, s3://, hf:// or https:// location)
 """
 
 from __future__ import annotations
@@ -32,8 +32,17 @@ def _local(location: str) -> str:
     return os.path.expanduser(location)
 
 
+def _remote(location: str) -> str:
+    from ckptkit.remote import resolve  # imported for remote locations only
+
+    return resolve(location)
+
+
 # location kind (URL scheme; "" for a local path) -> the local path the format readers open.
-RESOLVERS: dict[str, Callable[[str], str]] = {"": _local, "file": lambda loc: _local(loc[len("file://"):])}
+RESOLVERS: dict[str, Callable[[str], str]] = {
+    "": _local, "file": lambda loc: _local(loc[len("file://"):]),
+    **{kind: _remote for kind in ("gs", "gcs", "s3", "hf", "https", "http")},
+}
 
 
 def location_scheme(location: str) -> str:
@@ -53,7 +62,7 @@ def resolve_location(location: str | os.PathLike) -> str:
     scheme = location_scheme(location)
     if scheme not in RESOLVERS:
         raise UsageError(f"ckptkit cannot read {scheme}:// locations", path=location,
-                         hint="give a local path: copy the checkpoint to this machine first")
+                         hint="give a local path, or a gs://, s3://, hf:// or https:// location")
     return RESOLVERS[scheme](location)
 
 

@@ -1,0 +1,175 @@
+"""One remote location kind seen through fsspec: list a folder, read a byte range, with retries and
+one-line errors that name the URL and the fix.
+
+fsspec, and the filesystem of each kind (gcsfs, s3fs, huggingface_hub's HfFileSystem, aiohttp for
+https), are imported here only, on first use: a local path never loads them.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from ckptkit.errors import RemoteError
+
+__all__ = ["RemoteFS", "remote_fs", "RemoteEntry", "CREDENTIAL_HINTS", "EXTRA_HINT"]
+
+EXTRA_HINT = "install the remote extra: pip install 'ckptkit[remote]'"
+
+# kind -> how a user gives credentials for it.
+CREDENTIAL_HINTS: dict[str, str] = {
+    "gs": "run `gcloud auth application-default login` or set GOOGLE_APPLICATION_CREDENTIALS",
+    "s3": "set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or AWS_PROFILE (or run `aws configure`)",
+    "hf": "run `hf auth login` or set HF_TOKEN",
+    "https": "check that the URL is public (or download it with its own credentials)",
+    "http": "check that the URL is public (or download it with its own credentials)",
+}
+
+# kind -> (fsspec protocol, keyword arguments read from the environment at call time).
+_PROTOCOLS: dict[str, tuple[str, Callable[[], dict[str, Any]]]] = {
+    "gs": ("gcs", lambda: {"endpoint_url": os.environ["STORAGE_EMULATOR_HOST"]}
+           if os.environ.get("STORAGE_EMULATOR_HOST") else {}),
+    "gcs": ("gcs", lambda: {}),
+    "s3": ("s3", lambda: {"endpoint_url": os.environ["AWS_ENDPOINT_URL"]}
+           if os.environ.get("AWS_ENDPOINT_URL") else {}),
+    "hf": ("hf", lambda: {"endpoint": os.environ["HF_ENDPOINT"]} if os.environ.get("HF_ENDPOINT") else {}),
+    "https": ("https", lambda: {}),
+    "http": ("http", lambda: {}),
+}
+
+RETRIES = 5
+BACKOFF_S = 0.2
+
+
+@dataclass(frozen=True)
+class RemoteEntry:
+    """One file of a remote folder: its base name, URL and size."""
+
+    name: str
+    url: str
+    size: int
+
+
+def _status(error: BaseException) -> int | None:
+    for attr in ("status", "status_code"):
+        value = getattr(error, attr, None)
+        if isinstance(value, int):
+            return value
+    response = getattr(error, "response", None)
+    if response is not None:
+        if isinstance(getattr(response, "status_code", None), int):
+            return response.status_code
+        if isinstance(response, dict):  # botocore ClientError
+            code = response.get("Error", {}).get("Code")
+            return int(code) if str(code).isdigit() else {"NoSuchKey": 404, "AccessDenied": 403}.get(code)
+    return None
+
+
+def _credentials_missing(error: BaseException) -> bool:
+    name = type(error).__name__
+    return name in ("NoCredentialsError", "DefaultCredentialsError", "LocalTokenNotFoundError") or \
+        "credentials" in str(error).lower() and "could not" in str(error).lower()
+
+
+def translate(error: BaseException, url: str, kind: str) -> RemoteError | None:
+    """The one-line error for a failure that retrying cannot fix, else None (retry it)."""
+    status = _status(error) or (_status(error.__cause__) if error.__cause__ is not None else None)
+    if isinstance(error, FileNotFoundError) and status in (None, 404) or status == 404:
+        return RemoteError("not found (404)", path=url, hint="check the URL, the bucket/repo and the revision")
+    if _credentials_missing(error) or status == 401:
+        return RemoteError("no credentials", path=url, hint=CREDENTIAL_HINTS.get(kind, "log in"))
+    if isinstance(error, PermissionError) or status == 403:
+        return RemoteError("access denied (403)", path=url,
+                           hint=CREDENTIAL_HINTS.get(kind, "check your credentials") + " with read access")
+    if status is not None and 400 <= status < 500 and status not in (408, 429):
+        return RemoteError(f"request refused ({status})", path=url, hint="check the URL")
+    return None
+
+
+class RemoteFS:
+    """A remote location kind: listing, sizes and ranged reads, retried on 5xx and dropped connections."""
+
+    def __init__(self, kind: str):
+        self.kind = kind
+        self._fs = None
+
+    @property
+    def fs(self):
+        if self._fs is None:
+            try:
+                import fsspec
+
+                protocol, kwargs = _PROTOCOLS[self.kind]
+                self._fs = fsspec.filesystem(protocol, **kwargs())
+            except ImportError as e:
+                raise RemoteError(f"reading {self.kind}:// needs {e.name or 'fsspec'}", hint=EXTRA_HINT) from e
+        return self._fs
+
+    def _call(self, url: str, action: Callable[[], Any]) -> Any:
+        for attempt in range(RETRIES + 1):
+            try:
+                return action()
+            except RemoteError:
+                raise
+            except ImportError as e:
+                raise RemoteError(f"reading {self.kind}:// needs {e.name}", path=url, hint=EXTRA_HINT) from e
+            except Exception as e:  # noqa: BLE001 - every transport error is translated or retried
+                fatal = translate(e, url, self.kind)
+                if fatal is not None:
+                    raise fatal from None
+                if attempt == RETRIES:
+                    raise RemoteError(f"transfer failed after {RETRIES + 1} tries ({type(e).__name__}: {e})",
+                                      path=url, hint="check the network and run again (what was read is "
+                                                     "cached and not fetched again)") from None
+                time.sleep(BACKOFF_S * 2 ** attempt)
+        raise AssertionError("unreachable")
+
+    def _path(self, url: str) -> str:
+        return url if self.kind in ("http", "https") else url.split("://", 1)[1]
+
+    def _url(self, path: str) -> str:
+        return path if "://" in path else f"{self.kind}://{path}"
+
+    def listing(self, folder_url: str) -> list[RemoteEntry]:
+        """The files directly in ``folder_url`` (empty when it cannot be listed)."""
+        try:
+            items = self._call(folder_url, lambda: self.fs.ls(self._path(folder_url.rstrip("/") + "/"), detail=True))
+        except RemoteError as e:
+            if "404" in e.message:
+                return []
+            raise
+        entries = []
+        for item in items:
+            if item.get("type") not in ("file", None) or item["name"].endswith("/"):
+                continue
+            name, url = item["name"].rsplit("/", 1)[-1], self._url(item["name"])
+            size = item.get("size")
+            entries.append(RemoteEntry(name, url, int(size) if size is not None else self.size(url)))
+        return entries
+
+    def size(self, url: str) -> int:
+        """The size of the file at ``url`` (a 404 is a one-line error)."""
+        info = self._call(url, lambda: self.fs.info(self._path(url)))
+        if info.get("size") is None:
+            raise RemoteError("the server does not tell the file's size", path=url, hint="give another mirror")
+        return int(info["size"])
+
+    def read(self, url: str, start: int, end: int) -> bytes:
+        """Bytes ``[start, end)`` of ``url``; a server that ignores ranges returns the whole file."""
+        return self._call(url, lambda: self.fs.cat_file(self._path(url), start=start, end=end))
+
+    def read_all(self, url: str) -> bytes:
+        """The whole file at ``url``."""
+        return self._call(url, lambda: self.fs.cat_file(self._path(url)))
+
+
+_FILESYSTEMS: dict[str, RemoteFS] = {}
+
+
+def remote_fs(kind: str) -> RemoteFS:
+    """The :class:`RemoteFS` of ``kind`` (one per process)."""
+    if kind not in _FILESYSTEMS:
+        _FILESYSTEMS[kind] = RemoteFS(kind)
+    return _FILESYSTEMS[kind]

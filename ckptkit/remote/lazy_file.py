@@ -1,0 +1,134 @@
+"""A remote weight file seen as a local sparse file in the cache: the format readers read it with their
+usual positioned reads; :func:`ckptkit.converters.memory.read_exact` first asks :meth:`LazyFile.ensure`
+for the bytes it is about to read, which fetches only the ranges not yet cached (concurrently, in
+chunks, retried) and records them, so an interrupted run resumes and a second run fetches nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+from ckptkit.errors import RemoteError
+from ckptkit.remote.filesystem import RemoteFS
+from ckptkit.remote.settings import SETTINGS, STATS
+
+__all__ = ["LazyFile", "missing_ranges", "merge_ranges"]
+
+MIN_CHUNK = 1 << 20  # bytes: a range is split for concurrency only into pieces at least this big
+
+
+def merge_ranges(ranges: list[list[int]]) -> list[list[int]]:
+    """Sorted, disjoint ranges covering ``ranges`` (touching ones joined).
+
+    Example:
+        >>> merge_ranges([[5, 9], [0, 2], [2, 4], [8, 12]])
+        [[0, 4], [5, 12]]
+    """
+    merged: list[list[int]] = []
+    for start, end in sorted(ranges):
+        if merged and start <= merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], end)
+        else:
+            merged.append([start, end])
+    return merged
+
+
+def missing_ranges(have: list[list[int]], start: int, end: int) -> list[tuple[int, int]]:
+    """The parts of ``[start, end)`` not covered by the merged ranges ``have``.
+
+    Example:
+        >>> missing_ranges([[0, 4], [6, 8]], 2, 10)
+        [(4, 6), (8, 10)]
+    """
+    gaps, cursor = [], start
+    for low, high in have:
+        if high <= cursor or low >= end:
+            continue
+        if low > cursor:
+            gaps.append((cursor, low))
+        cursor = max(cursor, high)
+    if cursor < end:
+        gaps.append((cursor, end))
+    return gaps
+
+
+def _chunks(gaps: list[tuple[int, int]], connections: int) -> list[tuple[int, int]]:
+    total = sum(e - s for s, e in gaps)
+    size = max(MIN_CHUNK, -(-total // max(1, connections)))
+    return [(s, min(s + size, e)) for s, e in gaps for s in range(s, e, size)]
+
+
+class LazyFile:
+    """One remote file mirrored sparsely at ``path``; ``state`` records the byte ranges already fetched."""
+
+    def __init__(self, fs: RemoteFS, url: str, path: str, state: str, size: int):
+        self.fs, self.url, self.path, self.state, self.size = fs, url, path, state, size
+        self._lock = threading.Lock()
+        self.ranges: list[list[int]] = self._load()
+        self._checked = False
+
+    def _load(self) -> list[list[int]]:
+        try:
+            with open(self.state, encoding="utf-8") as f:
+                saved = json.load(f)
+            if saved.get("url") == self.url and saved.get("size") == self.size and \
+                    os.path.getsize(self.path) == self.size:
+                return merge_ranges(saved["ranges"])
+        except (OSError, ValueError, KeyError, TypeError):
+            pass
+        with open(self.path, "wb") as f:  # a fresh sparse file of the remote size
+            f.truncate(self.size)
+        return []
+
+    def _save(self) -> None:
+        tmp = f"{self.state}.tmp"
+        with open(tmp, "w", encoding="utf-8") as f:
+            json.dump({"url": self.url, "size": self.size, "ranges": self.ranges}, f)
+        os.replace(tmp, self.state)
+
+    def _store(self, start: int, data: bytes) -> None:
+        with open(self.path, "r+b", buffering=0) as f:
+            view, done = memoryview(data), 0
+            while done < len(view):
+                done += os.pwrite(f.fileno(), view[done:], start + done)
+        with self._lock:
+            self.ranges = merge_ranges([*self.ranges, [start, start + len(data)]])
+            self._save()
+
+    def _fetch(self, start: int, end: int) -> None:
+        data = self.fs.read(self.url, start, end)
+        STATS.add_transferred(len(data))
+        if len(data) == end - start:
+            self._store(start, data)
+            return
+        if len(data) == self.size and SETTINGS.allow_full_download:
+            self._store(0, data)
+            return
+        if len(data) == self.size:
+            raise RemoteError("the server does not support range requests", path=self.url,
+                              hint="rerun with --allow-full-download to download whole files")
+        raise RemoteError(f"short read: asked bytes {start}..{end}, got {len(data)}", path=self.url,
+                          hint="the file changed on the server; run again")
+
+    def ensure(self, offset: int, nbytes: int) -> None:
+        """Make bytes ``[offset, offset + nbytes)`` present in the local file (fetching what is missing)."""
+        end = min(offset + nbytes, self.size)
+        STATS.add_needed(end - offset)
+        gaps = missing_ranges(self.ranges, offset, end)
+        if not gaps:
+            return
+        chunks = _chunks(gaps, SETTINGS.connections)
+        if not self._checked:  # the first range alone: a server without range support shows here
+            self._fetch(*chunks.pop(0))
+            self._checked = True
+            chunks = _chunks(missing_ranges(self.ranges, offset, end), SETTINGS.connections)
+        if len(chunks) <= 1 or SETTINGS.connections <= 1:
+            for chunk in chunks:
+                self._fetch(*chunk)
+            return
+        with ThreadPoolExecutor(min(SETTINGS.connections, len(chunks))) as pool:
+            for future in [pool.submit(self._fetch, *chunk) for chunk in chunks]:
+                future.result()

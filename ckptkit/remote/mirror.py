@@ -1,0 +1,145 @@
+"""A remote checkpoint folder mirrored in the cache: the index and companions downloaded whole (the index
+revalidated on every run), weight files as sparse :class:`LazyFile` s whose byte ranges are fetched when
+a reader reads them. The readers then open the mirror as a local checkpoint.
+
+Layout: ``<cache>/<key>/tree/<parent>/<folder>/…`` (the parent holds the companions found there) and
+``<cache>/<key>/state/<file>.json`` (the ranges fetched of each weight file).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import shutil
+
+from ckptkit.converters.memory import BYTE_SOURCES
+from ckptkit.errors import RemoteError
+from ckptkit.remote.filesystem import RemoteEntry, RemoteFS, remote_fs
+from ckptkit.remote.lazy_file import LazyFile
+from ckptkit.remote.settings import SETTINGS, STATS
+
+__all__ = ["resolve_remote", "LAZY"]
+
+# local mirror path -> its LazyFile (read_exact asks it for the bytes before reading).
+LAZY: dict[str, LazyFile] = {}
+
+_DATA = re.compile(r"(\.data-\d+-of-\d+|\.safetensors)$")
+_TORCH = re.compile(r"\.(bin|pt|pth)$")
+_INDEX = re.compile(r"(\.index|\.index\.json|^checkpoint)$")
+_NEVER = re.compile(r"(\.meta$|^events\.out|^optimizer\.|^scheduler\.|^rng_state|^training_args\.bin$|\.h5$"
+                    r"|\.msgpack$|\.onnx$|\.ot$|\.tflite$|\.pb$|\.pbtxt$)")
+_PARENT_COMPANION = re.compile(r"(\.json|\.txt|\.model|\.vocab)$")
+MAX_COMPANION = 64 << 20
+
+
+def _kind_of(name: str, folder_has_safetensors: bool, target: str) -> str:
+    """``lazy`` (ranges on demand), ``whole`` (downloaded, cached), ``index`` (downloaded, revalidated)
+    or ``skip`` for one file of the checkpoint's folder."""
+    if _DATA.search(name):
+        return "lazy"
+    if _TORCH.search(name) and not _NEVER.search(name):
+        return "whole" if name == target or not folder_has_safetensors else "skip"
+    if _NEVER.search(name):
+        return "skip"
+    return "index" if _INDEX.search(name) else "whole"
+
+
+def _split(url: str) -> tuple[str, str]:
+    url = url.rstrip("/")
+    head, _, base = url.rpartition("/")
+    return head, base
+
+
+class _Mirror:
+    def __init__(self, fs: RemoteFS, folder_url: str):
+        self.fs, self.folder_url = fs, folder_url
+        key = hashlib.sha256(f"{fs.kind}|{folder_url}".encode()).hexdigest()[:24]
+        self.root = os.path.join(SETTINGS.cache, key)
+        parent_url, base = _split(folder_url)
+        self.parent = os.path.join(self.root, "tree", re.sub(r"[^\w.-]", "_", _split(parent_url)[1] or "root"))
+        self.folder = os.path.join(self.parent, re.sub(r"[^\w.@-]", "_", base) or "folder")
+        self.state = os.path.join(self.root, "state")
+        for directory in (self.folder, self.state):
+            os.makedirs(directory, exist_ok=True)
+
+    def _download(self, entry: RemoteEntry, local: str, *, revalidate: bool) -> None:
+        if not revalidate and os.path.isfile(local) and os.path.getsize(local) == entry.size:
+            return
+        data = self.fs.read_all(entry.url)
+        STATS.add_transferred(len(data))
+        if os.path.isfile(local):
+            with open(local, "rb") as f:
+                if f.read() == data:
+                    return
+            self._invalidate()  # the index changed: every cached range may be stale
+        tmp = f"{local}.part"
+        with open(tmp, "wb") as f:
+            f.write(data)
+        os.replace(tmp, local)
+
+    def _invalidate(self) -> None:
+        shutil.rmtree(self.state, ignore_errors=True)
+        os.makedirs(self.state, exist_ok=True)
+        for path in [p for p in LAZY if p.startswith(self.folder + os.sep)]:
+            del LAZY[path]
+            BYTE_SOURCES.pop(path, None)
+
+    def add(self, entries: list[RemoteEntry], target: str) -> None:
+        has_st = any(e.name.endswith(".safetensors") for e in entries)
+        kinds = {e.name: _kind_of(e.name, has_st, target) for e in entries}
+        for entry in sorted(entries, key=lambda e: kinds[e.name] != "index"):  # the index first
+            local = os.path.join(self.folder, entry.name)
+            if kinds[entry.name] in ("index", "whole") and (entry.size <= MAX_COMPANION or entry.name == target
+                                                            or kinds[entry.name] == "whole" and _TORCH.search(entry.name)):
+                self._download(entry, local, revalidate=kinds[entry.name] == "index")
+        for entry in entries:
+            if kinds[entry.name] == "lazy":
+                local = os.path.join(self.folder, entry.name)
+                lazy = LazyFile(self.fs, entry.url, local, os.path.join(self.state, entry.name + ".json"), entry.size)
+                LAZY[os.path.abspath(local)] = lazy
+                BYTE_SOURCES[os.path.abspath(local)] = lazy.ensure
+                STATS.weight_bytes += entry.size
+
+    def add_parent(self) -> None:
+        parent_url = _split(self.folder_url)[0]
+        if "/" not in parent_url.split("://", 1)[1]:
+            return  # a bucket or repo root has no parent to look in
+        try:
+            entries = self.fs.listing(parent_url)
+        except RemoteError:
+            return
+        for entry in entries:
+            if _PARENT_COMPANION.search(entry.name) and entry.size <= MAX_COMPANION:
+                self._download(entry, os.path.join(self.parent, entry.name), revalidate=False)
+
+
+def _locate(fs: RemoteFS, url: str) -> tuple[str, str, list[RemoteEntry]]:
+    """(folder URL, the target's name in it or "", the folder's files) for what the user gave."""
+    head, base = _split(url)
+    if not url.endswith("/") and "/" in head.split("://", 1)[1]:
+        entries = fs.listing(head)
+        names = {e.name for e in entries}
+        if base in names or any(n.startswith(base + ".") for n in names):
+            return head, base, entries
+    entries = fs.listing(url)
+    if entries:
+        return url.rstrip("/"), "", entries
+    if not url.endswith("/"):
+        return head, base, [RemoteEntry(base, url, fs.size(url))]  # a lone file (404 is one line)
+    raise RemoteError("no files there (404)", path=url, hint="check the URL, the bucket/repo and the revision")
+
+
+def resolve_remote(location: str) -> str:
+    """The local mirror path of a remote checkpoint ``location`` (gs://, s3://, hf://, http(s)://)."""
+    kind = location.split("://", 1)[0].lower()
+    fs = remote_fs(kind)
+    folder_url, target, entries = _locate(fs, location)
+    mirror = _Mirror(fs, folder_url)
+    STATS.remote = True
+    mirror.add(entries, target)
+    mirror.add_parent()
+    path = os.path.join(mirror.folder, target) if target else mirror.folder
+    if target and not os.path.exists(path) and not any(n.startswith(target + ".") for n in os.listdir(mirror.folder)):
+        raise RemoteError("not found (404)", path=location, hint="check the URL")
+    return path

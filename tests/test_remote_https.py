@@ -1,0 +1,138 @@
+"""Remote checkpoints over https (a range-capable server on 127.0.0.1): only the kept tensors' bytes
+cross the network, retries after dropped connections, one-line errors, a cache that makes a second run
+transfer only the index, and nothing remote imported for a local path."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from ckptkit.converters.formats.tf1.writer import write_tf_checkpoint
+from support.bert import bert_tf_config, bert_tf_variables, tiny_wordpiece_vocab, with_adam_slots
+from support.cli import run_cli
+from support.range_server import RangeServer
+
+CFG = dict(vocab_size=100, hidden=32, layers=2, heads=2, intermediate=64, max_positions=64)
+COMPARED = ("model.safetensors", "config.json", "tokenizer.json", "vocab.txt", "tokenizer_config.json")
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory):
+    """A folder with a TF BERT checkpoint with Adam slots, its config and vocab; and a local conversion."""
+    root = tmp_path_factory.mktemp("srv")
+    (root / "bert").mkdir()
+    write_tf_checkpoint(str(root / "bert" / "model.ckpt-1000"), with_adam_slots(bert_tf_variables(**CFG)))
+    (root / "bert" / "bert_config.json").write_text(json.dumps(bert_tf_config(**CFG)))
+    (root / "bert" / "vocab.txt").write_text("\n".join(tiny_wordpiece_vocab(100)) + "\n")
+    local = root.parent / (root.name + "-local")
+    from ckptkit.cli import main
+
+    try:
+        main(["convert", str(root / "bert" / "model.ckpt-1000"), str(local), "--quiet"])
+    except SystemExit as done:
+        assert done.code in (0, None)
+    return root, local
+
+
+@pytest.fixture
+def server(served):
+    with RangeServer(str(served[0])) as srv:
+        yield srv
+
+
+def _convert(server, tmp_path, capsys, *extra, name="out"):
+    return run_cli(["convert", f"{server.url}/bert/model.ckpt-1000", tmp_path / name, "--cache-dir",
+                    tmp_path / "cache", "--json", "--quiet", *extra], capsys)
+
+
+def _kept_bytes(root) -> int:
+    from ckptkit.converters.formats import open_checkpoint
+
+    with open_checkpoint(str(root / "bert" / "model.ckpt-1000")) as ckpt:
+        kept = sum(ckpt[n].nbytes for n in ckpt if "adam" not in n and n != "global_step")
+    small = sum(os.path.getsize(root / "bert" / n) for n in os.listdir(root / "bert") if ".data-" not in n)
+    return kept + small
+
+
+def _same_output(a, b) -> None:
+    for name in COMPARED:
+        assert (a / name).read_bytes() == (b / name).read_bytes(), name
+
+
+def test_https_convert_is_identical_and_fetches_only_kept_tensors(served, server, tmp_path, capsys):
+    root, local = served
+    code, out, err = _convert(server, tmp_path, capsys)
+    assert code == 0, err
+    _same_output(local, tmp_path / "out")
+    assert server.bytes_served <= 1.10 * _kept_bytes(root)
+    total = sum(os.path.getsize(root / "bert" / n) for n in os.listdir(root / "bert"))
+    assert server.bytes_served < 0.5 * total  # the Adam slots (2/3 of the weights) never crossed
+    remote = json.loads(out)["remote"]
+    listings = 1024  # the folder's HTML listing is served but is not file data
+    assert server.bytes_served - listings <= remote["bytes_transferred"] <= server.bytes_served
+    assert remote["bytes_skipped"] >= 1.8 * _kept_bytes(root)
+
+
+def test_second_run_transfers_only_the_index(served, server, tmp_path, capsys):
+    assert _convert(server, tmp_path, capsys)[0] == 0
+    server.reset()
+    code, out, err = _convert(server, tmp_path, capsys, name="again")
+    assert code == 0, err
+    _same_output(served[1], tmp_path / "again")
+    gets = [path for method, path, _ in server.requests if method == "GET" and not path.endswith("/")]
+    assert sorted(gets) == ["/bert/checkpoint", "/bert/model.ckpt-1000.index"]
+
+
+def test_dropped_connections_are_retried(served, server, tmp_path, capsys):
+    server.faults.drops = 3
+    code, out, err = _convert(server, tmp_path, capsys, "--connections", "4")
+    assert code == 0, err
+    assert server.faults.drops == 0
+    _same_output(served[1], tmp_path / "out")
+
+
+@pytest.mark.parametrize("status, words", [(403, "access denied (403)"), (404, "not found (404)")])
+def test_refused_data_is_one_line_and_writes_nothing(served, server, tmp_path, capsys, status, words):
+    server.faults.status[r"\.data-"] = status
+    code, out, err = _convert(server, tmp_path, capsys)
+    assert code == 2 and err.count("\n") == 1, err
+    assert err.startswith("ckptkit: error: ") and words in err and f"{server.url}/bert/" in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_missing_checkpoint_is_one_line(server, tmp_path, capsys):
+    code, out, err = run_cli(["inspect", f"{server.url}/nothing/model.ckpt-1", "--cache-dir", tmp_path], capsys)
+    assert code == 2 and err.count("\n") == 1 and "404" in err and "/nothing/model.ckpt-1" in err, err
+
+
+def test_server_without_ranges_needs_allow_full_download(served, server, tmp_path, capsys):
+    server.faults.no_ranges = True
+    code, out, err = _convert(server, tmp_path, capsys)
+    assert code == 2 and err.count("\n") == 1 and "--allow-full-download" in err, err
+    assert not (tmp_path / "out").exists()
+    code, out, err = _convert(server, tmp_path, capsys, "--allow-full-download", name="full")
+    assert code == 0, err
+    _same_output(served[1], tmp_path / "full")
+
+
+def test_inspect_and_verify_read_https(served, server, tmp_path, capsys):
+    url = f"{server.url}/bert/model.ckpt-1000"
+    code, out, err = run_cli(["inspect", url, "--cache-dir", tmp_path / "c", "--json"], capsys)
+    assert code == 0, err
+    assert json.loads(out)["format"] == "tf"
+    code, out, err = run_cli(["verify", url, served[1], "--no-forward", "--cache-dir", tmp_path / "c"], capsys)
+    assert code == 0, err
+
+
+def test_local_paths_import_nothing_remote(served):
+    script = ("import sys; from ckptkit.cli import main\n"
+              "try:\n    main(['inspect', sys.argv[1], '--quiet'])\nexcept SystemExit:\n    pass\n"
+              "bad = [m for m in ('fsspec', 'aiohttp', 's3fs', 'gcsfs', 'ckptkit.remote.mirror') if m in sys.modules]\n"
+              "print(bad)")
+    out = subprocess.run([sys.executable, "-c", script, str(served[0] / "bert" / "model.ckpt-1000")],
+                         capture_output=True, text=True, check=True, cwd=os.path.dirname(__file__)).stdout
+    assert out.strip().splitlines()[-1] == "[]"
