@@ -94,15 +94,18 @@ class RemoteFS:
     def __init__(self, kind: str):
         self.kind = kind
         self._fs = None
+        self._kwargs: dict | None = None
 
     @property
     def fs(self):
-        if self._fs is None:
+        """The fsspec filesystem (made again when its environment, e.g. an endpoint, changed)."""
+        protocol, make_kwargs = _PROTOCOLS[self.kind]
+        kwargs = make_kwargs()
+        if self._fs is None or kwargs != self._kwargs:
             try:
                 import fsspec
 
-                protocol, kwargs = _PROTOCOLS[self.kind]
-                self._fs = fsspec.filesystem(protocol, **kwargs())
+                self._fs, self._kwargs = fsspec.filesystem(protocol, **kwargs), kwargs
             except ImportError as e:
                 raise RemoteError(f"reading {self.kind}:// needs {e.name or 'fsspec'}", hint=EXTRA_HINT) from e
         return self._fs
@@ -134,6 +137,7 @@ class RemoteFS:
 
     def listing(self, folder_url: str) -> list[RemoteEntry]:
         """The files directly in ``folder_url`` (empty when it cannot be listed)."""
+        self.fs.invalidate_cache()  # list afresh on every run
         try:
             items = self._call(folder_url, lambda: self.fs.ls(self._path(folder_url.rstrip("/") + "/"), detail=True))
         except RemoteError as e:

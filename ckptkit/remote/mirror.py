@@ -130,11 +130,27 @@ def _locate(fs: RemoteFS, url: str) -> tuple[str, str, list[RemoteEntry]]:
     raise RemoteError("no files there (404)", path=url, hint="check the URL, the bucket/repo and the revision")
 
 
+def _check_shards(folder_url: str, target: str, entries: list[RemoteEntry]) -> None:
+    """A TF prefix whose ``.index`` is there must have every ``.data-*-of-N`` shard (one line naming it)."""
+    names = {e.name for e in entries}
+    if not target or f"{target}.index" not in names:
+        return
+    shards = [re.search(r"\.data-(\d+)-of-(\d+)$", n) for n in names if n.startswith(target + ".data-")]
+    counts = {int(m.group(2)) for m in shards if m}
+    total = max(counts) if counts else 1
+    for shard in range(total):
+        name = f"{target}.data-{shard:05d}-of-{total:05d}"
+        if name not in names:
+            raise RemoteError(f"data shard {shard + 1} of {total} is missing", path=f"{folder_url}/{name}",
+                              hint="upload every .data-*-of-* file of the checkpoint, or check the URL")
+
+
 def resolve_remote(location: str) -> str:
     """The local mirror path of a remote checkpoint ``location`` (gs://, s3://, hf://, http(s)://)."""
     kind = location.split("://", 1)[0].lower()
     fs = remote_fs(kind)
     folder_url, target, entries = _locate(fs, location)
+    _check_shards(folder_url, target, entries)
     mirror = _Mirror(fs, folder_url)
     STATS.remote = True
     mirror.add(entries, target)
