@@ -55,7 +55,8 @@ def tf_albert(v: dict, config: dict, ids, mask, types) -> dict:
     layers = config["num_hidden_layers"]
     for layer in range(layers):
         for inner in range(config["inner_group_num"]):
-            p = f"bert/encoder/transformer/group_{int(layer / layers * config['num_hidden_groups'])}/inner_group_{inner}/"
+            group = int(layer / layers * config["num_hidden_groups"])
+            p = f"bert/encoder/transformer/group_{group}/inner_group_{inner}/"
             q, k, val = (split(fc(x, f"{p}attention_1/self/{n}")) for n in ("query", "key", "value"))
             probs = tf.nn.softmax(tf.matmul(q, k, transpose_b=True) / math.sqrt(size) + adder)
             ctx = tf.reshape(tf.transpose(tf.matmul(probs, val), [0, 2, 1, 3]), [ids.shape[0], -1, hidden])
@@ -236,3 +237,44 @@ def test_sentencepiece_becomes_albert_tokenizer(albert_spm, tmp_path, keep_accen
         assert tok(text)["input_ids"] == expected, text
     pair = tok("pair one", "hello world")
     assert pair["token_type_ids"][-1] == 1 and pair["input_ids"].count(sep) == 2
+
+
+def _weights(folder):
+    from safetensors.numpy import load_file
+
+    return load_file(str(folder / "model.safetensors"))
+
+
+def test_students_by_fewer_repetitions_or_chosen_groups(pretraining, tmp_path):
+    """One group: the student is the teacher's weights, run fewer times. Several: the chosen layers decide
+    which groups stay; an order the student's own layer -> group rule cannot run is refused."""
+    import torch
+    import transformers
+
+    from ckptkit.distill.init import build_student
+    from ckptkit.errors import UsageError
+
+    root, _, config, _ = pretraining
+    teacher = _weights(root / "hf")
+    groups = config["num_hidden_groups"]
+    report = build_student(str(root / "tf"), str(tmp_path / "fewer"), num_layers=2)
+    student = json.loads((tmp_path / "fewer" / "config.json").read_text())
+    assert (student["num_hidden_layers"], student["num_hidden_groups"]) == (2, groups)
+    tied = {"predictions.decoder.weight", "predictions.decoder.bias"}
+    assert set(_weights(tmp_path / "fewer")) == set(teacher) - tied
+    assert all(np.array_equal(v, teacher[k]) for k, v in _weights(tmp_path / "fewer").items())
+    assert len(report.layers) == 2 and report.teacher_layers == config["num_hidden_layers"]
+    ids, mask, types = (torch.from_numpy(a) for a in batch())
+    shorter = transformers.AlbertForPreTraining.from_pretrained(str(root / "hf"), num_hidden_layers=2).eval()
+    built = transformers.AlbertForPreTraining.from_pretrained(str(tmp_path / "fewer")).eval()
+    with torch.no_grad():
+        a, b = (m(input_ids=ids, attention_mask=mask, token_type_ids=types).prediction_logits for m in (shorter, built))
+    assert torch.equal(a, b)
+    if groups > 1:
+        build_student(str(root / "hf"), str(tmp_path / "first_group"), layers="0,1")
+        kept = json.loads((tmp_path / "first_group" / "config.json").read_text())
+        assert (kept["num_hidden_layers"], kept["num_hidden_groups"]) == (2, 1)
+        names = _weights(tmp_path / "first_group")
+        assert not any(".albert_layer_groups.1." in n for n in names)
+        with pytest.raises(UsageError, match="cannot run in that order"):
+            build_student(str(root / "hf"), str(tmp_path / "bad"), layers="0,2,3")

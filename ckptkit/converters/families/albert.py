@@ -31,10 +31,11 @@ from ckptkit.converters.families.options import FamilyOption
 from ckptkit.converters.families.bert_like import (GOOGLE_TO_HF_ACT, HF_TO_GOOGLE_ACT, bert_like_keys, hf_keys,
                                                    unmapped_act_hint, with_hf_types)
 from ckptkit.converters.families.student import StudentRules
+from ckptkit.converters.reference_albert import albert_group_of
 from ckptkit.errors import ConfigError
 
-__all__ = ["ALBERT", "FAMILY", "ALBERT_RULES", "ALBERT_STACKS", "albert_config_to_hf", "hf_config_to_albert",
-           "infer_albert_config", "check_albert_config", "ALBERT_STUDENT"]
+__all__ = ["ALBERT", "FAMILY", "ALBERT_RULES", "ALBERT_STACKS", "albert_layer_groups", "albert_config_to_hf",
+           "hf_config_to_albert", "infer_albert_config", "check_albert_config", "ALBERT_STUDENT"]
 
 _TF_BLOCK = "bert/encoder/transformer/group_{group}/inner_group_{inner}/"
 _HF_BLOCK = "{base}encoder.albert_layer_groups.{group}.albert_layers.{inner}."
@@ -184,9 +185,20 @@ def hf_config_to_albert(hf_config: Mapping) -> dict:
             **{k: hf_config[k] for k in _SHARED_KEYS if k in hf_config}, "hidden_act": HF_TO_GOOGLE_ACT[act]}
 
 
-# distill init: a student keeps the teacher's shared groups (all of them, or those --layers names) and runs
-# them num_hidden_layers times; ALBERT's MLM head has no DistilBERT equivalent (--arch distilbert refused).
+
+
+def albert_layer_groups(config: Mapping) -> list[int]:
+    """The group each of the ``num_hidden_layers`` layers runs (the official ``group_idx``)."""
+    layers, groups = int(config["num_hidden_layers"]), int(config.get("num_hidden_groups", 1))
+    return [albert_group_of(layer, layers=layers, groups=groups) for layer in range(layers)]
+
+
+# distill init (--arch same): a student keeps the groups its chosen layers run and runs them fewer times. One
+# group: an exact copy of every weight with a smaller num_hidden_layers. Several: the chosen layers decide which
+# groups stay (num_hidden_groups shrinks with them). ALBERT's MLM head has no DistilBERT form (--arch distilbert
+# is refused).
 ALBERT_STUDENT = StudentRules(
+    layer_sets=albert_layer_groups, sets_key="num_hidden_groups",
     mlm={}, tied=(("predictions.decoder.weight", "{base}embeddings.word_embeddings.weight", "tie_word_embeddings"),
                   ("predictions.decoder.bias", "predictions.bias", None)),
     layer_pattern=re.compile(r"^(?P<base>(?:albert\.)?)encoder\.albert_layer_groups\.(?P<layer>\d+)\.(?P<rest>.+)\Z"),

@@ -50,6 +50,11 @@ class StudentRules:
     repeat another stored tensor (transformers re-ties them on load). ``mlm`` maps DistilBERT's
     head names to the family's, ``head_activation`` says what the family's MLM head applies, and
     ``requirements`` are (config key, value needed, default, why) for ``--arch distilbert``.
+
+    Layers that share weights (ALBERT): ``layer_sets`` maps a config to the weight set each of its
+    ``num_hidden_layers`` layers runs, and ``sets_key`` is the config key counting the sets; the pattern's
+    ``layer`` group then numbers sets, a student keeps the sets its layers run, and its config gets fewer
+    ``num_hidden_layers`` (and ``sets_key``). None: every layer has its own weights.
     """
 
     mlm: Mapping[str, tuple[str, ...]]
@@ -58,3 +63,5 @@ class StudentRules:
     tied: tuple[tuple[str, str, str | None], ...] = BERT_TIED
     layer_pattern: re.Pattern = HF_ENCODER_LAYER
     layer_name: str = "{base}encoder.layer.{layer}.{rest}"
+    layer_sets: Callable[[Mapping], list[int]] | None = None
+    sets_key: str | None = None

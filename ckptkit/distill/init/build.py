@@ -106,8 +106,10 @@ def _report(teacher: Teacher, plan: Plan, copied: list[Copied], dropped: dict[st
 
 
 def _config(teacher: Teacher, report: StudentReport, plan: Plan) -> dict:
-    return student_config(teacher.config, arch=report.arch, num_layers=len(report.layers),
-                          model_class=report.model_class, tie_word_embeddings=plan.info.get("tie_word_embeddings", True))
+    config = student_config(teacher.config, arch=report.arch, num_layers=len(report.layers),
+                            model_class=report.model_class,
+                            tie_word_embeddings=plan.info.get("tie_word_embeddings", True))
+    return {**config, **plan.info.get("student_config", {})}
 
 
 def _write_student(folder: str, *, teacher: Teacher, source, plan: Plan, report: StudentReport, command: str | None,

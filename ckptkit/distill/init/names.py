@@ -27,7 +27,7 @@ from ckptkit.distill.init.distilbert import (DISTILBERT_EMBEDDINGS, DISTILBERT_L
 from ckptkit.distill.init.teacher import Teacher, _families
 from ckptkit.errors import PlanError, UsageError
 
-__all__ = ["Copied", "same_names", "distilbert_names", "tied_aliases"]
+__all__ = ["Copied", "same_names", "distilbert_names", "tied_aliases", "shared_sets"]
 
 
 @dataclass(frozen=True)
@@ -79,10 +79,30 @@ def _folded(position: PlannedTensor, token_type: PlannedTensor, name: str) -> Pl
                          position.dtype, position.shape)
 
 
-def same_names(teacher: Teacher, layers: Sequence[int]) -> tuple[list[Copied], dict[str, str]]:
-    """``--arch same``: every tensor kept under its name, kept layers renumbered, the others dropped."""
+def shared_sets(teacher: Teacher, layers: Sequence[int]) -> tuple[dict[int, int], dict]:
+    """Layers sharing weights (``StudentRules.layer_sets``, ALBERT's groups): teacher set -> student set for the
+    sets the chosen ``layers`` run, and the student's config keys. A student runs its sets in the order the
+    family's own rule gives its layers; a choice that rule cannot reproduce is refused."""
     rules = _rules(teacher)
-    new_index = {t: s for s, t in enumerate(layers)}
+    runs = rules.layer_sets(teacher.config)
+    chosen = [runs[layer] for layer in layers]
+    new_index = {t: s for s, t in enumerate(dict.fromkeys(chosen))}
+    config = {"num_hidden_layers": len(layers), rules.sets_key: len(new_index)}
+    wanted = [new_index[t] for t in chosen]
+    if rules.layer_sets({**teacher.config, **config}) != wanted:
+        raise UsageError(f"teacher layers {list(layers)} run weight sets {chosen}, which a {len(layers)}-layer "
+                         f"student with {len(new_index)} {rules.sets_key} cannot run in that order",
+                         hint="choose as many layers from each kept group (e.g. --num-layers with the "
+                              "uniform strategy)")
+    return new_index, config
+
+
+def same_names(teacher: Teacher, layers: Sequence[int]) -> tuple[list[Copied], dict[str, str]]:
+    """``--arch same``: every tensor kept under its name, kept layers renumbered, the others dropped
+    (layers sharing weights: the weight sets the kept layers run, see :func:`shared_sets`)."""
+    rules = _rules(teacher)
+    shared = rules.layer_sets is not None
+    new_index = shared_sets(teacher, layers)[0] if shared else {t: s for s, t in enumerate(layers)}
     aliases = tied_aliases(teacher)
     copied, dropped = [], {}
     for name, view in teacher.tensors.items():
@@ -96,7 +116,8 @@ def same_names(teacher: Teacher, layers: Sequence[int]) -> tuple[list[Copied], d
                                               rest=m.group("rest"))
             copied.append(_copy(name, view, student))
         else:
-            dropped[name] = f"teacher layer {m.group('layer')} is not kept"
+            dropped[name] = (f"teacher weight set {m.group('layer')} is run by no kept layer" if shared
+                             else f"teacher layer {m.group('layer')} is not kept")
     return copied, dropped
 
 

@@ -15,7 +15,7 @@ import re
 from typing import Sequence
 
 from ckptkit.converters.plan import Dropped, Plan
-from ckptkit.distill.init.names import Copied, distilbert_names, same_names
+from ckptkit.distill.init.names import Copied, distilbert_names, same_names, shared_sets
 from ckptkit.distill.init.teacher import Teacher
 from ckptkit.errors import UsageError
 
@@ -53,6 +53,8 @@ def plan_student(teacher: Teacher, *, layers: Sequence[int], arch: str = "same",
     if arch == "same":
         copied, dropped = same_names(teacher, layers)
         info["model_class"] = teacher.model_class
+        if teacher.rules is not None and teacher.rules.layer_sets is not None:
+            info["student_config"] = shared_sets(teacher, layers)[1]  # ALBERT: fewer layers (and groups)
     else:
         copied, dropped, info = distilbert_names(teacher, layers, token_types)
     copied.sort(key=lambda c: _natural_key(c.name))

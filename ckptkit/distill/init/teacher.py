@@ -99,6 +99,9 @@ class Teacher:
 
     @property
     def num_layers(self) -> int:
+        rules = self.rules
+        if rules is not None and rules.layer_sets is not None:  # shared weights: the layers the config runs
+            return int(self.config["num_hidden_layers"])
         found = {int(m.group("layer")) for m in map(self.layer_pattern.match, self.tensors) if m}
         if not found:
             raise PlanError("the teacher has no encoder layers (no '<base>encoder.layer.N.' tensors)", path=self.path)
