@@ -27,6 +27,7 @@ FAMILIES: dict[str, str] = {
     "bert": "ckptkit.converters.families.bert",
     "bigbird": "ckptkit.converters.families.bigbird",
     "electra": "ckptkit.converters.families.electra",
+    "mobilebert": "ckptkit.converters.families.mobilebert",
     "albert": "ckptkit.converters.families.albert",
 }
 

@@ -166,6 +166,12 @@ class Family:
     transforms: Mapping[str, Transform] = field(default_factory=dict)  # its own, merged over TRANSFORMS
     stacks: tuple[LayerStack, ...] = (LAYERS,)
     options: tuple[FamilyOption, ...] = ()     # options only this family reads (the CLI shows them)
+    # hf->tf: HF config -> a rewrite of the TF names the rules give (None: as the rules say), e.g. MobileBERT's
+    # norms spelled FakeLayerNorm under normalization_type no_norm
+    tf_names: Callable[[Mapping], Callable[[str], str] | None] | None = None
+    # which batch rows verify compares with the reference: "all", or "unpadded" when the TF code masks padding
+    # in a way transformers cannot express (MobileBERT)
+    reference_rows: str = "all"
 
     @property
     def model_type(self) -> str:

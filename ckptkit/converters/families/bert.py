@@ -123,6 +123,8 @@ BERT = Family(
     approximate_acts={"gelu": "gelu_new"},
     reference="ckptkit.converters.reference:bert_reference_forward",
     student=BERT_STUDENT,
-    signature=re.compile(r"^bert/(embeddings|encoder/layer_\d+)/|^(bert\.)?(embeddings|encoder\.layer\.\d+)\."),
+    signature=re.compile(r"^bert/(embeddings|encoder/layer_\d+)/"
+                         r"(?!.*(FakeLayerNorm|bottleneck|ffn_layer_|embedding_transformation))"
+                         r"|^(bert\.)?(embeddings|encoder\.layer\.\d+)\."),
 )
 FAMILY = BERT

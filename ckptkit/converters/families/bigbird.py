@@ -349,7 +349,9 @@ BIGBIRD = Family(
     student=BIGBIRD_STUDENT,
     # every BERT name plus the embedding LayerNorm under bert/encoder and the MLM transform at the top level,
     # so it outscores bert exactly when those are present (a tie goes to bert, registered first).
-    signature=re.compile(r"^bert/(embeddings|encoder/layer_\d+)/|^(bert\.)?(embeddings|encoder\.layer\.\d+)\."
+    signature=re.compile(r"^bert/(embeddings|encoder/layer_\d+)/"
+                         r"(?!.*(FakeLayerNorm|bottleneck|ffn_layer_|embedding_transformation))"
+                         r"|^(bert\.)?(embeddings|encoder\.layer\.\d+)\."
                          r"|^bert/encoder/LayerNorm/|^transform/(kernel|bias|gamma|beta)$"),
     transforms=BIGBIRD_TRANSFORMS, options=BIGBIRD_OPTIONS,
 )

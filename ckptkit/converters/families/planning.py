@@ -117,6 +117,7 @@ def plan_hf_to_tf(family: Family, source: Mapping[str, LazyTensor], *, hf_config
         base = next(c for c in family.classes if not c.heads and c.prefix == "")
         cls = base if not any(n.startswith(family.classes[0].prefix) for n in weights) else family.classes[0]
     table = family.name_table(prefix=cls.prefix)
+    spelled = family.tf_names(hf_config) if family.tf_names else None
     outputs, unknown = [], []
     for name in weights:
         if name in family.tied or name.endswith(("position_ids", "token_type_ids")):
@@ -127,6 +128,8 @@ def plan_hf_to_tf(family: Family, source: Mapping[str, LazyTensor], *, hf_config
             unknown.append(name)
             continue
         tf_name, rule, _ = hit
+        if spelled:
+            tf_name = spelled(tf_name)
         if tf_rename:
             tf_name = tf_rename(tf_name)
         tensor = source[name]
