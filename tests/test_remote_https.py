@@ -35,6 +35,11 @@ def served(tmp_path_factory):
         main(["convert", str(root / "bert" / "model.ckpt-1000"), str(local), "--quiet"])
     except SystemExit as done:
         assert done.code in (0, None)
+    for name, extra in (("sharded", ["--to", "safetensors", "--max-shard-size", "30KB"]), ("bin", ["--to", "pytorch"])):
+        try:
+            main(["convert", str(local), str(root / name), "--quiet", *extra])
+        except SystemExit as done:
+            assert done.code in (0, None)
     return root, local
 
 
@@ -71,6 +76,8 @@ def test_https_convert_is_identical_and_fetches_only_kept_tensors(served, server
     assert server.bytes_served <= 1.10 * _kept_bytes(root)
     total = sum(os.path.getsize(root / "bert" / n) for n in os.listdir(root / "bert"))
     assert server.bytes_served < 0.5 * total  # the Adam slots (2/3 of the weights) never crossed
+    record = json.loads((tmp_path / "out" / "ckptkit.json").read_text())
+    assert record["source"]["path"] == f"{server.url}/bert/model.ckpt-1000"  # the URL, not the cache
     remote = json.loads(out)["remote"]
     listings = 1024  # the folder's HTML listing is served but is not file data
     assert server.bytes_served - listings <= remote["bytes_transferred"] <= server.bytes_served
@@ -136,3 +143,17 @@ def test_local_paths_import_nothing_remote(served):
     out = subprocess.run([sys.executable, "-c", script, str(served[0] / "bert" / "model.ckpt-1000")],
                          capture_output=True, text=True, check=True, cwd=os.path.dirname(__file__)).stdout
     assert out.strip().splitlines()[-1] == "[]"
+
+
+@pytest.mark.parametrize("folder", ["sharded", "bin"])
+def test_hub_folders_over_https_convert_like_local(served, server, tmp_path, capsys, folder):
+    root = served[0]
+    assert len([n for n in os.listdir(root / "sharded") if n.endswith(".safetensors")]) > 1
+    code, out, err = run_cli(["convert", f"{server.url}/{folder}", tmp_path / "remote", "--to", "tf1", "--quiet",
+                              "--cache-dir", tmp_path / "cache"], capsys)
+    assert code == 0, err
+    code, out, err = run_cli(["convert", root / folder, tmp_path / "local", "--to", "tf1", "--quiet"], capsys)
+    assert code == 0, err
+    for name in os.listdir(tmp_path / "local"):
+        if name.startswith("model.ckpt") or name.endswith(".txt"):
+            assert (tmp_path / "remote" / name).read_bytes() == (tmp_path / "local" / name).read_bytes(), name

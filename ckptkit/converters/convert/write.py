@@ -103,13 +103,19 @@ def _record(prepared: Prepared, source: Source, options: ConversionOptions, veri
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "model": {"family": family.name if family else None, "model_class": cls, "pipeline_tag": pipeline,
                   "num_parameters": int(sum(np.prod(t.shape, dtype=np.int64) for t in prepared.plan.outputs))},
-        "source": {"path": os.path.abspath(checkpoint.path), "format": checkpoint.format,
+        "source": {"path": _recorded_path(source), "format": checkpoint.format,
                    "family": family.name if family else None, "global_step": checkpoint.global_step,
                    "base_model": None},
         "verification": verification,
         "card": {k: v for k, v in options.card.items() if v},
         **({"no_tokenizer": True} if options.no_tokenizer else {}),  # verify then accepts a folder without one
     }
+
+
+def _recorded_path(source: Source) -> str:
+    """The URL of a remote source (not its cache mirror), else the checkpoint's absolute path."""
+    return source.location if "://" in source.location and not source.location.startswith("file://") \
+        else os.path.abspath(source.checkpoint.path)
 
 
 def _write_cards(destination: str, prepared: Prepared, options: ConversionOptions) -> None:
