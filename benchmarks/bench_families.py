@@ -1,0 +1,137 @@
+"""Conversion speed and memory for the non-BERT families' official checkpoints: ckptkit vs the I/O floor,
+each in a fresh process, in one run.
+
+    python benchmarks/bench_families.py                    # every case
+    python benchmarks/bench_families.py --cases mobilebert-uncased --repeat 3
+
+Cases (one row in CASES each: how to build the checkpoint, in a child process):
+- mobilebert-uncased: google-research mobilebert's uncased_L-24_H-128_B-512_A-4_F-4_OPT shapes (24 layers,
+  hidden 512, bottleneck 128, 4 FFNs, trigram input, no_norm, vocab 30522) with LAMB slots
+  (adam_m, adam_v) and global_step, as run_pretraining.py saves it (~300 MB, a third of it weights).
+Paths:
+- ckptkit:   `ckptkit convert CKPT OUT --quiet` (TF -> hub folder with model.safetensors)
+- io-floor:  pread exactly the weights' bytes and write the same number of bytes, plain copies
+Page cache is warm for both paths and dirty pages are flushed before each (outside its timing), as in
+bench_convert.py, whose measurement helpers this script shares.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+from typing import Callable
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+sys.path.insert(0, os.path.join(os.path.dirname(HERE), "tests"))  # support: the test factories
+from _measure import machine_line, measure  # noqa: E402
+from bench_convert import FLOOR_SCRIPT, floor_ranges, summarize, warm  # noqa: E402
+
+WORK = os.path.join(HERE, "_work")
+
+
+def _mobilebert_uncased() -> tuple[dict, dict, str]:
+    """(variables with LAMB slots, the official bert_config.json, its file name)."""
+    from support.bert import with_adam_slots
+    from support.mobilebert import mobilebert_config, mobilebert_tf_variables
+
+    config = mobilebert_config(vocab_size=30522, hidden_size=512, num_hidden_layers=24, num_attention_heads=4,
+                               intermediate_size=512, max_position_embeddings=512, embedding_size=128,
+                               intra_bottleneck_size=128, num_feedforward_networks=4, hidden_dropout_prob=0.0)
+    return with_adam_slots(mobilebert_tf_variables(config), global_step=500000), config, "bert_config.json"
+
+
+# case -> builder of (TF variables, TF config, config file name)
+CASES: dict[str, Callable[[], tuple[dict, dict, str]]] = {
+    "mobilebert-uncased": _mobilebert_uncased,
+}
+
+
+def make_case(name: str) -> str:
+    """Build the case's checkpoint in a child process (a child inherits its parent's peak RSS)."""
+    prefix = os.path.join(WORK, f"family-{name}", "model.ckpt-500000")
+    if not os.path.exists(prefix + ".index"):
+        subprocess.run([sys.executable, __file__, "--make", name], check=True)
+    return prefix
+
+
+def _make_case(name: str) -> None:
+    from ckptkit.converters.formats.tf1 import TFCheckpointWriter
+
+    folder = os.path.join(WORK, f"family-{name}")
+    shutil.rmtree(folder, ignore_errors=True)
+    os.makedirs(folder)
+    variables, config, config_name = CASES[name]()
+    with TFCheckpointWriter(os.path.join(folder, "model.ckpt-500000")) as writer:
+        for key in sorted(variables):
+            writer.add(key, variables.pop(key))
+    with open(os.path.join(folder, config_name), "w") as f:
+        json.dump(config, f)
+
+
+def run_case(name: str, *, repeat: int) -> dict:
+    """Both paths ``repeat`` times in interleaved rounds; the median, range and largest peak RSS of each."""
+    prefix = make_case(name)
+    folder = os.path.dirname(prefix)
+    scripts = os.path.join(WORK, "scripts")
+    os.makedirs(scripts, exist_ok=True)
+    with open(os.path.join(scripts, "floor.py"), "w") as f:
+        f.write(FLOOR_SCRIPT)
+    ranges = os.path.join(scripts, f"ranges-{name}.json")
+    floor_ranges(prefix, ranges)
+    out = os.path.join(WORK, f"out-{name}")
+    ckptkit = os.path.join(os.path.dirname(sys.executable), "ckptkit")
+    paths = {"io-floor": [sys.executable, os.path.join(scripts, "floor.py"), ranges, os.path.join(WORK, "floor.bin")],
+             "ckptkit": [ckptkit, "convert", prefix, out, "--quiet", "--overwrite"]}
+    runs: dict[str, list[dict]] = {path: [] for path in paths}
+    for round_ in range(repeat):
+        for path, cmd in paths.items():
+            os.sync()
+            warm(folder)
+            run = measure(cmd, env={**os.environ, "CUDA_VISIBLE_DEVICES": ""})
+            runs[path].append(run)
+            print(f"  {name:<20} {path:<9} round {round_ + 1}: {run['wall_s']:7.2f} s  {run['peak_rss_mb']:7.0f} MB",
+                  file=sys.stderr)
+    shutil.rmtree(out, ignore_errors=True)
+    sizes = {"checkpoint_mb": sum(os.path.getsize(os.path.join(folder, n)) for n in os.listdir(folder)) / 2**20}
+    return {"sizes": sizes, **{path: summarize(each) for path, each in runs.items()}}
+
+
+def report(results: dict) -> str:
+    """One line per case and path, and ckptkit's time over the floor's."""
+    lines = [f"{'case':<20} {'path':<9} {'median s':>8} {'range s':>12} {'peak RSS MB':>12}"]
+    for case, r in results.items():
+        for path in ("io-floor", "ckptkit"):
+            spread = f"{r[path]['wall_min_s']:.2f}-{r[path]['wall_max_s']:.2f}"
+            lines.append(f"{case:<20} {path:<9} {r[path]['wall_s']:8.2f} {spread:>12} {r[path]['peak_rss_mb']:12.0f}")
+        lines.append(f"{case:<20} checkpoint {r['sizes']['checkpoint_mb']:.0f} MB; ckptkit / io-floor time: "
+                     f"{r['ckptkit']['wall_s'] / r['io-floor']['wall_s']:.2f}x")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--cases", default=",".join(CASES))
+    parser.add_argument("--repeat", type=int, default=3, help="rounds per path; the median is reported")
+    parser.add_argument("--json", action="store_true")
+    parser.add_argument("--make", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.make:
+        _make_case(args.make)
+        return
+    os.makedirs(WORK, exist_ok=True)
+    started = machine_line()
+    results = {case: run_case(case, repeat=args.repeat) for case in args.cases.split(",")}
+    if args.json:
+        print(json.dumps({"machine_at_start": started, "machine_at_end": machine_line(), "results": results},
+                         indent=2))
+    else:
+        print(f"start: {started}\nend:   {machine_line()}\n{report(results)}")
+
+
+if __name__ == "__main__":
+    main()
