@@ -11,6 +11,7 @@ import os
 from pathlib import Path
 
 from ckptkit.converters.formats.tf1 import write_tf_checkpoint
+from support.albert import albert_tf_config, albert_tf_variables
 from support.bert import bert_tf_config, bert_tf_variables
 from support.families import bigbird_tf_config, bigbird_tf_variables, electra_hparams, electra_tf_variables
 
@@ -18,6 +19,7 @@ BERT_DIMS = dict(vocab_size=40, hidden=16, layers=2, heads=2, intermediate=32, m
 BIGBIRD_DIMS = dict(vocab_size=70, hidden=16, layers=1, heads=2, intermediate=32, max_positions=64)
 ELECTRA_DIMS = dict(vocab_size=50, embedding=8, hidden=16, layers=1, heads=2, intermediate=32, max_positions=32)
 ELECTRA_GEN = dict(generator_hidden=8, generator_heads=1)
+ALBERT_DIMS = dict(vocab_size=40, embedding=8, hidden=16, groups=2, inner=1, heads=2, intermediate=24, max_positions=24)
 
 # family -> (TF variables, a valid TF config as the official code writes it, the config file name)
 FAMILIES = {
@@ -27,6 +29,8 @@ FAMILIES = {
     "electra": (lambda: electra_tf_variables(**ELECTRA_DIMS, **ELECTRA_GEN),
                 lambda: electra_hparams(**ELECTRA_DIMS, generator_hidden=ELECTRA_GEN["generator_hidden"]),
                 "hparams.json"),
+    "albert": (lambda: albert_tf_variables(**ALBERT_DIMS), lambda: albert_tf_config(**ALBERT_DIMS, layers=4),
+               "albert_config.json"),
 }
 
 

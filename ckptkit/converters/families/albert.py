@@ -35,7 +35,7 @@ from ckptkit.converters.reference_albert import albert_group_of
 from ckptkit.errors import ConfigError
 
 __all__ = ["ALBERT", "FAMILY", "ALBERT_RULES", "ALBERT_STACKS", "albert_layer_groups", "albert_config_to_hf",
-           "hf_config_to_albert", "infer_albert_config", "check_albert_config", "ALBERT_STUDENT"]
+           "hf_config_to_albert", "infer_albert_config", "check_albert_config", "complete_albert_config", "ALBERT_STUDENT"]
 
 _TF_BLOCK = "bert/encoder/transformer/group_{group}/inner_group_{inner}/"
 _HF_BLOCK = "{base}encoder.albert_layer_groups.{group}.albert_layers.{inner}."
@@ -147,6 +147,13 @@ def infer_albert_config(shapes: Mapping[str, tuple[int, ...]], *, num_heads: int
     return config, warnings
 
 
+def complete_albert_config(config: Mapping, shapes: Mapping[str, tuple[int, ...]], hints=None) -> dict:
+    """The config with what the official AlbertConfig would default (embedding_size, num_hidden_groups,
+    inner_group_num) taken from the checkpoint instead; contradictions are left to :func:`check_albert_config`."""
+    found = {key: shapes[t][axis] for key, t, axis in ALBERT_SHAPE_CHECKS[:2] if t in shapes}
+    return {**found, **_stack_sizes(shapes), **config}
+
+
 def check_albert_config(config: Mapping, shapes: Mapping[str, tuple[int, ...]], *,
                         config_path: str | None = None) -> None:
     """Raise a ConfigError naming the key and the tensor when a config value contradicts the checkpoint."""
@@ -214,7 +221,7 @@ ALBERT = Family(
     config_to_hf=albert_config_to_hf, config_to_tf=hf_config_to_albert, infer_tf_config=infer_albert_config,
     tied={"predictions.decoder.weight": "albert.embeddings.word_embeddings.weight",
           "predictions.decoder.bias": "predictions.bias"},
-    check_tf_config=check_albert_config, tf_config_name="albert_config.json", tf_config_aliases=("bert_config.json",),
+    check_tf_config=check_albert_config, complete_tf_config=complete_albert_config, tf_config_name="albert_config.json", tf_config_aliases=("bert_config.json",),
     tf_schema=ALBERT_TF_SCHEMA, hf_schema=ALBERT_HF_SCHEMA, approximate_acts={"gelu": "gelu_new"},
     reference="ckptkit.converters.reference_albert:albert_reference_forward",
     student=ALBERT_STUDENT, spm_names=("30k-clean.model", "spiece.model"), stacks=ALBERT_STACKS,
