@@ -175,3 +175,13 @@ def test_distill_init_selects_layers_each_with_its_own_weights(converted, tmp_pa
         assert not any(k.startswith("mobilebert.encoder.layer.1.") for k in student)
         assert np.array_equal(student["mobilebert.embeddings.word_embeddings.weight"],
                               variables["bert/embeddings/word_embeddings"])
+
+
+def test_distilbert_students_need_a_bert_shaped_teacher(converted, tmp_path):
+    from ckptkit.distill.init import build_student
+    from ckptkit.errors import UsageError
+
+    root, _, _, _ = converted["released"]
+    with pytest.raises(UsageError, match="use_bottleneck|embedding_size"):
+        build_student(str(root / "hf"), str(tmp_path / "d"), layers=[0], arch="distilbert")
+    assert not (tmp_path / "d").exists()
