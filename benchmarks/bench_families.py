@@ -8,6 +8,9 @@ Cases (one row in CASES each: how to build the checkpoint, in a child process):
 - mobilebert-uncased: google-research mobilebert's uncased_L-24_H-128_B-512_A-4_F-4_OPT shapes (24 layers,
   hidden 512, bottleneck 128, 4 FFNs, trigram input, no_norm, vocab 30522) with LAMB slots
   (adam_m, adam_v) and global_step, as run_pretraining.py saves it (~300 MB, a third of it weights).
+- albert-base: google-research/albert's albert_base (vocab 30000, embedding 128, hidden 768, 12 layers
+  sharing one group, 12 heads, intermediate 3072) with the MLM and SOP heads, LAMB slots (adam_m, adam_v)
+  and global_step (~135 MB, a third of it weights).
 Paths:
 - ckptkit:   `ckptkit convert CKPT OUT --quiet` (TF -> hub folder with model.safetensors)
 - io-floor:  pread exactly the weights' bytes and write the same number of bytes, plain copies
@@ -45,9 +48,21 @@ def _mobilebert_uncased() -> tuple[dict, dict, str]:
     return with_adam_slots(mobilebert_tf_variables(config), global_step=500000), config, "bert_config.json"
 
 
+def _albert_base() -> tuple[dict, dict, str]:
+    """(variables with LAMB slots, the official albert_config.json, its file name)."""
+    from support.albert import albert_tf_config, albert_tf_variables
+    from support.bert import with_adam_slots
+
+    dims = dict(vocab_size=30000, embedding=128, hidden=768, groups=1, inner=1, heads=12, intermediate=3072,
+                max_positions=512)
+    return (with_adam_slots(albert_tf_variables(**dims), global_step=500000),
+            albert_tf_config(**dims, layers=12), "albert_config.json")
+
+
 # case -> builder of (TF variables, TF config, config file name)
 CASES: dict[str, Callable[[], tuple[dict, dict, str]]] = {
     "mobilebert-uncased": _mobilebert_uncased,
+    "albert-base": _albert_base,
 }
 
 
