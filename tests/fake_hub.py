@@ -2,7 +2,8 @@
 
 It implements what huggingface_hub's HfApi calls to create a repo, a branch and a commit:
 ``/api/whoami-v2``, ``/api/repos/create``, repo info, ``/branch``, ``/api/validate-yaml``,
-``/preupload``, the git-LFS batch endpoint, the LFS ``PUT`` and the NDJSON ``/commit``. It keeps
+``/preupload``, the git-LFS batch endpoint, the LFS ``PUT`` and the NDJSON ``/commit``; for reads, the
+tree listing and ``/resolve/`` downloads with ``Range`` (``bytes_served`` counts them). It keeps
 repos in memory, records every request, and can be told to fail (``hub.fail(...)``).
 
 It is bounded: it runs in a daemon thread, refuses bodies over ``max_body`` bytes and shuts itself
@@ -87,6 +88,14 @@ class Answer(Exception):
         self.status, self.error, self.error_code, self.extra = status, error, error_code, extra
 
 
+@dataclass
+class RawFile:
+    """A route's answer that is a file's bytes, not JSON (the handler honours ``Range``)."""
+
+    data: bytes
+    headers: dict[str, str]
+
+
 class FakeHub:
     """An in-memory Hub on ``http://127.0.0.1:PORT``; use as a context manager."""
 
@@ -99,6 +108,7 @@ class FakeHub:
         self.repos: dict[str, Repo] = {}
         self.lfs: dict[str, bytes] = {}
         self.failures: list[Failure] = []
+        self.bytes_served = 0  # file bytes sent by the resolve route
         self._lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
         self._timer: threading.Timer | None = None
@@ -262,6 +272,30 @@ class FakeHub:
         return {"commitUrl": f"{self.url}/{repo.repo_id}/commit/{commit.oid}", "commitOid": commit.oid,
                 "pullRequestUrl": None}
 
+    def tree(self, req: Recorded, m: dict) -> list:
+        """The files and folders directly under ``path`` (the Hub's tree listing, one page)."""
+        files = self._branch(self._repo(m["repo"]), m["rev"])
+        prefix = (m.get("path") or "").strip("/")
+        prefix = prefix + "/" if prefix else ""
+        entries, folders = [], set()
+        for name, data in sorted(files.items()):
+            if not name.startswith(prefix):
+                continue
+            rest = name[len(prefix):]
+            if "/" in rest:
+                folders.add(prefix + rest.split("/", 1)[0])
+            else:
+                entries.append({"type": "file", "oid": _git_sha1(data), "size": len(data), "path": name})
+        return [{"type": "directory", "oid": "0" * 40, "path": f} for f in sorted(folders)] + entries
+
+    def resolve(self, req: Recorded, m: dict) -> "RawFile":
+        """A file's bytes (``Range`` honoured by the handler)."""
+        files = self._branch(self._repo(m["repo"]), m["rev"])
+        if m["path"] not in files:
+            raise Answer(404, "Entry not found", error_code="EntryNotFound")
+        data = files[m["path"]]
+        return RawFile(data, {"ETag": f'"{_git_sha1(data)}"', "X-Repo-Commit": "0" * 40})
+
     ROUTES: tuple[tuple[str, re.Pattern, str, bool], ...] = tuple(
         (method, re.compile(pattern), name, needs_auth) for method, pattern, name, needs_auth in (
             ("GET", r"^/api/whoami-v2$", "whoami", True),
@@ -273,6 +307,9 @@ class FakeHub:
             ("POST", r"^/(?P<repo>[^/]+/[^/]+)\.git/info/lfs/objects/batch$", "lfs_batch", True),
             ("PUT", r"^/lfs-upload/(?P<oid>[0-9a-f]{64})$", "lfs_put", False),  # a presigned URL: no token
             ("POST", r"^/api/models/(?P<repo>[^/]+/[^/]+)/commit/(?P<rev>[^/]+)$", "commit", True),
+            ("GET", r"^/api/models/(?P<repo>[^/]+/[^/]+)/tree/(?P<rev>[^/]+)(?:/(?P<path>.*))?$", "tree", True),
+            ("GET", r"^/(?P<repo>[^/]+/[^/]+)/resolve/(?P<rev>[^/]+)/(?P<path>.+)$", "resolve", True),
+            ("HEAD", r"^/(?P<repo>[^/]+/[^/]+)/resolve/(?P<rev>[^/]+)/(?P<path>.+)$", "resolve", True),
         ))
 
     def handle(self, req: Recorded) -> tuple[int, dict[str, Any], dict[str, str]]:
@@ -311,6 +348,7 @@ def _git_sha1(data: bytes) -> str:
 class _Handler(BaseHTTPRequestHandler):
     fake: FakeHub
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # headers and body in separate writes: no 40 ms delayed-ACK stall
 
     def log_message(self, format: str, *args: Any) -> None:  # keep test output clean
         pass
@@ -344,6 +382,8 @@ class _Handler(BaseHTTPRequestHandler):
             req = Recorded(self.command, split.path, parse_qs(split.query),
                            {k.lower(): v for k, v in self.headers.items()}, body)
             status, payload, headers = self.fake.handle(req)
+        if isinstance(payload, RawFile):
+            return self._send_raw(payload)
         data = json.dumps(payload).encode()
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
@@ -351,6 +391,27 @@ class _Handler(BaseHTTPRequestHandler):
         for key, value in headers.items():
             self.send_header(key, value)
         self.end_headers()
-        self.wfile.write(data)
+        if self.command != "HEAD":
+            self.wfile.write(data)
 
-    do_GET = do_POST = do_PUT = do_DELETE = _serve
+    def _send_raw(self, raw: RawFile) -> None:
+        data, status, extra = raw.data, 200, dict(raw.headers)
+        match = re.match(r"bytes=(\d+)-(\d*)$", self.headers.get("Range") or "")
+        if match:
+            start = int(match.group(1))
+            end = min(int(match.group(2)) + 1 if match.group(2) else len(data), len(data))
+            data, status = data[start:end], 206
+            extra["Content-Range"] = f"bytes {start}-{end - 1}/{len(raw.data)}"
+        self.send_response(status)
+        self.send_header("Content-Type", "application/octet-stream")
+        self.send_header("Content-Length", str(len(data)))
+        self.send_header("Accept-Ranges", "bytes")
+        for key, value in extra.items():
+            self.send_header(key, value)
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(data)
+            with self.fake._lock:
+                self.fake.bytes_served += len(data)
+
+    do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = _serve

@@ -75,6 +75,9 @@ def _credentials_missing(error: BaseException) -> bool:
 
 def translate(error: BaseException, url: str, kind: str) -> RemoteError | None:
     """The one-line error for a failure that retrying cannot fix, else None (retry it)."""
+    if type(error).__name__ == "OfflineModeIsEnabled":
+        return RemoteError("the Hub is in offline mode (HF_HUB_OFFLINE is set)", path=url,
+                           hint="unset HF_HUB_OFFLINE to read hf:// locations")
     status = _status(error) or (_status(error.__cause__) if error.__cause__ is not None else None)
     if isinstance(error, FileNotFoundError) and status in (None, 404) or status == 404:
         return RemoteError("not found (404)", path=url, hint="check the URL, the bucket/repo and the revision")
@@ -162,7 +165,14 @@ class RemoteFS:
 
     def read(self, url: str, start: int, end: int) -> bytes:
         """Bytes ``[start, end)`` of ``url``; a server that ignores ranges returns the whole file."""
+        if self.kind == "hf":  # HfFileSystem's cat_file reads ahead in 5 MB blocks: read exactly the range
+            return self._call(url, lambda: self._exact(url, start, end))
         return self._call(url, lambda: self.fs.cat_file(self._path(url), start=start, end=end))
+
+    def _exact(self, url: str, start: int, end: int) -> bytes:
+        with self.fs.open(self._path(url), "rb", block_size=max(1, end - start), cache_type="none") as f:
+            f.seek(start)
+            return f.read(end - start)
 
     def read_all(self, url: str) -> bytes:
         """The whole file at ``url``."""
