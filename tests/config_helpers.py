@@ -14,6 +14,7 @@ from ckptkit.converters.formats.tf1 import write_tf_checkpoint
 from support.albert import albert_tf_config, albert_tf_variables
 from support.bert import bert_tf_config, bert_tf_variables
 from support.families import bigbird_tf_config, bigbird_tf_variables, electra_hparams, electra_tf_variables
+from support.mobilebert import mobilebert_config, mobilebert_tf_variables
 
 BERT_DIMS = dict(vocab_size=40, hidden=16, layers=2, heads=2, intermediate=32, max_positions=24)
 BIGBIRD_DIMS = dict(vocab_size=70, hidden=16, layers=1, heads=2, intermediate=32, max_positions=64)
@@ -31,6 +32,8 @@ FAMILIES = {
                 "hparams.json"),
     "albert": (lambda: albert_tf_variables(**ALBERT_DIMS), lambda: albert_tf_config(**ALBERT_DIMS, layers=4),
                "albert_config.json"),
+    "mobilebert": (lambda: mobilebert_tf_variables(mobilebert_config(num_hidden_layers=1, num_feedforward_networks=2)),
+                   lambda: mobilebert_config(num_hidden_layers=1, num_feedforward_networks=2), "bert_config.json"),
 }
 
 

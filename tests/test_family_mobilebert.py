@@ -28,7 +28,7 @@ from tf_save import assert_tensorflow_reads, tf1_restore, tf1_save
 
 # (name, config overrides): every structural switch of the official code, on and off
 CASES = {
-    "released": {},  # no_norm, trigram, key/query-shared bottleneck, 3 FFNs, pooler: as uncased_L-24_H-128_B-512_A-4_F-4
+    "released": {},  # no_norm, trigram, key/query-shared bottleneck, FFNs, pooler: as uncased_L-24_H-128_B-512_A-4_F-4
     "plain": dict(normalization_type="layer_norm", use_bottleneck=False, trigram_input=False,
                   num_feedforward_networks=1, classifier_activation=False, hidden_act="gelu"),
     "bottleneck-attention": dict(normalization_type="layer_norm", use_bottleneck_attention=True,

@@ -137,7 +137,9 @@ _SIZE_REQUIRED = ("vocab_size", "hidden_size", "num_hidden_layers", "num_attenti
 
 MOBILEBERT_TF_SCHEMA = ConfigSchema({**bert_like_keys(GOOGLE_TO_HF, required=False),
                                      **{k: positive_int(required=True) for k in _SIZE_REQUIRED}, **_EXTRA_KEYS})
-MOBILEBERT_HF_SCHEMA = ConfigSchema({**hf_keys(), **_EXTRA_KEYS})
+# num_feedforward_networks required: it counts the ffn.I weight sets (a layer stack)
+MOBILEBERT_HF_SCHEMA = ConfigSchema({**hf_keys(), **_EXTRA_KEYS,
+                                     "num_feedforward_networks": positive_int(required=True)})
 
 
 def _complete(config: Mapping) -> dict:
@@ -202,10 +204,50 @@ _FFN_INDEX = re.compile(r"^bert/encoder/layer_0/ffn_layer_(\d+)/")
 _WORDS, _TRANSFORM = "bert/embeddings/word_embeddings", "bert/embeddings/embedding_transformation/kernel"
 
 
+def _expected_shapes(c: Mapping) -> dict[str, tuple[int, ...]]:
+    """Shapes the official code gives the variables that carry each size and switch of config ``c``."""
+    hidden, emb, true = int(c["hidden_size"]), int(c["embedding_size"]), _true_hidden(c)
+    shared = c["use_bottleneck"] and (c["use_bottleneck_attention"] or c["key_query_shared_bottleneck"])
+    e, p = "bert/embeddings/", "bert/encoder/layer_0/"
+    return {f"{e}word_embeddings": (int(c["vocab_size"]), emb),
+            f"{e}position_embeddings": (int(c["max_position_embeddings"]), hidden),
+            f"{e}token_type_embeddings": (int(c["type_vocab_size"]), hidden),
+            f"{e}embedding_transformation/kernel": (emb * (3 if c["trigram_input"] else 1), hidden),
+            f"{p}attention/self/query/kernel": (true if shared else hidden, true),
+            f"{p}attention/self/value/kernel": (true if c["use_bottleneck_attention"] else hidden, true),
+            f"{p}intermediate/dense/kernel": (true, int(c["intermediate_size"])),
+            f"{p}bottleneck/input/dense/kernel": (hidden, true)}
+
+
+def _check_structure(c: Mapping, shapes: Mapping[str, tuple[int, ...]], config_path: str | None) -> None:
+    """Layer and FFN counts first (they bound the names listed next), then shapes, then every name."""
+    counts = (("num_hidden_layers", count_layers(shapes, _LAYER_INDEX), 0),
+              ("num_feedforward_networks", count_layers(shapes, _FFN_INDEX), 1))
+    for key, found, offset in counts:
+        if int(c[key]) != found + offset:
+            raise ConfigError(f"config says {key}={c[key]} but the checkpoint has {found + offset}",
+                              path=config_path, hint="fix the config or pass the matching one with --config")
+    for tensor, shape in _expected_shapes(c).items():
+        if tensor in shapes and tuple(shapes[tensor]) != shape:
+            raise ConfigError(f"the config gives {tensor} the shape {list(shape)} but the checkpoint has "
+                              f"{list(shapes[tensor])}", path=config_path,
+                              hint="check the sizes, trigram_input and the bottleneck settings")
+    expected = expected_tf_names(c)
+    missing = sorted(expected - set(shapes), key=_natural)
+    extra = sorted((n for n in shapes if n.startswith(("bert/encoder/", "bert/embeddings/", "bert/pooler/"))
+                    and n not in expected), key=_natural)
+    if missing or extra:
+        name = missing[0] if missing else extra[0]
+        raise ConfigError(f"the MobileBERT config does not describe this checkpoint: with it the official code "
+                          f"{'needs' if missing else 'creates no'} {name} ({len(missing)} missing, {len(extra)} "
+                          "unexpected)", path=config_path, hint="check normalization_type, use_bottleneck, "
+                          "key_query_shared_bottleneck and classifier_activation")
+
+
 def check_mobilebert_config(config: Mapping, shapes: Mapping[str, tuple[int, ...]], *,
                             config_path: str | None = None) -> None:
-    """Raise a ConfigError when the config's structure (norms, bottleneck, FFNs, pooler) or sizes contradict
-    the checkpoint's variables."""
+    """Raise a ConfigError when the config's sizes or structure (norms, bottleneck, FFNs, pooler) contradict
+    the checkpoint's variables, or the official code could not build it."""
     c = _complete(config)
     if int(c["hidden_size"]) < int(c["embedding_size"]):
         raise ConfigError(f"embedding_size={c['embedding_size']} exceeds hidden_size={c['hidden_size']}",
@@ -213,25 +255,8 @@ def check_mobilebert_config(config: Mapping, shapes: Mapping[str, tuple[int, ...
     if _true_hidden(c) % int(c["num_attention_heads"]):
         raise ConfigError(f"the attention width {_true_hidden(c)} is not divisible by num_attention_heads="
                           f"{c['num_attention_heads']}", path=config_path)
-    if not any(n.startswith("bert/encoder/") for n in shapes):
-        return  # a head-only view (distill, partial plans): nothing structural to compare
-    checks = (("vocab_size", _WORDS, 0), ("embedding_size", _WORDS, 1), ("hidden_size", "bert/embeddings/"
-              "position_embeddings", 1), ("max_position_embeddings", "bert/embeddings/position_embeddings", 0),
-              ("intermediate_size", "bert/encoder/layer_0/intermediate/dense/kernel", 1))
-    for key, tensor, axis in checks:
-        if tensor in shapes and int(c[key]) != shapes[tensor][axis]:
-            raise ConfigError(f"config says {key}={c[key]} but {tensor} has shape {list(shapes[tensor])}",
-                              path=config_path, hint="fix the config or pass the matching one with --config")
-    missing = sorted(expected_tf_names(c) - set(shapes), key=_natural)
-    extra = sorted(n for n in shapes if n.startswith(("bert/encoder/", "bert/embeddings/", "bert/pooler/"))
-                   and n not in expected_tf_names(c))
-    if missing or extra:
-        what = f"lacks {missing[0]}" if missing else f"has {extra[0]}, which it does not create"
-        raise ConfigError(f"the MobileBERT config does not describe this checkpoint: the official code with it "
-                          f"{'would need' if missing else 'creates no'} {missing[0] if missing else extra[0]} "
-                          f"({len(missing)} missing, {len(extra)} unexpected); the checkpoint {what}",
-                          path=config_path, hint="check normalization_type, use_bottleneck, "
-                          "key_query_shared_bottleneck, num_feedforward_networks and classifier_activation")
+    if any(n.startswith("bert/encoder/") for n in shapes):  # not a head-only view (distill, partial plans)
+        _check_structure(c, shapes, config_path)
 
 
 def _natural(name: str) -> list:
