@@ -185,3 +185,67 @@ def test_distilbert_students_need_a_bert_shaped_teacher(converted, tmp_path):
     with pytest.raises(UsageError, match="use_bottleneck|embedding_size"):
         build_student(str(root / "hf"), str(tmp_path / "d"), layers=[0], arch="distilbert")
     assert not (tmp_path / "d").exists()
+
+
+def _tf_official_forward(v: dict, c: dict, inputs: dict) -> np.ndarray:
+    """Every layer's output, written here in TensorFlow ops after modeling.py (tf.pad trigram, 2-D dense layers,
+    contrib-style LayerNorm with epsilon 1e-12 or FakeLayerNorm, the -6 padding mask); no ckptkit code."""
+    import tensorflow as tf
+
+    act = {"relu": tf.nn.relu, "gelu": lambda x: 0.5 * x * (1 + tf.tanh(0.7978845608 * (x + 0.044715 * x ** 3)))}
+    act = act[c["hidden_act"]]
+    kind = "FakeLayerNorm" if c["normalization_type"] == "no_norm" else "LayerNorm"
+
+    def dense(x, scope):
+        return tf.einsum("abc,cd->abd", x, v[f"{scope}/kernel"]) + v[f"{scope}/bias"]
+
+    def norm(x, scope):
+        gamma, beta = v[f"{scope}/{kind}/gamma"], v[f"{scope}/{kind}/beta"]
+        if kind == "FakeLayerNorm":
+            return x * gamma + beta
+        mean, var = tf.nn.moments(x, [-1], keepdims=True)
+        return tf.nn.batch_normalization(x, mean, var, beta, gamma, 1e-12)
+
+    x = tf.gather(v["bert/embeddings/word_embeddings"], inputs["input_ids"])
+    if c["trigram_input"]:
+        x = tf.concat([tf.pad(x[:, 1:], ((0, 0), (0, 1), (0, 0))), x, tf.pad(x[:, :-1], ((0, 0), (1, 0), (0, 0)))], 2)
+    if "bert/embeddings/embedding_transformation/kernel" in v:
+        x = dense(x, "bert/embeddings/embedding_transformation")
+    x = x + tf.gather(v["bert/embeddings/token_type_embeddings"], inputs["token_type_ids"])
+    x = norm(x + v["bert/embeddings/position_embeddings"][None, : x.shape[1]], "bert/embeddings")
+    mask = tf.cast(inputs["attention_mask"], tf.float32)[:, None, None, :]
+    heads, states = c["num_attention_heads"], [x]
+    for i in range(c["num_hidden_layers"]):
+        p = f"bert/encoder/layer_{i}/"
+        q = k = val = inp = x
+        if c["use_bottleneck"]:
+            inp = norm(dense(x, p + "bottleneck/input/dense"), p + "bottleneck/input")
+            if c["use_bottleneck_attention"]:
+                q = k = val = inp
+            elif c["key_query_shared_bottleneck"]:
+                q = k = norm(dense(x, p + "bottleneck/attention/dense"), p + "bottleneck/attention")
+        q, k, val = (tf.reshape(dense(t, f"{p}attention/self/{n}"), [*t.shape[:2], heads, -1])
+                     for t, n in ((q, "query"), (k, "key"), (val, "value")))
+        scores = tf.einsum("BFNH,BTNH->BNFT", q, k) / float(q.shape[-1]) ** 0.5
+        probs = tf.nn.softmax(scores * mask + (1 - mask) * -6)
+        ctx = tf.reshape(tf.einsum("BNFT,BTNH->BFNH", probs, val), [*inp.shape[:2], -1])
+        h = norm(dense(ctx, p + "attention/output/dense") + inp, p + "attention/output")
+        for f in range(c["num_feedforward_networks"] - 1):
+            s = f"{p}ffn_layer_{f}/"
+            h = norm(dense(act(dense(h, s + "intermediate/dense")), s + "output/dense") + h, s + "output")
+        out = norm(dense(act(dense(h, p + "intermediate/dense")), p + "output/dense") + h, p + "output")
+        if c["use_bottleneck"]:
+            out = norm(dense(out, p + "output/bottleneck/dense") + x, p + "output/bottleneck")
+        x = out
+        states.append(x)
+    return np.stack([s.numpy() for s in states])
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_numpy_reference_equals_the_official_math_in_tensorflow_padding_included(converted, case):
+    _, config, variables, _ = converted[case]
+    inputs = fixed_inputs(vocab_size=config["vocab_size"], max_positions=32, type_vocab_size=2)
+    expected = _tf_official_forward(variables, config, inputs)
+    reference = mobilebert_reference_forward(lambda n: variables[n].astype(np.float64), set(variables), config,
+                                             inputs)
+    assert np.abs(reference["hidden_states"] - expected).max() < 1e-5
