@@ -215,7 +215,7 @@ def albert_spm(tmp_path_factory):
 
 
 @pytest.mark.parametrize("keep_accents", [False, True])
-def test_sentencepiece_becomes_albert_tokenizer(albert_spm, tmp_path, keep_accents):
+def test_sentencepiece_becomes_albert_tokenizer(albert_spm, tmp_path, capsys, keep_accents):
     import sentencepiece as spm
     from transformers import AutoTokenizer
 
@@ -224,8 +224,13 @@ def test_sentencepiece_becomes_albert_tokenizer(albert_spm, tmp_path, keep_accen
     variables = albert_tf_variables(**dims, groups=1, inner=1)
     write(tmp_path / "tf", variables, albert_tf_config(**dims, groups=1, inner=1, layers=1), slots=False)
     (tmp_path / "tf" / "30k-clean.model").write_bytes(albert_spm.read_bytes())
-    result = convert_checkpoint(str(tmp_path / "tf"), str(tmp_path / "hf"), keep_accents=keep_accents or None)
-    assert result.tokenizer["kind"] == "albert" and result.tokenizer["class"] == "AlbertTokenizerFast"
+    code, _, err = run_cli(["convert", tmp_path / "tf", tmp_path / "hf", "--verify",
+                            *(["--keep-accents", "true"] if keep_accents else [])], capsys)
+    assert code == 0, err
+    record = json.loads((tmp_path / "hf" / "ckptkit.json").read_text())
+    checked = record["verification"]["tokenizer"]
+    assert checked["ok"] and checked["status"] == "identical", checked
+    assert checked["source"].startswith("albert from") and checked["output"].startswith("AlbertTokenizerFast")
     assert (tmp_path / "hf" / "spiece.model").read_bytes() == albert_spm.read_bytes()
     saved = json.loads((tmp_path / "hf" / "tokenizer_config.json").read_text())
     assert saved["keep_accents"] is keep_accents and saved["do_lower_case"] is True
@@ -237,6 +242,9 @@ def test_sentencepiece_becomes_albert_tokenizer(albert_spm, tmp_path, keep_accen
         assert tok(text)["input_ids"] == expected, text
     pair = tok("pair one", "hello world")
     assert pair["token_type_ids"][-1] == 1 and pair["input_ids"].count(sep) == 2
+    code, _, err = run_cli(["convert", tmp_path / "hf", tmp_path / "back", "--to", "tf1", "--verify"], capsys)
+    assert code == 0, err  # the TF side's tokenizer, rebuilt with the hub folder's keep_accents, is identical
+    assert (tmp_path / "back" / "vocab.model").read_bytes() == albert_spm.read_bytes()
 
 
 def _weights(folder):

@@ -80,13 +80,14 @@ def _built_side(built: Any, name: str) -> TokenizerSide:
     return TokenizerSide(name, encode, lambda i: str(tok.id_to_token(i)))
 
 
-def _from_files(vocab: str | None, spm: str | None, *, prefer_spm: bool, do_lower_case: bool | None
-                ) -> TokenizerSide | None:
+def _from_files(vocab: str | None, spm: str | None, *, prefer_spm: bool, do_lower_case: bool | None,
+                keep_accents: bool | None = None) -> TokenizerSide | None:
     """The tokenizer ``convert`` builds from these files (None without files)."""
     if vocab is None and spm is None:
         return None
     used = " + ".join(os.path.basename(p) for p in (vocab, spm) if p)
-    step = plan_tokenizer(vocab=vocab, spm=spm, prefer_spm=prefer_spm, do_lower_case=do_lower_case)
+    step = plan_tokenizer(vocab=vocab, spm=spm, prefer_spm=prefer_spm, do_lower_case=do_lower_case,
+                          keep_accents=keep_accents)
     if step.built is None:
         return TokenizerSide(used, error=step.warnings[0] if step.warnings else "cannot be built")
     return _built_side(step.built, f"{step.built.kind} from {used}")
@@ -111,9 +112,10 @@ def _tokenizer_config(folder: str) -> dict:
     return config if isinstance(config, dict) else {}
 
 
-def declared_lower_case(folder: str | None) -> bool | None:
-    """``do_lower_case`` as a hub folder's ``tokenizer_config.json`` states it (None: not stated)."""
-    value = _tokenizer_config(folder).get("do_lower_case") if folder else None
+def declared_lower_case(folder: str | None, key: str = "do_lower_case") -> bool | None:
+    """``do_lower_case`` (or another flag ``key``, e.g. ALBERT's ``keep_accents``) as a hub folder's
+    ``tokenizer_config.json`` states it (None: not stated)."""
+    value = _tokenizer_config(folder).get(key) if folder else None
     return value if isinstance(value, bool) else None
 
 
@@ -126,7 +128,8 @@ def _hub_folder_side(folder: str, *, prefer_spm: bool) -> TokenizerSide | None:
     except Exception as e:  # noqa: BLE001 - e.g. a tokenizer_class transformers does not know (KoBertTokenizer)
         vocab = os.path.join(folder, "vocab.txt")
         side = _from_files(vocab if os.path.isfile(vocab) else None, hub_spm(folder), prefer_spm=prefer_spm,
-                           do_lower_case=declared_lower_case(folder))
+                           do_lower_case=declared_lower_case(folder),
+                           keep_accents=declared_lower_case(folder, "keep_accents"))
         return side or TokenizerSide("AutoTokenizer", error=_one_line(e))
 
 
@@ -136,8 +139,8 @@ def hub_folder(checkpoint: Checkpoint) -> str | None:
 
 
 def tokenizer_side(path: str, checkpoint: Checkpoint, *, spm_names: tuple[str, ...] = (),
-                   do_lower_case: bool | None = None, vocab: str | None = None, spm: str | None = None
-                   ) -> TokenizerSide | None:
+                   do_lower_case: bool | None = None, vocab: str | None = None, spm: str | None = None,
+                   keep_accents: bool | None = None) -> TokenizerSide | None:
     """The tokenizer one side of a conversion carries (None: it carries none).
 
     Args:
@@ -147,14 +150,15 @@ def tokenizer_side(path: str, checkpoint: Checkpoint, *, spm_names: tuple[str, .
             mean the family prefers SentencePiece when both kinds of file are there.
         do_lower_case: for a TF checkpoint (which does not record it): the other side's setting.
         vocab, spm: files the conversion was told to use; they replace what the side carries.
+        keep_accents: like ``do_lower_case``, for ALBERT's SentencePiece tokenizer.
     """
     prefer_spm = bool(spm_names)
     if vocab or spm:
-        return _from_files(vocab, spm, prefer_spm=prefer_spm, do_lower_case=do_lower_case)
+        return _from_files(vocab, spm, prefer_spm=prefer_spm, do_lower_case=do_lower_case, keep_accents=keep_accents)
     if checkpoint.format == "tf":
         companions = Source(location=path, path=path, _checkpoint=checkpoint)  # the files beside it, found once
         return _from_files(companions.vocab_file(), companions.spm_file(names=spm_names),
-                           prefer_spm=prefer_spm, do_lower_case=do_lower_case)
+                           prefer_spm=prefer_spm, do_lower_case=do_lower_case, keep_accents=keep_accents)
     folder = hub_folder(checkpoint)
     return _hub_folder_side(folder, prefer_spm=prefer_spm) if folder else None
 
@@ -239,13 +243,16 @@ def check_tokenizers(source_path: str, src: Checkpoint, output_path: str, dst: C
                      spm: str | None = None) -> dict:
     """Compare the tokenizer ``dst`` carries with the one ``src`` carries (see :func:`compare_sides`).
 
-    A TF side takes ``do_lower_case`` from the hub side's ``tokenizer_config.json`` (a TF checkpoint
-    does not record it). ``vocab``/``spm``: files the conversion was told to use instead of the source's.
+    A TF side takes ``do_lower_case`` (and ``keep_accents``) from the hub side's ``tokenizer_config.json``
+    (a TF checkpoint does not record them). ``vocab``/``spm``: files the conversion was told to use instead of the source's.
     """
-    casing = next((declared_lower_case(hub_folder(c)) for c in (src, dst) if c.format != "tf"), None)
+    hub_sides = [hub_folder(c) for c in (src, dst) if c.format != "tf"]
+    casing, accents = (next((declared_lower_case(f, key) for f in hub_sides), None)
+                       for key in ("do_lower_case", "keep_accents"))
     expected = expected and not made_without_tokenizer(hub_folder(dst))
-    source = tokenizer_side(source_path, src, spm_names=spm_names, do_lower_case=casing, vocab=vocab, spm=spm)
-    output = tokenizer_side(output_path, dst, spm_names=spm_names, do_lower_case=casing)
+    source = tokenizer_side(source_path, src, spm_names=spm_names, do_lower_case=casing, vocab=vocab, spm=spm,
+                            keep_accents=accents)
+    output = tokenizer_side(output_path, dst, spm_names=spm_names, do_lower_case=casing, keep_accents=accents)
     return compare_sides(source, output, expected=expected)
 
 
