@@ -29,15 +29,32 @@ CREDENTIAL_HINTS: dict[str, str] = {
 
 # kind -> (fsspec protocol, keyword arguments read from the environment at call time).
 _PROTOCOLS: dict[str, tuple[str, Callable[[], dict[str, Any]]]] = {
-    "gs": ("gcs", lambda: {"endpoint_url": os.environ["STORAGE_EMULATOR_HOST"]}
-           if os.environ.get("STORAGE_EMULATOR_HOST") else {}),
-    "gcs": ("gcs", lambda: {}),
+    "gs": ("gcs", lambda: _gcs_emulator()),
+    "gcs": ("gcs", lambda: _gcs_emulator()),
     "s3": ("s3", lambda: {"endpoint_url": os.environ["AWS_ENDPOINT_URL"]}
            if os.environ.get("AWS_ENDPOINT_URL") else {}),
     "hf": ("hf", lambda: {"endpoint": os.environ["HF_ENDPOINT"]} if os.environ.get("HF_ENDPOINT") else {}),
     "https": ("https", lambda: {}),
     "http": ("http", lambda: {}),
 }
+
+def _gcs_emulator() -> dict[str, Any]:
+    """With ``STORAGE_EMULATOR_HOST`` (a local GCS emulator): its endpoint, anonymous."""
+    host = os.environ.get("STORAGE_EMULATOR_HOST")
+    if not host:
+        return {}
+    return {"endpoint_url": host if "://" in host else f"http://{host}", "token": "anon"}
+
+
+def _make(protocol: str, kwargs: dict[str, Any]):
+    import fsspec
+
+    if protocol == "gcs" and kwargs.get("token") == "anon":
+        from gcsfs.core import GCSFileSystem  # an emulator speaks JSON only: not the gRPC bucket-type probe
+
+        return GCSFileSystem(**kwargs)
+    return fsspec.filesystem(protocol, **kwargs)
+
 
 RETRIES = 5
 BACKOFF_S = 0.2
@@ -106,9 +123,7 @@ class RemoteFS:
         kwargs = make_kwargs()
         if self._fs is None or kwargs != self._kwargs:
             try:
-                import fsspec
-
-                self._fs, self._kwargs = fsspec.filesystem(protocol, **kwargs), kwargs
+                self._fs, self._kwargs = _make(protocol, kwargs), kwargs
             except ImportError as e:
                 raise RemoteError(f"reading {self.kind}:// needs {e.name or 'fsspec'}", hint=EXTRA_HINT) from e
         return self._fs

@@ -1,0 +1,103 @@
+"""Remote checkpoints on gs:// through a local GCS emulator (gcp-storage-emulator from PyPI, started by
+the fixture on 127.0.0.1, reached through STORAGE_EMULATOR_HOST): output identical to a local
+conversion, only the kept tensors' bytes transferred, a cached second run, a missing shard or bucket
+in one line."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+
+import pytest
+
+from ckptkit.converters.formats.tf1.writer import write_tf_checkpoint
+from support.bert import bert_tf_config, bert_tf_variables, tiny_wordpiece_vocab, with_adam_slots
+from support.cli import run_cli
+
+CFG = dict(vocab_size=100, hidden=32, layers=2, heads=2, intermediate=64, max_positions=64)
+COMPARED = ("model.safetensors", "config.json", "tokenizer.json", "vocab.txt", "tokenizer_config.json")
+BUCKET = "ckpt-bucket"
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    root = tmp_path_factory.mktemp("gcssrc")
+    write_tf_checkpoint(str(root / "model.ckpt-1000"), with_adam_slots(bert_tf_variables(**CFG)))
+    (root / "bert_config.json").write_text(json.dumps(bert_tf_config(**CFG)))
+    (root / "vocab.txt").write_text("\n".join(tiny_wordpiece_vocab(100)) + "\n")
+    local = root.parent / (root.name + "-local")
+    from ckptkit.cli import main
+
+    try:
+        main(["convert", str(root / "model.ckpt-1000"), str(local), "--quiet"])
+    except SystemExit as done:
+        assert done.code in (0, None)
+    return root, local
+
+
+@pytest.fixture(scope="module")
+def emulator():
+    from gcp_storage_emulator.server import create_server
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = create_server("127.0.0.1", port, in_memory=True, default_bucket=BUCKET)
+    server.start()
+    yield f"http://127.0.0.1:{port}"
+    server.stop()
+
+
+@pytest.fixture
+def folder(checkpoint, emulator, monkeypatch, request):
+    """The checkpoint uploaded under a prefix of its own; yields (gs:// folder URL, gcsfs filesystem)."""
+    from gcsfs.core import GCSFileSystem
+
+    monkeypatch.setenv("STORAGE_EMULATOR_HOST", emulator)
+    fs = GCSFileSystem(endpoint_url=emulator, token="anon")
+    prefix = f"{BUCKET}/{request.node.name[:40]}"
+    for name in os.listdir(checkpoint[0]):
+        fs.pipe(f"{prefix}/bert/{name}", (checkpoint[0] / name).read_bytes())
+    return f"gs://{prefix}/bert", fs
+
+
+def _convert(url, tmp_path, capsys, name="out"):
+    code, out, err = run_cli(["convert", url, tmp_path / name, "--cache-dir", tmp_path / "cache", "--json",
+                              "--quiet"], capsys)
+    return code, (json.loads(out)["remote"] if code == 0 else None), err
+
+
+def _kept_bytes(root) -> int:
+    from ckptkit.converters.formats import open_checkpoint
+
+    with open_checkpoint(str(root / "model.ckpt-1000")) as ckpt:
+        kept = sum(ckpt[n].nbytes for n in ckpt if "adam" not in n and n != "global_step")
+    return kept + sum(os.path.getsize(root / n) for n in os.listdir(root) if ".data-" not in n)
+
+
+def test_gcs_convert_identical_kept_bytes_only_then_cached(checkpoint, folder, tmp_path, capsys):
+    code, remote, err = _convert(f"{folder[0]}/model.ckpt-1000", tmp_path, capsys)
+    assert code == 0, err
+    for name in COMPARED:
+        assert (tmp_path / "out" / name).read_bytes() == (checkpoint[1] / name).read_bytes(), name
+    assert remote["bytes_transferred"] <= 1.10 * _kept_bytes(checkpoint[0])
+    assert remote["bytes_skipped"] >= 1.8 * _kept_bytes(checkpoint[0])
+    code, again, err = _convert(f"{folder[0]}/model.ckpt-1000", tmp_path, capsys, name="again")
+    assert code == 0, err
+    index = sum(os.path.getsize(checkpoint[0] / n) for n in ("model.ckpt-1000.index", "checkpoint"))
+    assert again["bytes_transferred"] == index
+
+
+def test_gcs_missing_shard_is_one_line(folder, tmp_path, capsys):
+    url, fs = folder
+    fs.rm(url[len("gs://"):] + "/model.ckpt-1000.data-00000-of-00001")
+    code, _, err = _convert(f"{url}/model.ckpt-1000", tmp_path, capsys)
+    assert code == 2 and err.count("\n") == 1, err
+    assert f"{url}/model.ckpt-1000.data-00000-of-00001: data shard 1 of 1 is missing" in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_gcs_missing_object_is_one_line(folder, tmp_path, capsys):
+    code, _, err = _convert(f"{folder[0]}/model.ckpt-9999", tmp_path, capsys)
+    assert code == 2 and err.count("\n") == 1 and "404" in err and "model.ckpt-9999" in err, err
