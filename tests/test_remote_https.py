@@ -152,6 +152,9 @@ def test_hub_folders_over_https_convert_like_local(served, server, tmp_path, cap
     code, out, err = run_cli(["convert", f"{server.url}/{folder}", tmp_path / "remote", "--to", "tf1", "--quiet",
                               "--cache-dir", tmp_path / "cache"], capsys)
     assert code == 0, err
+    data_gets = [p for m, p, r in server.requests if m == "GET" and p.endswith(".safetensors")]
+    for shard in {p for p in data_gets}:  # header length, header, then every tensor in one coalesced range
+        assert data_gets.count(shard) == 3, (shard, server.requests)
     code, out, err = run_cli(["convert", root / folder, tmp_path / "local", "--to", "tf1", "--quiet"], capsys)
     assert code == 0, err
     for name in os.listdir(tmp_path / "local"):

@@ -18,11 +18,27 @@ import numpy as np
 
 from ckptkit.errors import CorruptCheckpointError
 
-__all__ = ["release_pages", "read_exact", "numpy_shape_problem", "BYTE_SOURCES"]
+__all__ = ["release_pages", "read_exact", "numpy_shape_problem", "BYTE_SOURCES", "prefetch"]
 
-# absolute local path -> ensure(offset, nbytes): makes those bytes present before they are read. Empty for
-# local checkpoints; a remote mirror (ckptkit.remote) registers its sparse weight files here.
+# absolute local path -> an object whose ensure(offset, nbytes) makes those bytes present before they are
+# read, and ensure_many([(offset, nbytes), ...]) many at once. Empty for local checkpoints; a remote mirror
+# (ckptkit.remote) registers its sparse weight files here.
 BYTE_SOURCES: dict = {}
+
+
+def prefetch(tensors) -> None:
+    """Fetch at once (coalesced, concurrently) the bytes of ``tensors`` that live in a remote mirror; a
+    no-op for local checkpoints. Tensors without a ``byte_range`` are read on demand as usual."""
+    if not BYTE_SOURCES:
+        return
+    wanted: dict = {}
+    for tensor in tensors:
+        extent = getattr(tensor, "byte_range", None)
+        source = BYTE_SOURCES.get(os.path.abspath(extent[0])) if extent else None
+        if source is not None:
+            wanted.setdefault(id(source), (source, []))[1].append(extent[1:])
+    for source, ranges in wanted.values():
+        source.ensure_many(ranges)
 
 _MAX_READ = 1 << 30  # bytes per read call: Linux caps one read near 2 GiB
 _MAX_DIMS = 64  # NumPy 2's limit on an array's number of dimensions
@@ -74,9 +90,9 @@ def read_exact(fd: int, offset: int, nbytes: int, *, path: str, hint: str | None
         >>> f.close()
     """
     if BYTE_SOURCES:
-        ensure = BYTE_SOURCES.get(os.path.abspath(path))
-        if ensure is not None:
-            ensure(offset, nbytes)
+        source = BYTE_SOURCES.get(os.path.abspath(path))
+        if source is not None:
+            source.ensure(offset, nbytes)
     out = np.empty(nbytes, np.uint8)
     view = memoryview(out).cast("B")
     done = 0

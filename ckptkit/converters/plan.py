@@ -27,7 +27,7 @@ import numpy as np
 
 from ckptkit.converters.tensors import DType, LazyTensor
 from ckptkit.errors import PlanError
-from ckptkit.converters.memory import release_pages
+from ckptkit.converters.memory import prefetch, release_pages
 from ckptkit.progress import progress_by_size
 
 __all__ = ["Step", "PlannedTensor", "Dropped", "Plan", "Sink", "OPS", "output_shape", "materialize",
@@ -356,6 +356,7 @@ def execute(plan: Plan, source: Mapping[str, LazyTensor], sink: Sink, *, desc: s
     """
     sink.begin(plan.outputs)
     try:
+        prefetch(source[name] for planned in plan.outputs for name in planned.inputs)  # remote: kept bytes only
         for planned in progress_by_size(sink.order(plan.outputs), total=plan.total_bytes, size=lambda t: t.nbytes, desc=desc):
             arrays = [source[name].read() for name in planned.inputs]
             result = materialize(planned, arrays, sink.buffer(planned))

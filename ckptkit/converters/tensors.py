@@ -184,6 +184,7 @@ class LazyTensor:
     loader: Callable[[], np.ndarray] = field(repr=False)
     role: str = ""
     location: str = ""  # file (and offset) the bytes come from, for messages
+    byte_range: tuple[str, int, int] | None = field(default=None, repr=False)  # (file, offset, size) read, if one
 
     def __post_init__(self) -> None:
         self.shape = tuple(int(s) for s in self.shape)

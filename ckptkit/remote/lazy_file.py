@@ -56,9 +56,10 @@ def missing_ranges(have: list[list[int]], start: int, end: int) -> list[tuple[in
 
 
 def _chunks(gaps: list[tuple[int, int]], connections: int) -> list[tuple[int, int]]:
+    """The gaps, each split into pieces of at least MIN_CHUNK so that big ones use every connection."""
     total = sum(e - s for s, e in gaps)
     size = max(MIN_CHUNK, -(-total // max(1, connections)))
-    return [(s, min(s + size, e)) for s, e in gaps for s in range(s, e, size)]
+    return [(p, min(p + size, e)) for s, e in gaps for p in range(s, e, size)]
 
 
 class LazyFile:
@@ -117,14 +118,22 @@ class LazyFile:
         """Make bytes ``[offset, offset + nbytes)`` present in the local file (fetching what is missing)."""
         end = min(offset + nbytes, self.size)
         STATS.add_needed(end - offset)
-        gaps = missing_ranges(self.ranges, offset, end)
+        self._get(missing_ranges(self.ranges, offset, end))
+
+    def ensure_many(self, extents: list[tuple[int, int]]) -> None:
+        """Make many ``(offset, nbytes)`` extents present: touching ones coalesced into one request, the
+        requests run concurrently (``--connections``)."""
+        wanted = merge_ranges([[o, min(o + n, self.size)] for o, n in extents if n > 0])
+        self._get([gap for low, high in wanted for gap in missing_ranges(self.ranges, low, high)])
+
+    def _get(self, gaps: list[tuple[int, int]]) -> None:
         if not gaps:
             return
         chunks = _chunks(gaps, SETTINGS.connections)
         if not self._checked:  # the first range alone: a server without range support shows here
             self._fetch(*chunks.pop(0))
             self._checked = True
-            chunks = _chunks(missing_ranges(self.ranges, offset, end), SETTINGS.connections)
+            chunks = [c for c in chunks if missing_ranges(self.ranges, *c)]
         if len(chunks) <= 1 or SETTINGS.connections <= 1:
             for chunk in chunks:
                 self._fetch(*chunk)

@@ -98,7 +98,7 @@ class _Mirror:
                 local = os.path.join(self.folder, entry.name)
                 lazy = LazyFile(self.fs, entry.url, local, os.path.join(self.state, entry.name + ".json"), entry.size)
                 LAZY[os.path.abspath(local)] = lazy
-                BYTE_SOURCES[os.path.abspath(local)] = lazy.ensure
+                BYTE_SOURCES[os.path.abspath(local)] = lazy
                 STATS.weight_bytes += entry.size
 
     def add_parent(self) -> None:

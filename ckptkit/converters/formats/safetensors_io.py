@@ -132,7 +132,8 @@ def _lazy(source: _SourceFile, name: str, entry: tuple, data_start: int) -> Lazy
     def load() -> np.ndarray:
         return source.read(offset, end - begin).view(dtype.numpy).reshape(shape)
 
-    return LazyTensor(name, dtype, shape, loader=load, location=f"{source.path}@{offset}")
+    return LazyTensor(name, dtype, shape, loader=load, location=f"{source.path}@{offset}",
+                      byte_range=(source.path, offset, end - begin))
 
 
 def weights_file_in(path: str, candidates: tuple[str, ...]) -> str:

@@ -198,8 +198,9 @@ class TFCheckpoint(Checkpoint):
             self._check_extent(name, entry, dtype)
             location = f"{os.path.basename(self._files[entry.shard_id])}@{entry.offset}"
         role = ROLE_METADATA if name == OBJECT_GRAPH_KEY else ""
+        extent = None if entry.slices else (self._files[entry.shard_id], entry.offset, entry.size)
         return TFTensor(name, dtype, entry.shape, functools.partial(self._read, key, entry, dtype), role=role,
-                        location=location, key=name, entry=entry)
+                        location=location, key=name, entry=entry, byte_range=extent)
 
     def _check_extent(self, name: str, entry: BundleEntry, dtype: DType) -> None:
         if not 0 <= entry.shard_id < len(self._files):
