@@ -102,6 +102,24 @@ def test_dropped_connections_are_retried(served, server, tmp_path, capsys):
     _same_output(served[1], tmp_path / "out")
 
 
+def test_interrupted_run_resumes_without_fetching_twice(served, server, tmp_path, capsys, monkeypatch):
+    from ckptkit.remote import filesystem, lazy_file
+
+    monkeypatch.setattr(filesystem, "BACKOFF_S", 0.001)
+    monkeypatch.setattr(lazy_file, "MIN_CHUNK", 4096)  # the weights in ~25 requests
+    server.faults.ranged_ok = 10  # then the server fails every range request (5xx, retried, then given up)
+    code, out, err = _convert(server, tmp_path, capsys, "--connections", "32")
+    assert code == 2 and err.count("\n") == 1 and "transfer failed" in err, err
+    assert not (tmp_path / "out").exists()
+    first = server.bytes_served
+    server.faults.ranged_ok = None
+    server.reset()
+    code, out, err = _convert(server, tmp_path, capsys)
+    assert code == 0, err
+    _same_output(served[1], tmp_path / "out")
+    assert first > 4096 and first + server.bytes_served <= 1.10 * _kept_bytes(served[0])
+
+
 @pytest.mark.parametrize("status, words", [(403, "access denied (403)"), (404, "not found (404)")])
 def test_refused_data_is_one_line_and_writes_nothing(served, server, tmp_path, capsys, status, words):
     server.faults.status[r"\.data-"] = status

@@ -27,6 +27,7 @@ class Faults:
     drop_after: int = 16
     status: dict[str, int] = field(default_factory=dict)
     no_ranges: bool = False
+    ranged_ok: int | None = None  # answer this many ranged GETs, then 500 to every other one
 
 
 class TokenBucket:
@@ -130,6 +131,10 @@ class _Handler(BaseHTTPRequestHandler):
         with open(local, "rb") as f:
             data = f.read()
         match = _RANGE.match(self.headers.get("Range", "") or "")
+        if match and owner.faults.ranged_ok is not None:
+            if owner.faults.ranged_ok <= 0:
+                return self._refuse(500, head_only)
+            owner.faults.ranged_ok -= 1
         if match and not owner.faults.no_ranges:
             start = int(match.group(1))
             end = min(int(match.group(2)) + 1 if match.group(2) else len(data), len(data))
