@@ -154,8 +154,15 @@ def test_hub_folder_back_to_official_names(pretraining, tmp_path):
 
 
 def test_detected_inspected_and_planned_without_family(pretraining, tmp_path, capsys):
+    from safetensors.numpy import load_file
+
+    from support.bert import bert_tf_variables
+
     root, variables, _, _ = pretraining
     assert detect_family(variables) == "albert"
+    assert detect_family(load_file(str(root / "hf" / "model.safetensors"))) == "albert"  # HF names, no model_type
+    bert = bert_tf_variables(vocab_size=40, hidden=16, layers=2, heads=2, intermediate=32, max_positions=24)
+    assert detect_family(bert) == "bert"  # both share bert/embeddings/: the layers decide
     code, out, err = run_cli(["inspect", root / "tf"], capsys)
     assert code == 0 and "albert" in out, err
     code, out, err = run_cli(["convert", root / "tf", tmp_path / "plan", "--dry-run"], capsys)
