@@ -8,6 +8,7 @@ paths, ignore ranges. A token bucket limits its bandwidth when asked.
 from __future__ import annotations
 
 import html
+import io
 import os
 import re
 import threading
@@ -128,45 +129,60 @@ class _Handler(BaseHTTPRequestHandler):
             return self._send(200, self._listing(local), None, head_only, "text/html")
         if not os.path.isfile(local):
             return self._refuse(404, head_only)
-        with open(local, "rb") as f:
-            data = f.read()
+        size = os.path.getsize(local)
+        start, end = 0, size
         match = _RANGE.match(self.headers.get("Range", "") or "")
         if match and owner.faults.ranged_ok is not None:
             if owner.faults.ranged_ok <= 0:
                 return self._refuse(500, head_only)
             owner.faults.ranged_ok -= 1
-        if match and not owner.faults.no_ranges:
+        ranged = bool(match) and not owner.faults.no_ranges
+        if ranged:
             start = int(match.group(1))
-            end = min(int(match.group(2)) + 1 if match.group(2) else len(data), len(data))
-            return self._send(206, data[start:end], f"bytes {start}-{end - 1}/{len(data)}", head_only)
-        self._send(200, data, None, head_only)
+            end = min(int(match.group(2)) + 1 if match.group(2) else size, size)
+        self._head(206 if ranged else 200, end - start, f"bytes {start}-{end - 1}/{size}" if ranged else None)
+        if not head_only:
+            with open(local, "rb") as f:
+                f.seek(start)
+                self._body(f, end - start)
 
-    def _send(self, status: int, body: bytes, content_range: str | None, head_only: bool,
+    def _head(self, status: int, length: int, content_range: str | None,
               kind: str = "application/octet-stream") -> None:
         self.send_response(status)
         self.send_header("Content-Type", kind)
-        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Content-Length", str(length))
         if not self.owner.faults.no_ranges:
             self.send_header("Accept-Ranges", "bytes")
         if content_range:
             self.send_header("Content-Range", content_range)
         self.end_headers()
-        if head_only:
-            return
-        faults = self.owner.faults
-        if faults.drops > 0 and len(body) > faults.drop_after:
+
+    def _send(self, status: int, body: bytes, content_range: str | None, head_only: bool,
+              kind: str = "application/octet-stream") -> None:
+        self._head(status, len(body), content_range, kind)
+        if not head_only:
+            self._body(io.BytesIO(body), len(body))
+
+    def _body(self, source, length: int) -> None:
+        """Send ``length`` bytes of ``source`` in 64 KiB pieces (token bucket; a drop fault cuts it short)."""
+        faults, owner = self.owner.faults, self.owner
+        if faults.drops > 0 and length > faults.drop_after:
             faults.drops -= 1
-            self.wfile.write(body[:faults.drop_after])
-            self.owner.count(faults.drop_after)
+            self.wfile.write(source.read(faults.drop_after))
+            owner.count(faults.drop_after)
             self.close_connection = True
             self.connection.shutdown(2)
             return
-        for start in range(0, len(body), 1 << 16):
-            piece = body[start:start + (1 << 16)]
-            if self.owner.bucket:
-                self.owner.bucket.take(len(piece))
+        left = length
+        while left:
+            piece = source.read(min(left, 1 << 16))
+            if not piece:
+                break
+            if owner.bucket:
+                owner.bucket.take(len(piece))
             self.wfile.write(piece)
-            self.owner.count(len(piece))
+            owner.count(len(piece))
+            left -= len(piece)
 
     def do_GET(self):
         self._answer(False)
