@@ -91,3 +91,15 @@ def test_hf_missing_repo_is_one_line(hub, tmp_path, capsys):
     code, _, err = _convert("hf://me/no-such-repo/tf/model.ckpt-1000", tmp_path, capsys)
     assert code == 2 and err.count("\n") == 1 and "hf://me/no-such-repo" in err and "404" in err, err
     assert not (tmp_path / "out").exists()
+
+
+def test_hf_without_a_token_names_the_fix(hub, tmp_path, capsys, monkeypatch):
+    from huggingface_hub import constants
+
+    monkeypatch.delenv("HF_TOKEN")
+    monkeypatch.setattr(constants, "HF_TOKEN_PATH", str(tmp_path / "no-token"))
+    monkeypatch.setattr(constants, "HF_STORED_TOKENS_PATH", str(tmp_path / "no-tokens"))
+    code, _, err = _convert("hf://me/tiny-tf/tf/model.ckpt-1000", tmp_path, capsys)
+    assert code == 2 and err.count("\n") == 1, err
+    assert "hf://me/tiny-tf" in err and "no credentials" in err and "HF_TOKEN" in err
+    assert not (tmp_path / "out").exists()

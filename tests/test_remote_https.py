@@ -178,3 +178,15 @@ def test_hub_folders_over_https_convert_like_local(served, server, tmp_path, cap
     for name in os.listdir(tmp_path / "local"):
         if name.startswith("model.ckpt") or name.endswith(".txt"):
             assert (tmp_path / "remote" / name).read_bytes() == (tmp_path / "local" / name).read_bytes(), name
+
+
+def test_distill_init_reads_only_the_student_layers(served, server, tmp_path, capsys):
+    code, out, err = run_cli(["distill", "init", f"{server.url}/bert/model.ckpt-1000", tmp_path / "student",
+                              "--layers", "1", "--cache-dir", tmp_path / "cache", "--quiet"], capsys)
+    assert code == 0, err
+    code, out, err = run_cli(["distill", "init", served[0] / "bert" / "model.ckpt-1000", tmp_path / "local",
+                              "--layers", "1", "--quiet"], capsys)
+    assert code == 0, err
+    remote = (tmp_path / "student" / "model.safetensors").read_bytes()
+    assert remote == (tmp_path / "local" / "model.safetensors").read_bytes()
+    assert server.bytes_served < 0.8 * _kept_bytes(served[0])  # one of two layers: less than the weights

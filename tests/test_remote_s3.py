@@ -106,3 +106,14 @@ def test_s3_missing_bucket_is_one_line(bucket, tmp_path, capsys):
     code, _, err = _convert("no-such-bucket", tmp_path, capsys)
     assert code == 2 and err.count("\n") == 1 and "s3://no-such-bucket/bert/model.ckpt-1000" in err, err
     assert "404" in err
+
+
+def test_s3_without_credentials_names_the_fix(bucket, tmp_path, capsys, monkeypatch):
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")  # never ask 169.254.169.254
+    code, _, err = _convert(bucket[0], tmp_path, capsys)
+    assert code == 2 and err.count("\n") == 1, err
+    assert f"s3://{bucket[0]}/bert" in err and "no credentials" in err and "AWS_ACCESS_KEY_ID" in err
