@@ -52,9 +52,12 @@ def _make(protocol: str, kwargs: dict[str, Any]):
     if protocol == "gcs" and kwargs.get("token") == "anon":
         from gcsfs.core import GCSFileSystem  # an emulator speaks JSON only: not the gRPC bucket-type probe
 
-        return GCSFileSystem(**kwargs)
-    return fsspec.filesystem(protocol, **kwargs)
+        return GCSFileSystem(skip_instance_cache=True, **kwargs)
+    return fsspec.filesystem(protocol, skip_instance_cache=True, **kwargs)
 
+
+# environment variables that change who a filesystem is: a change makes a new one.
+_CREDENTIAL_VARIABLES = ("AWS_", "HF_", "GOOGLE_", "STORAGE_EMULATOR_HOST", "GCSFS_")
 
 RETRIES = 5
 BACKOFF_S = 0.2
@@ -121,9 +124,10 @@ class RemoteFS:
         """The fsspec filesystem (made again when its environment, e.g. an endpoint, changed)."""
         protocol, make_kwargs = _PROTOCOLS[self.kind]
         kwargs = make_kwargs()
-        if self._fs is None or kwargs != self._kwargs:
+        key = (kwargs, sorted((k, v) for k, v in os.environ.items() if k.startswith(_CREDENTIAL_VARIABLES)))
+        if self._fs is None or key != self._kwargs:
             try:
-                self._fs, self._kwargs = _make(protocol, kwargs), kwargs
+                self._fs, self._kwargs = _make(protocol, kwargs), key
             except ImportError as e:
                 raise RemoteError(f"reading {self.kind}:// needs {e.name or 'fsspec'}", hint=EXTRA_HINT) from e
         return self._fs
