@@ -46,8 +46,9 @@ def tf_albert(v: dict, config: dict, ids, mask, types) -> dict:
     gelu = lambda t: tf.nn.gelu(t, approximate=True)  # noqa: E731
     e = "bert/embeddings/"
     x = tf.gather(v[e + "word_embeddings"], ids) + tf.gather(v[e + "token_type_embeddings"], types)
-    x = fc(norm(x + v[e + "position_embeddings"][None, : ids.shape[1]], e + "LayerNorm"),
-           "bert/encoder/embedding_hidden_mapping_in")
+    x = norm(x + v[e + "position_embeddings"][None, : ids.shape[1]], e + "LayerNorm")
+    if x.shape[-1] != config["hidden_size"]:  # modeling.py: `if input_width != hidden_size`, else no projection
+        x = fc(x, "bert/encoder/embedding_hidden_mapping_in")
     heads, hidden = config["num_attention_heads"], config["hidden_size"]
     size = hidden // heads
     adder = (1.0 - tf.cast(mask[:, None, None, :], tf.float32)) * -10000.0
@@ -169,6 +170,64 @@ def test_detected_inspected_and_planned_without_family(pretraining, tmp_path, ca
     assert code == 0, err
     assert "albert.encoder.albert_layer_groups.0.albert_layers.0.ffn_output.weight" in out
     assert not (tmp_path / "plan").exists()
+
+
+SAME = {**DIMS, "embedding": DIMS["hidden"]}  # embedding_size == hidden_size: no embedding_hidden_mapping_in
+
+
+@pytest.fixture(scope="module")
+def same_width(tmp_path_factory):
+    root = tmp_path_factory.mktemp("albert_same_width")
+    variables = albert_tf_variables(**SAME, groups=1, inner=1)
+    config = albert_tf_config(**SAME, groups=1, inner=1, layers=2)
+    assert not any("embedding_hidden_mapping_in" in n for n in variables)
+    write(root / "tf", variables, config)
+    result = convert_checkpoint(str(root / "tf"), str(root / "hf"), verify=True)
+    return root, variables, config, result
+
+
+def test_equal_sizes_without_mapping_become_an_exact_identity(same_width):
+    """The official code skips the projection when embedding_size == hidden_size; transformers always runs one:
+    it gets eye and zeros, and the model computes what the official code does."""
+    root, variables, config, result = same_width
+    weights = _weights(root / "hf")
+    mapping = "albert.encoder.embedding_hidden_mapping_in."
+    assert np.array_equal(weights[mapping + "weight"], np.eye(SAME["hidden"], dtype=np.float32))
+    assert np.array_equal(weights[mapping + "bias"], np.zeros(SAME["hidden"], dtype=np.float32))
+    assert result.verification["passed"] and "sop_logits" in result.verification["compared"]
+    ids, mask, types = batch()
+    expected = tf_albert(variables, config, ids, mask, types)
+    out = run_hf(root / "hf", "AlbertForPreTraining")
+    close(out.hidden_states[-1], expected["hidden"], mask)
+    close(out.prediction_logits, expected["mlm"], mask)
+    np.testing.assert_allclose(out.sop_logits.numpy(), expected["sop"], atol=1e-5, rtol=0)
+
+
+def test_equal_sizes_back_to_official_names_without_mapping(same_width, tmp_path):
+    root, variables, _, _ = same_width
+    result = convert_checkpoint(str(root / "hf"), str(tmp_path / "back"), global_step=10, verify=True)
+    assert_tensorflow_reads(str(tmp_path / "back"), variables, extra={"global_step"})  # exactly the official names
+    assert result.verification["passed"]
+    reasons = {d.name: d.reason for d in result.plan.dropped}
+    for suffix in ("weight", "bias"):
+        assert "creates no bert/encoder/embedding_hidden_mapping_in/" in reasons[
+            f"albert.encoder.embedding_hidden_mapping_in.{suffix}"]
+
+
+def test_equal_sizes_non_identity_mapping_refused(same_width, tmp_path, capsys):
+    import shutil
+
+    from safetensors.numpy import save_file
+
+    root = same_width[0]
+    shutil.copytree(root / "hf", tmp_path / "hf")
+    weights = _weights(tmp_path / "hf")
+    weights["albert.encoder.embedding_hidden_mapping_in.weight"] *= 1.5
+    save_file(weights, str(tmp_path / "hf" / "model.safetensors"), metadata={"format": "pt"})
+    code, _, err = run_cli(["convert", tmp_path / "hf", tmp_path / "back", "--to", "tf1"], capsys)
+    assert code == 2 and err.count("\n") == 1 and err.startswith("ckptkit: error:"), err
+    assert "embedding_hidden_mapping_in.weight is not an exact eye" in err and "Traceback" not in err
+    assert not (tmp_path / "back").exists()
 
 
 def test_fine_tuned_classifier(tmp_path):

@@ -61,7 +61,7 @@ class PlannedTensor:
 
     def describe(self) -> str:
         ops = " -> ".join(s.describe() for s in self.steps) or "copy"
-        return f"{', '.join(self.inputs)} | {ops}"
+        return f"{', '.join(self.inputs) or '(generated)'} | {ops}"
 
 
 @dataclass(frozen=True)
@@ -152,7 +152,12 @@ OPS: dict[str, Op] = {
     "concat": Op(_concat_shape, lambda arrays, axis: np.concatenate(arrays, axis=axis), arity=-1),
     "signed_pair": Op(_signed_pair_shape, _signed_pair),
     "pair_difference": Op(_pair_difference_shape, _pair_difference),
-    "zeros": Op(lambda shapes: tuple(shapes[0]), lambda arrays: np.zeros_like(arrays[0])),
+    # zeros like the input; with a shape and no input, a generated tensor (a layer the TF code leaves out)
+    "zeros": Op(lambda shapes, *shape: tuple(shape) if shape else tuple(shapes[0]),
+                lambda arrays, *shape: np.zeros(shape, np.float32) if shape else np.zeros_like(arrays[0])),
+    # generated, no input: the [rows, cols] identity (e.g. a projection the TF code skips when sizes are equal)
+    "eye": Op(lambda shapes, rows, cols: (rows, cols), lambda arrays, rows, cols: np.eye(rows, cols, dtype=np.float32),
+              arity=0),
     "add_row": Op(_add_row_shape,
                   lambda arrays, row: arrays[0].astype(np.float64) + arrays[1][row].astype(np.float64), arity=2),
 }

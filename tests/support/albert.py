@@ -40,7 +40,8 @@ def _block(r: np.random.Generator, p: str, hidden: int, intermediate: int) -> di
 def albert_tf_variables(*, vocab_size: int, embedding: int, hidden: int, groups: int, inner: int, heads: int,
                         intermediate: int, max_positions: int, heads_of: tuple[str, ...] = ("mlm", "sop"),
                         num_labels: int = 3, seed: int = 0) -> dict[str, np.ndarray]:
-    """Every variable run_pretraining.py (``heads_of`` mlm, sop) or run_classifier.py (classifier) creates."""
+    """Every variable run_pretraining.py (``heads_of`` mlm, sop) or run_classifier.py (classifier) creates
+    (no ``embedding_hidden_mapping_in`` when ``embedding == hidden``, as in the official code)."""
     del heads  # the 2-D kernels do not depend on it
     r = np.random.default_rng(seed)
     mat = lambda i, o: (r.standard_normal((i, o)) / np.sqrt(i)).astype(np.float32)  # noqa: E731
@@ -48,10 +49,11 @@ def albert_tf_variables(*, vocab_size: int, embedding: int, hidden: int, groups:
     e = "bert/embeddings/"
     v = {f"{e}word_embeddings": mat(vocab_size, embedding), f"{e}position_embeddings": mat(max_positions, embedding),
          f"{e}token_type_embeddings": mat(2, embedding), f"{e}LayerNorm/gamma": vec(embedding, 1.0),
-         f"{e}LayerNorm/beta": vec(embedding),
-         "bert/encoder/embedding_hidden_mapping_in/kernel": mat(embedding, hidden),
-         "bert/encoder/embedding_hidden_mapping_in/bias": vec(hidden),
-         "bert/pooler/dense/kernel": mat(hidden, hidden), "bert/pooler/dense/bias": vec(hidden)}
+         f"{e}LayerNorm/beta": vec(embedding)}
+    if embedding != hidden:  # modeling.py projects only `if input_width != hidden_size`
+        v.update({"bert/encoder/embedding_hidden_mapping_in/kernel": mat(embedding, hidden),
+                  "bert/encoder/embedding_hidden_mapping_in/bias": vec(hidden)})
+    v.update({"bert/pooler/dense/kernel": mat(hidden, hidden), "bert/pooler/dense/bias": vec(hidden)})
     for g in range(groups):
         for i in range(inner):
             v.update(_block(r, f"bert/encoder/transformer/group_{g}/inner_group_{i}/", hidden, intermediate))

@@ -2,7 +2,8 @@
 transformers' Albert* classes name it.
 
 What differs from BERT: factorised embeddings (a ``[vocab, embedding_size]`` table projected to the hidden
-size by ``bert/encoder/embedding_hidden_mapping_in``), and layers sharing weights: ``num_hidden_groups``
+size by ``bert/encoder/embedding_hidden_mapping_in``; with equal sizes the official code has no projection and
+transformers' exact identity stands in for it, see ``ALBERT_GENERATED``), and layers sharing weights: ``num_hidden_groups``
 weight sets ``bert/encoder/transformer/group_G/``, each ``inner_group_num`` blocks ``inner_group_I/``; layer
 ``l`` of ``num_hidden_layers`` runs group ``int(l / num_hidden_layers * num_hidden_groups)``. Inside a block
 the attention is ``attention_1``, the feed-forward ``ffn_1/intermediate/dense`` and
@@ -26,7 +27,7 @@ import re
 from typing import Mapping
 
 from ckptkit.converters.config_schema import ConfigSchema, divisible, positive_int
-from ckptkit.converters.families.base import Family, LayerStack, ModelClass, Rule
+from ckptkit.converters.families.base import Family, Generated, LayerStack, ModelClass, Rule
 from ckptkit.converters.families.options import FamilyOption
 from ckptkit.converters.families.bert_like import (GOOGLE_TO_HF_ACT, HF_TO_GOOGLE_ACT, bert_like_keys, hf_keys,
                                                    unmapped_act_hint, with_hf_types)
@@ -35,7 +36,8 @@ from ckptkit.converters.reference_albert import albert_group_of
 from ckptkit.errors import ConfigError
 
 __all__ = ["ALBERT", "FAMILY", "ALBERT_RULES", "ALBERT_STACKS", "albert_layer_groups", "albert_config_to_hf",
-           "hf_config_to_albert", "infer_albert_config", "check_albert_config", "complete_albert_config", "ALBERT_STUDENT"]
+           "hf_config_to_albert", "infer_albert_config", "check_albert_config", "complete_albert_config", "ALBERT_STUDENT",
+           "ALBERT_GENERATED"]
 
 _TF_BLOCK = "bert/encoder/transformer/group_{group}/inner_group_{inner}/"
 _HF_BLOCK = "{base}encoder.albert_layer_groups.{group}.albert_layers.{inner}."
@@ -81,6 +83,16 @@ ALBERT_RULES: tuple[Rule, ...] = (
     Rule("output_bias", "classifier.bias", group="classifier"),
     Rule("cls/squad/output_weights", "qa_outputs.weight", group="qa"),
     Rule("cls/squad/output_bias", "qa_outputs.bias", group="qa"),
+)
+
+# modeling.py projects the embeddings only `if input_width != hidden_size`: with equal sizes there is no
+# embedding_hidden_mapping_in, while transformers' AlbertModel always has one, so it is an exact identity there
+_SAME_WIDTH = ("embedding_size", "hidden_size")
+ALBERT_GENERATED = (
+    Generated("{base}encoder.embedding_hidden_mapping_in.weight", "bert/encoder/embedding_hidden_mapping_in/kernel",
+              "eye", ("hidden_size", "embedding_size"), _SAME_WIDTH),
+    Generated("{base}encoder.embedding_hidden_mapping_in.bias", "bert/encoder/embedding_hidden_mapping_in/bias",
+              "zeros", ("hidden_size",), _SAME_WIDTH),
 )
 
 ALBERT_STACKS = (LayerStack("group", "num_hidden_groups"), LayerStack("inner", "inner_group_num"))
@@ -225,7 +237,7 @@ ALBERT = Family(
     tf_schema=ALBERT_TF_SCHEMA, hf_schema=ALBERT_HF_SCHEMA, approximate_acts={"gelu": "gelu_new"},
     reference="ckptkit.converters.reference_albert:albert_reference_forward",
     student=ALBERT_STUDENT, spm_names=("30k-clean.model", "spiece.model"), stacks=ALBERT_STACKS,
-    options=ALBERT_OPTIONS,
+    options=ALBERT_OPTIONS, generated=ALBERT_GENERATED,
     signature=re.compile(r"^bert/(embeddings/|encoder/(embedding_hidden_mapping_in|transformer/group_\d+)/)"
                          r"|^(albert\.)?(embeddings|encoder\.(albert_layer_groups\.\d+"
                          r"|embedding_hidden_mapping_in))\."),

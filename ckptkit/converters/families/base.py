@@ -22,7 +22,7 @@ from ckptkit.converters.plan import Step
 from ckptkit.errors import PlanError, UsageError
 
 __all__ = ["Rule", "Transform", "TRANSFORMS", "ModelClass", "Family", "Part", "LayerStack", "LAYERS", "NameTable",
-           "plan_tf_to_hf", "plan_hf_to_tf", "cast_dtype", "ROLE_DROP_REASONS"]
+           "Generated", "plan_tf_to_hf", "plan_hf_to_tf", "cast_dtype", "ROLE_DROP_REASONS"]
 
 
 @dataclass(frozen=True)
@@ -36,6 +36,42 @@ class Rule:
     transform: str = "copy"
     group: str = "base"
     optional: bool = False
+
+
+@dataclass(frozen=True)
+class Generated:
+    """An HF tensor the TF code does not create when two config sizes are equal, computing as if it held
+    ``op``'s value instead (ALBERT: no ``embedding_hidden_mapping_in`` when embedding_size == hidden_size, i.e. an
+    identity projection). tf->hf writes that value when the checkpoint lacks ``tf``; hf->tf drops a tensor equal
+    to it and refuses any other value (the TF code has no variable to hold it).
+
+    Example:
+        >>> g = Generated("{base}proj.weight", "proj/kernel", "eye", ("hidden_size", "embedding_size"),
+        ...               ("embedding_size", "hidden_size"))
+        >>> g.applies({"embedding_size": 4, "hidden_size": 4}), g.steps({"embedding_size": 4, "hidden_size": 4})
+        (True, (Step(op='eye', args=(4, 4)),))
+    """
+
+    hf: str                      # HF name pattern ({base} is the class prefix)
+    tf: str                      # the TF variable the official code leaves out
+    op: str                      # a generating op of plan.OPS ("eye", "zeros")
+    shape: tuple[str, ...]       # HF config keys giving the op's shape
+    when_equal: tuple[str, str]  # HF config keys: the TF code leaves the tensor out when they are equal
+    group: str = "base"
+
+    def applies(self, hf_config: Mapping) -> bool:
+        """Whether the TF code leaves this tensor out under ``hf_config``."""
+        first, second = (hf_config.get(k) for k in self.when_equal)
+        return first is not None and int(first) == int(second or 0)
+
+    def steps(self, hf_config: Mapping) -> tuple[Step, ...]:
+        """The one generating step (no input) of the value the TF code computes with."""
+        return (Step(self.op, tuple(int(hf_config[k]) for k in self.shape)),)
+
+    @property
+    def reason(self) -> str:
+        """Why the TF side has no such variable (a drop reason)."""
+        return f"{self.op} when {self.when_equal[0]} == {self.when_equal[1]}: the TF code creates no {self.tf}"
 
 
 @dataclass(frozen=True)
@@ -172,6 +208,8 @@ class Family:
     # which batch rows verify compares with the reference: "all", or "unpadded" when the TF code masks padding
     # in a way transformers cannot express (MobileBERT)
     reference_rows: str = "all"
+    # HF tensors the TF code leaves out when two sizes are equal (generated tf->hf, dropped if equal hf->tf)
+    generated: tuple[Generated, ...] = ()
 
     @property
     def model_type(self) -> str:

@@ -9,12 +9,15 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING, Callable, Mapping, Sequence
 
-from ckptkit.converters.plan import Dropped, Plan, PlannedTensor, output_shape
-from ckptkit.converters.tensors import ROLE_COUNTER, ROLE_METADATA, ROLE_OPTIMIZER, ROLE_WEIGHT, DType, LazyTensor
+import numpy as np
+
+from ckptkit.converters.plan import Dropped, Plan, PlannedTensor, materialize, output_shape
+from ckptkit.converters.tensors import (ROLE_COUNTER, ROLE_METADATA, ROLE_OPTIMIZER, ROLE_WEIGHT, DType, LazyTensor,
+                                        dtype_by_name)
 from ckptkit.errors import ConfigError, PlanError
 
 if TYPE_CHECKING:
-    from ckptkit.converters.families.base import Family
+    from ckptkit.converters.families.base import Family, Generated, ModelClass
 
 __all__ = ["plan_tf_to_hf", "plan_hf_to_tf", "cast_dtype", "ROLE_DROP_REASONS"]
 
@@ -90,6 +93,7 @@ def plan_tf_to_hf(family: Family, source: Mapping[str, LazyTensor], *, hf_config
                                   ) from e
             outputs.append(PlannedTensor(hf_name, (name,), steps, cast_dtype(tensor.dtype, dtype), shape))
     _check_single_source(outputs)
+    outputs += _generated_outputs(family, cls, hf_config, outputs, dtype)
     expected = table.expected(cls.groups, family.stack_counts(hf_config), side="hf")
     missing = sorted(expected - {t.name for t in outputs})
     if missing:
@@ -123,6 +127,10 @@ def plan_hf_to_tf(family: Family, source: Mapping[str, LazyTensor], *, hf_config
         if name in family.tied or name.endswith(("position_ids", "token_type_ids")):
             dropped.append(Dropped(name, "tied or derived tensor, not stored in TF"))
             continue
+        stand_in = _stand_in(family, cls, hf_config, name)
+        if stand_in is not None:  # raises when the tensor is not the value the TF code computes with
+            dropped.append(_drop_generated(stand_in, name, source[name], hf_config))
+            continue
         hit = table.hf_to_tf(name)
         if hit is None:
             unknown.append(name)
@@ -144,6 +152,45 @@ def plan_hf_to_tf(family: Family, source: Mapping[str, LazyTensor], *, hf_config
     _unknown(unknown, family, allow_unused, dropped, "HF")
     outputs.sort(key=lambda t: t.name.encode())
     return Plan(outputs, dropped, {"family": family.name, "model_class": cls.name, "direction": "hf->tf"})
+
+
+_FLOAT32 = dtype_by_name("float32")
+
+
+def _generated_outputs(family: Family, cls: ModelClass, hf_config: Mapping, outputs: Sequence[PlannedTensor],
+                       dtype: DType | None) -> list[PlannedTensor]:
+    """The family's :class:`Generated` tensors the TF code left out under ``hf_config`` (and the checkpoint
+    lacks), each as one generating step with no input, in the dtype of the other floating outputs."""
+    present = {t.name for t in outputs}
+    like = next((t.dtype for t in outputs if t.dtype.is_float), _FLOAT32)
+    generated = []
+    for g in family.generated:
+        name = g.hf.replace("{base}", cls.prefix)
+        if g.group in cls.groups and g.applies(hf_config) and name not in present:
+            steps = g.steps(hf_config)
+            generated.append(PlannedTensor(name, (), steps, cast_dtype(like, dtype), output_shape([], steps)))
+    return generated
+
+
+def _stand_in(family: Family, cls: ModelClass, hf_config: Mapping, name: str) -> Generated | None:
+    """The :class:`Generated` row HF tensor ``name`` is, when the TF code leaves it out under ``hf_config``."""
+    return next((g for g in family.generated
+                 if g.applies(hf_config) and g.hf.replace("{base}", cls.prefix) == name), None)
+
+
+def _drop_generated(generated: Generated, name: str, tensor: LazyTensor, hf_config: Mapping) -> Dropped:
+    """Drop an HF tensor the TF code leaves out, after checking it holds exactly the value the TF code computes
+    with; any other value has no TF variable to go to (a PlanError)."""
+    steps = generated.steps(hf_config)
+    expected = materialize(PlannedTensor(name, (), steps, _FLOAT32, output_shape([], steps)), [])
+    actual = tensor.read()
+    if tuple(actual.shape) != expected.shape or not np.array_equal(np.asarray(actual, dtype=np.float32), expected):
+        first, second = generated.when_equal
+        raise PlanError(f"{name} is not an exact {generated.op}{list(expected.shape)}, but with {first} == {second} "
+                        f"({hf_config[first]}) the official TF code has no {generated.tf} to hold it",
+                        hint="keep it in the PyTorch world (--to hf, safetensors or pytorch): a TF checkpoint "
+                             "of the official code cannot represent it")
+    return Dropped(name, generated.reason)
 
 
 def _check_single_source(outputs: Sequence[PlannedTensor]) -> None:
