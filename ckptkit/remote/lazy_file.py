@@ -129,6 +129,9 @@ class LazyFile:
     def _get(self, gaps: list[tuple[int, int]]) -> None:
         if not gaps:
             return
+        from ckptkit.remote.progress import expect
+
+        expect(sum(end - start for start, end in gaps))
         chunks = _chunks(gaps, SETTINGS.connections)
         if not self._checked:  # the first range alone: a server without range support shows here
             self._fetch(*chunks.pop(0))

@@ -5,25 +5,41 @@ from __future__ import annotations
 import sys
 import threading
 
-__all__ = ["advance", "close"]
+__all__ = ["advance", "expect", "close"]
 
 _bar = []
 _lock = threading.Lock()
 
 
-def advance(count: int) -> None:
-    """Count ``count`` more bytes transferred on the bar (created on first use, on a terminal only)."""
+def _shown() -> bool:
     from ckptkit.progress import is_quiet
 
-    if is_quiet() or not sys.stderr.isatty():
-        return
-    with _lock:
-        if not _bar:
-            from tqdm.auto import tqdm
+    return not is_quiet() and sys.stderr.isatty()
 
-            _bar.append(tqdm(desc="fetching", unit="B", unit_scale=True, unit_divisor=1024, leave=False,
-                             file=sys.stderr))
-        _bar[0].update(count)
+
+def _the_bar():
+    if not _bar:
+        from tqdm.auto import tqdm
+
+        _bar.append(tqdm(desc="fetching", total=0, unit="B", unit_scale=True, unit_divisor=1024, leave=False,
+                         file=sys.stderr))
+    return _bar[0]
+
+
+def expect(count: int) -> None:
+    """``count`` more bytes are about to be fetched: the bar's total grows (rate and ETA)."""
+    if _shown():
+        with _lock:
+            bar = _the_bar()
+            bar.total = (bar.total or 0) + count
+            bar.refresh()
+
+
+def advance(count: int) -> None:
+    """Count ``count`` more bytes transferred on the bar (created on first use, on a terminal only)."""
+    if _shown():
+        with _lock:
+            _the_bar().update(count)
 
 
 def close() -> None:
