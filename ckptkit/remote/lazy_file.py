@@ -12,6 +12,7 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 
 from ckptkit.errors import RemoteError
+from ckptkit.output.atomic import write_json
 from ckptkit.remote.filesystem import RemoteFS
 from ckptkit.remote.settings import SETTINGS, STATS
 
@@ -85,10 +86,7 @@ class LazyFile:
         return []
 
     def _save(self) -> None:
-        tmp = f"{self.state}.tmp"
-        with open(tmp, "w", encoding="utf-8") as f:
-            json.dump({"url": self.url, "size": self.size, "ranges": self.ranges}, f)
-        os.replace(tmp, self.state)
+        write_json(self.state, {"url": self.url, "size": self.size, "ranges": self.ranges})
 
     def _store(self, start: int, data: bytes) -> None:
         with open(self.path, "r+b", buffering=0) as f:

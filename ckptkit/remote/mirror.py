@@ -15,6 +15,7 @@ import shutil
 
 from ckptkit.converters.memory import BYTE_SOURCES
 from ckptkit.errors import RemoteError
+from ckptkit.output.atomic import atomic_write
 from ckptkit.remote.filesystem import RemoteEntry, RemoteFS, remote_fs
 from ckptkit.remote.lazy_file import LazyFile
 from ckptkit.remote.settings import SETTINGS, STATS
@@ -73,10 +74,7 @@ class _Mirror:
                 if f.read() == data:
                     return
             self._invalidate()  # the index changed: every cached range may be stale
-        tmp = f"{local}.part"
-        with open(tmp, "wb") as f:
-            f.write(data)
-        os.replace(tmp, local)
+        atomic_write(local, data)
 
     def _invalidate(self) -> None:
         shutil.rmtree(self.state, ignore_errors=True)
