@@ -35,6 +35,12 @@ def served(tmp_path_factory):
         main(["convert", str(root / "bert" / "model.ckpt-1000"), str(local), "--quiet"])
     except SystemExit as done:
         assert done.code in (0, None)
+    (root / "tf3").mkdir()  # three shards, keys in sorted order as TF writes them (each weight between its slots)
+    variables = with_adam_slots(bert_tf_variables(**CFG))
+    write_tf_checkpoint(str(root / "tf3" / "model.ckpt-1000"), {k: variables[k] for k in sorted(variables)},
+                        num_shards=3)
+    for name in ("bert_config.json", "vocab.txt"):
+        (root / "tf3" / name).write_bytes((root / "bert" / name).read_bytes())
     for name, extra in (("sharded", ["--to", "safetensors", "--max-shard-size", "30KB"]), ("bin", ["--to", "pytorch"])):
         try:
             main(["convert", str(local), str(root / name), "--quiet", *extra])
@@ -190,3 +196,24 @@ def test_distill_init_reads_only_the_student_layers(served, server, tmp_path, ca
     remote = (tmp_path / "student" / "model.safetensors").read_bytes()
     assert remote == (tmp_path / "local" / "model.safetensors").read_bytes()
     assert server.bytes_served < 0.8 * _kept_bytes(served[0])  # one of two layers: less than the weights
+
+
+def test_sharded_tf_over_https(served, server, tmp_path, capsys):
+    root = served[0]
+    assert len([n for n in os.listdir(root / "tf3") if ".data-" in n]) == 3
+    code, out, err = run_cli(["convert", f"{server.url}/tf3/model.ckpt-1000", tmp_path / "remote", "--quiet",
+                              "--cache-dir", tmp_path / "cache"], capsys)
+    assert code == 0, err
+    code, out, err = run_cli(["convert", root / "tf3" / "model.ckpt-1000", tmp_path / "local", "--quiet"], capsys)
+    assert code == 0, err
+    _same_output(tmp_path / "local", tmp_path / "remote")
+    small = sum(os.path.getsize(root / "tf3" / n) for n in os.listdir(root / "tf3") if ".data-" not in n)
+    kept = _kept_bytes(root) - sum(os.path.getsize(root / "bert" / n) for n in os.listdir(root / "bert")
+                                   if ".data-" not in n)
+    assert server.bytes_served <= 1.10 * (kept + small)
+    server.faults.status[r"tf3/model\.ckpt-1000\.data-00001-of-00003"] = 404
+    code, out, err = run_cli(["convert", f"{server.url}/tf3/model.ckpt-1000", tmp_path / "gone", "--quiet",
+                              "--cache-dir", tmp_path / "cache2"], capsys)
+    assert code == 2 and err.count("\n") == 1, err
+    assert f"{server.url}/tf3/model.ckpt-1000.data-00001-of-00003: not found (404)" in err
+    assert not (tmp_path / "gone").exists()
