@@ -19,6 +19,7 @@ from ckptkit.remote.settings import SETTINGS, STATS
 __all__ = ["LazyFile", "missing_ranges", "merge_ranges"]
 
 MIN_CHUNK = 1 << 20  # bytes: a range is split for concurrency only into pieces at least this big
+MAX_CHUNK = 8 << 20  # bytes per request at most: memory in flight stays under connections x 8 MiB
 
 
 def merge_ranges(ranges: list[list[int]]) -> list[list[int]]:
@@ -57,9 +58,10 @@ def missing_ranges(have: list[list[int]], start: int, end: int) -> list[tuple[in
 
 
 def _chunks(gaps: list[tuple[int, int]], connections: int) -> list[tuple[int, int]]:
-    """The gaps, each split into pieces of at least MIN_CHUNK so that big ones use every connection."""
+    """The gaps, each split into pieces of MIN_CHUNK..MAX_CHUNK bytes so that big ones use every connection
+    and the bytes in flight stay bounded."""
     total = sum(e - s for s, e in gaps)
-    size = max(MIN_CHUNK, -(-total // max(1, connections)))
+    size = min(MAX_CHUNK, max(MIN_CHUNK, -(-total // max(1, connections))))
     return [(p, min(p + size, e)) for s, e in gaps for p in range(s, e, size)]
 
 
