@@ -101,3 +101,16 @@ def test_gcs_missing_shard_is_one_line(folder, tmp_path, capsys):
 def test_gcs_missing_object_is_one_line(folder, tmp_path, capsys):
     code, _, err = _convert(f"{folder[0]}/model.ckpt-9999", tmp_path, capsys)
     assert code == 2 and err.count("\n") == 1 and "404" in err and "model.ckpt-9999" in err, err
+
+
+def test_gcs_dropped_connections_are_retried(checkpoint, folder, emulator, tmp_path, capsys, monkeypatch):
+    from support.drop_proxy import DropProxy
+
+    port = int(emulator.rsplit(":", 1)[1])
+    with DropProxy(("127.0.0.1", port), drops=1, after=2048) as proxy:  # gcsfs's own backoff is seconds long
+        monkeypatch.setenv("STORAGE_EMULATOR_HOST", proxy.url)
+        code, remote, err = _convert(f"{folder[0]}/model.ckpt-1000", tmp_path, capsys)
+        assert code == 0, err
+        assert proxy.drops == 0
+    assert (tmp_path / "out" / "model.safetensors").read_bytes() == \
+        (checkpoint[1] / "model.safetensors").read_bytes()

@@ -103,3 +103,16 @@ def test_hf_without_a_token_names_the_fix(hub, tmp_path, capsys, monkeypatch):
     assert code == 2 and err.count("\n") == 1, err
     assert "hf://me/tiny-tf" in err and "no credentials" in err and "HF_TOKEN" in err
     assert not (tmp_path / "out").exists()
+
+
+def test_hf_dropped_connections_are_retried(checkpoint, hub, tmp_path, capsys, monkeypatch):
+    from support.drop_proxy import DropProxy
+
+    port = int(hub.url.rsplit(":", 1)[1])
+    with DropProxy(("127.0.0.1", port), drops=3, after=2048) as proxy:
+        monkeypatch.setenv("HF_ENDPOINT", proxy.url)
+        code, remote, err = _convert("hf://me/tiny-tf/tf/model.ckpt-1000", tmp_path, capsys)
+        assert code == 0, err
+        assert proxy.drops == 0
+    assert (tmp_path / "out" / "model.safetensors").read_bytes() == \
+        (checkpoint[1] / "model.safetensors").read_bytes()

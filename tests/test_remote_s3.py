@@ -117,3 +117,16 @@ def test_s3_without_credentials_names_the_fix(bucket, tmp_path, capsys, monkeypa
     code, _, err = _convert(bucket[0], tmp_path, capsys)
     assert code == 2 and err.count("\n") == 1, err
     assert f"s3://{bucket[0]}/bert" in err and "no credentials" in err and "AWS_ACCESS_KEY_ID" in err
+
+
+def test_s3_dropped_connections_are_retried(checkpoint, bucket, moto_endpoint, tmp_path, capsys, monkeypatch):
+    from support.drop_proxy import DropProxy
+
+    port = int(moto_endpoint.rsplit(":", 1)[1])
+    with DropProxy(("127.0.0.1", port), drops=3, after=2048) as proxy:
+        monkeypatch.setenv("AWS_ENDPOINT_URL", proxy.url)
+        code, remote, err = _convert(bucket[0], tmp_path, capsys)
+        assert code == 0, err
+        assert proxy.drops == 0  # three transfers were cut mid-way, and retried
+    assert (tmp_path / "out" / "model.safetensors").read_bytes() == \
+        (checkpoint[1] / "model.safetensors").read_bytes()
