@@ -114,3 +114,15 @@ def test_gcs_dropped_connections_are_retried(checkpoint, folder, emulator, tmp_p
         assert proxy.drops == 0
     assert (tmp_path / "out" / "model.safetensors").read_bytes() == \
         (checkpoint[1] / "model.safetensors").read_bytes()
+
+
+def test_gcs_403_on_the_weights_is_one_line_and_writes_nothing(folder, emulator, tmp_path, capsys, monkeypatch):
+    from support.drop_proxy import DropProxy
+
+    port = int(emulator.rsplit(":", 1)[1])
+    with DropProxy(("127.0.0.1", port), deny=r"^GET \S*\.data-") as proxy:
+        monkeypatch.setenv("STORAGE_EMULATOR_HOST", proxy.url)
+        code, _, err = _convert(f"{folder[0]}/model.ckpt-1000", tmp_path, capsys)
+    assert code == 2 and err.count("\n") == 1, err
+    assert f"{folder[0]}/model.ckpt-1000.data-00000-of-00001" in err and "403" in err, err
+    assert "gcloud auth application-default login" in err and not (tmp_path / "out").exists()

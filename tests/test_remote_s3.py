@@ -130,3 +130,15 @@ def test_s3_dropped_connections_are_retried(checkpoint, bucket, moto_endpoint, t
         assert proxy.drops == 0  # three transfers were cut mid-way, and retried
     assert (tmp_path / "out" / "model.safetensors").read_bytes() == \
         (checkpoint[1] / "model.safetensors").read_bytes()
+
+
+def test_s3_403_on_the_weights_is_one_line_and_writes_nothing(bucket, moto_endpoint, tmp_path, capsys, monkeypatch):
+    from support.drop_proxy import DropProxy
+
+    port = int(moto_endpoint.rsplit(":", 1)[1])
+    with DropProxy(("127.0.0.1", port), deny=r"^GET \S*\.data-") as proxy:
+        monkeypatch.setenv("AWS_ENDPOINT_URL", proxy.url)
+        code, _, err = _convert(bucket[0], tmp_path, capsys)
+    assert code == 2 and err.count("\n") == 1, err
+    assert f"s3://{bucket[0]}/bert/model.ckpt-1000.data-00000-of-00001" in err and "403" in err, err
+    assert "AWS_ACCESS_KEY_ID" in err and not (tmp_path / "out").exists()

@@ -103,7 +103,7 @@ def translate(error: BaseException, url: str, kind: str) -> RemoteError | None:
         return RemoteError("not found (404)", path=url, hint="check the URL, the bucket/repo and the revision")
     if _credentials_missing(error) or status == 401:
         return RemoteError("no credentials", path=url, hint=CREDENTIAL_HINTS.get(kind, "log in"))
-    if isinstance(error, PermissionError) or status == 403:
+    if isinstance(error, PermissionError) or status == 403 or str(error).startswith("Forbidden:"):  # gcsfs
         return RemoteError("access denied (403)", path=url,
                            hint=CREDENTIAL_HINTS.get(kind, "check your credentials") + " with read access")
     if status is not None and 400 <= status < 500 and status not in (408, 429):

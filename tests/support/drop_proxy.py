@@ -1,18 +1,24 @@
 """A TCP proxy on 127.0.0.1 in front of a local server (moto, a GCS emulator, the fake Hub) that cuts
 connections mid-transfer: the first ``drops`` connections that carry more than ``after`` bytes back to
-the client are closed after ``after`` bytes. It counts the bytes it relayed to clients."""
+the client are closed after ``after`` bytes; requests whose first line matches ``deny`` (a regex) are
+answered 403 without reaching the server. It counts the bytes it relayed to clients."""
 
 from __future__ import annotations
 
+import re
 import socket
 import threading
+
+_FORBIDDEN = (b"HTTP/1.1 403 Forbidden\r\nContent-Type: application/xml\r\nContent-Length: 0\r\n"
+              b"Connection: close\r\n\r\n")
 
 
 class DropProxy:
     """Relay ``127.0.0.1:<port>`` to ``upstream`` (host, port); use as a context manager."""
 
-    def __init__(self, upstream: tuple[str, int], *, drops: int = 0, after: int = 4096):
+    def __init__(self, upstream: tuple[str, int], *, drops: int = 0, after: int = 4096, deny: str | None = None):
         self.upstream, self.drops, self.after = upstream, drops, after
+        self.deny = re.compile(deny.encode()) if deny else None
         self.bytes_relayed = 0
         self._lock = threading.Lock()
         self._listener = socket.create_server(("127.0.0.1", 0))
@@ -53,6 +59,9 @@ class DropProxy:
             while True:
                 data = source.recv(1 << 16)
                 if not data:
+                    break
+                if not to_client and self.deny is not None and self.deny.search(data.split(b"\r\n", 1)[0]):
+                    source.sendall(_FORBIDDEN)
                     break
                 if to_client and cut is None and sent + len(data) > self.after:
                     cut = self._take_drop()
