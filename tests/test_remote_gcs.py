@@ -76,8 +76,15 @@ def _kept_bytes(root) -> int:
     return kept + sum(os.path.getsize(root / n) for n in os.listdir(root) if ".data-" not in n)
 
 
-def test_gcs_convert_identical_kept_bytes_only_then_cached(checkpoint, folder, tmp_path, capsys):
-    code, remote, err = _convert(f"{folder[0]}/model.ckpt-1000", tmp_path, capsys)
+def test_gcs_convert_identical_kept_bytes_only_then_cached(checkpoint, folder, emulator, tmp_path, capsys,
+                                                          monkeypatch):
+    from support.drop_proxy import DropProxy
+
+    with DropProxy(("127.0.0.1", int(emulator.rsplit(":", 1)[1]))) as proxy:  # counts what the server sent
+        monkeypatch.setenv("STORAGE_EMULATOR_HOST", proxy.url)
+        code, remote, err = _convert(f"{folder[0]}/model.ckpt-1000", tmp_path, capsys)
+    assert proxy.bytes_relayed <= 1.10 * _kept_bytes(checkpoint[0])  # HTTP headers and listings included
+    monkeypatch.setenv("STORAGE_EMULATOR_HOST", emulator)
     assert code == 0, err
     for name in COMPARED:
         assert (tmp_path / "out" / name).read_bytes() == (checkpoint[1] / name).read_bytes(), name

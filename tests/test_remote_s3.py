@@ -79,8 +79,15 @@ def _kept_bytes(root) -> int:
     return kept + sum(os.path.getsize(root / n) for n in os.listdir(root) if ".data-" not in n)
 
 
-def test_s3_convert_identical_kept_bytes_only_then_cached(checkpoint, bucket, tmp_path, capsys):
-    code, remote, err = _convert(bucket[0], tmp_path, capsys)
+def test_s3_convert_identical_kept_bytes_only_then_cached(checkpoint, bucket, moto_endpoint, tmp_path, capsys,
+                                                         monkeypatch):
+    from support.drop_proxy import DropProxy
+
+    with DropProxy(("127.0.0.1", int(moto_endpoint.rsplit(":", 1)[1]))) as proxy:  # counts what the server sent
+        monkeypatch.setenv("AWS_ENDPOINT_URL", proxy.url)
+        code, remote, err = _convert(bucket[0], tmp_path, capsys)
+    assert proxy.bytes_relayed <= 1.10 * _kept_bytes(checkpoint[0])  # HTTP headers and listings included
+    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_endpoint)
     assert code == 0, err
     for name in COMPARED:
         assert (tmp_path / "out" / name).read_bytes() == (checkpoint[1] / name).read_bytes(), name
