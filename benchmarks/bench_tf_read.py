@@ -6,13 +6,14 @@ and sums it (one tensor alive at a time): ckptkit's open_checkpoint, then Tensor
 tf.train.load_checkpoint + get_tensor. Wall time includes the interpreter start and imports;
 peak RSS is the child's ru_maxrss.
 
-Usage:  python benchmarks/bench_tf_read.py [--layers 24] [--keep]
+Usage:  python benchmarks/bench_tf_read.py [--layers 24] [--repeat 3]
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import subprocess
 import sys
 import time
@@ -21,6 +22,8 @@ from pathlib import Path
 import numpy as np
 
 WORK = Path(__file__).resolve().parent / "_work"
+sys.path.insert(0, str(WORK.parent))
+from _measure import machine_line  # noqa: E402
 
 READERS = {
     "ckptkit": """
@@ -102,21 +105,29 @@ def run_reader(name: str, prefix: Path) -> tuple[float, float, str]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--layers", type=int, default=24)
+    parser.add_argument("--repeat", type=int, default=3, help="rounds per reader; the median is reported")
     args = parser.parse_args()
     prefix = WORK / f"bert-large-{args.layers}l" / "model.ckpt-1000000"
     if not Path(f"{prefix}.index").is_file():
         start = time.perf_counter()
         size = make_checkpoint(prefix, args.layers)
         print(f"wrote {size / 1e9:.2f} GB with TFCheckpointWriter in {time.perf_counter() - start:.1f} s")
-    results = {name: run_reader(name, prefix) for name in READERS}
-    sums = {out for _, _, out in results.values()}
-    print(f"{'reader':<12}{'wall s':>9}{'peak RSS MiB':>15}")
-    for name, (wall, rss, _) in results.items():
-        print(f"{name:<12}{wall:>9.2f}{rss:>15.0f}")
-    (ck_wall, ck_rss, _), (tf_wall, tf_rss, _) = results["ckptkit"], results["tensorflow"]
+    print(f"start: {machine_line()}")
+    runs: dict[str, list] = {name: [] for name in READERS}
+    for _ in range(args.repeat):  # interleaved rounds: a slow disk moment hits both readers alike
+        for name in READERS:
+            runs[name].append(run_reader(name, prefix))
+    print(f"end:   {machine_line()}")
+    sums = {out for each in runs.values() for _, _, out in each}
+    print(f"{'reader':<12}{'median s':>9}{'range s':>13}{'peak RSS MiB':>15}   ({args.repeat} rounds)")
+    medians = {}
+    for name, each in runs.items():
+        walls = sorted(wall for wall, _, _ in each)
+        medians[name] = (statistics.median(walls), max(rss for _, rss, _ in each))
+        print(f"{name:<12}{medians[name][0]:>9.2f}{walls[0]:>6.2f}-{walls[-1]:<6.2f}{medians[name][1]:>15.0f}")
+    (ck_wall, ck_rss), (tf_wall, tf_rss) = medians["ckptkit"], medians["tensorflow"]
     print(f"ckptkit is {tf_wall / ck_wall:.1f}x faster and uses {tf_rss / ck_rss:.1f}x less peak memory"
           f"{'' if len(sums) == 1 else '  (WARNING: the sums differ: ' + ', '.join(sums) + ')'}")
-
 
 if __name__ == "__main__":
     main()
