@@ -5,44 +5,27 @@ in one line."""
 
 from __future__ import annotations
 
-import json
 import os
-import socket
 
 import pytest
 
-from ckptkit.converters.formats.tf1.writer import write_tf_checkpoint
-from support.bert import bert_tf_config, bert_tf_variables, tiny_wordpiece_vocab, with_adam_slots
-from support.cli import run_cli
+from support.remote import (assert_like_local, convert as _convert, free_port, index_bytes, kept_bytes,
+                            same_weights, tiny_checkpoint)
 
-CFG = dict(vocab_size=100, hidden=32, layers=2, heads=2, intermediate=64, max_positions=64)
-COMPARED = ("model.safetensors", "config.json", "tokenizer.json", "vocab.txt", "tokenizer_config.json")
 BUCKET = "ckpt-bucket"
 
 
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory):
     root = tmp_path_factory.mktemp("gcssrc")
-    write_tf_checkpoint(str(root / "model.ckpt-1000"), with_adam_slots(bert_tf_variables(**CFG)))
-    (root / "bert_config.json").write_text(json.dumps(bert_tf_config(**CFG)))
-    (root / "vocab.txt").write_text("\n".join(tiny_wordpiece_vocab(100)) + "\n")
-    local = root.parent / (root.name + "-local")
-    from ckptkit.cli import main
-
-    try:
-        main(["convert", str(root / "model.ckpt-1000"), str(local), "--quiet"])
-    except SystemExit as done:
-        assert done.code in (0, None)
-    return root, local
+    return tiny_checkpoint(root)
 
 
 @pytest.fixture(scope="module")
 def emulator():
     from gcp_storage_emulator.server import create_server
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     server = create_server("127.0.0.1", port, in_memory=True, default_bucket=BUCKET)
     server.start()
     yield f"http://127.0.0.1:{port}"
@@ -62,20 +45,6 @@ def folder(checkpoint, emulator, monkeypatch, request):
     return f"gs://{prefix}/bert", fs
 
 
-def _convert(url, tmp_path, capsys, name="out"):
-    code, out, err = run_cli(["convert", url, tmp_path / name, "--cache-dir", tmp_path / "cache", "--json",
-                              "--quiet"], capsys)
-    return code, (json.loads(out)["remote"] if code == 0 else None), err
-
-
-def _kept_bytes(root) -> int:
-    from ckptkit.converters.formats import open_checkpoint
-
-    with open_checkpoint(str(root / "model.ckpt-1000")) as ckpt:
-        kept = sum(ckpt[n].nbytes for n in ckpt if "adam" not in n and n != "global_step")
-    return kept + sum(os.path.getsize(root / n) for n in os.listdir(root) if ".data-" not in n)
-
-
 def test_gcs_convert_identical_kept_bytes_only_then_cached(checkpoint, folder, emulator, tmp_path, capsys,
                                                           monkeypatch):
     from support.drop_proxy import DropProxy
@@ -83,16 +52,13 @@ def test_gcs_convert_identical_kept_bytes_only_then_cached(checkpoint, folder, e
     with DropProxy(("127.0.0.1", int(emulator.rsplit(":", 1)[1]))) as proxy:  # counts what the server sent
         monkeypatch.setenv("STORAGE_EMULATOR_HOST", proxy.url)
         code, remote, err = _convert(f"{folder[0]}/model.ckpt-1000", tmp_path, capsys)
-    assert proxy.bytes_relayed <= 1.10 * _kept_bytes(checkpoint[0])  # HTTP headers and listings included
+    assert proxy.bytes_relayed <= 1.10 * kept_bytes(checkpoint[0])  # HTTP headers and listings included
     monkeypatch.setenv("STORAGE_EMULATOR_HOST", emulator)
     assert code == 0, err
-    for name in COMPARED:
-        assert (tmp_path / "out" / name).read_bytes() == (checkpoint[1] / name).read_bytes(), name
-    assert remote["bytes_transferred"] <= 1.10 * _kept_bytes(checkpoint[0])
-    assert remote["bytes_skipped"] >= 1.8 * _kept_bytes(checkpoint[0])
+    assert_like_local(tmp_path / "out", checkpoint, remote)
     code, again, err = _convert(f"{folder[0]}/model.ckpt-1000", tmp_path, capsys, name="again")
     assert code == 0, err
-    index = sum(os.path.getsize(checkpoint[0] / n) for n in ("model.ckpt-1000.index", "checkpoint"))
+    index = index_bytes(checkpoint[0])
     assert again["bytes_transferred"] == index
 
 
@@ -119,8 +85,7 @@ def test_gcs_dropped_connections_are_retried(checkpoint, folder, emulator, tmp_p
         code, remote, err = _convert(f"{folder[0]}/model.ckpt-1000", tmp_path, capsys)
         assert code == 0, err
         assert proxy.drops == 0
-    assert (tmp_path / "out" / "model.safetensors").read_bytes() == \
-        (checkpoint[1] / "model.safetensors").read_bytes()
+    assert same_weights(tmp_path / "out", checkpoint)
 
 
 def test_gcs_403_on_the_weights_is_one_line_and_writes_nothing(folder, emulator, tmp_path, capsys, monkeypatch):

@@ -4,35 +4,21 @@ a cached second run, and 403/404 in one line with nothing written."""
 
 from __future__ import annotations
 
-import json
 import os
 
 import pytest
 
-from ckptkit.converters.formats.tf1.writer import write_tf_checkpoint
 from fake_hub import FakeHub
-from support.bert import bert_tf_config, bert_tf_variables, tiny_wordpiece_vocab, with_adam_slots
-from support.cli import run_cli
+from support.remote import (assert_like_local, convert as _convert, index_bytes,
+                            same_weights, tiny_checkpoint)
 
-CFG = dict(vocab_size=100, hidden=32, layers=2, heads=2, intermediate=64, max_positions=64)
-COMPARED = ("model.safetensors", "config.json", "tokenizer.json", "vocab.txt", "tokenizer_config.json")
 TOKEN = "hf_fake_token_for_remote_reads"
 
 
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory):
     root = tmp_path_factory.mktemp("hfsrc")
-    write_tf_checkpoint(str(root / "model.ckpt-1000"), with_adam_slots(bert_tf_variables(**CFG)))
-    (root / "bert_config.json").write_text(json.dumps(bert_tf_config(**CFG)))
-    (root / "vocab.txt").write_text("\n".join(tiny_wordpiece_vocab(100)) + "\n")
-    local = root.parent / (root.name + "-local")
-    from ckptkit.cli import main
-
-    try:
-        main(["convert", str(root / "model.ckpt-1000"), str(local), "--quiet"])
-    except SystemExit as done:
-        assert done.code in (0, None)
-    return root, local
+    return tiny_checkpoint(root)
 
 
 @pytest.fixture
@@ -50,32 +36,16 @@ def hub(checkpoint, monkeypatch):
         yield fake
 
 
-def _convert(url, tmp_path, capsys, name="out"):
-    code, out, err = run_cli(["convert", url, tmp_path / name, "--cache-dir", tmp_path / "cache", "--json",
-                              "--quiet"], capsys)
-    return code, (json.loads(out)["remote"] if code == 0 else None), err
-
-
-def _kept_bytes(root) -> int:
-    from ckptkit.converters.formats import open_checkpoint
-
-    with open_checkpoint(str(root / "model.ckpt-1000")) as ckpt:
-        kept = sum(ckpt[n].nbytes for n in ckpt if "adam" not in n and n != "global_step")
-    return kept + sum(os.path.getsize(root / n) for n in os.listdir(root) if ".data-" not in n)
-
-
 @pytest.mark.parametrize("url", ["hf://me/tiny-tf/tf/model.ckpt-1000", "hf://me/tiny-tf@v1/tf/model.ckpt-1000"])
 def test_hf_convert_identical_kept_bytes_only_then_cached(checkpoint, hub, tmp_path, capsys, url):
     code, remote, err = _convert(url, tmp_path, capsys)
     assert code == 0, err
-    for name in COMPARED:
-        assert (tmp_path / "out" / name).read_bytes() == (checkpoint[1] / name).read_bytes(), name
-    assert hub.bytes_served == remote["bytes_transferred"] <= 1.10 * _kept_bytes(checkpoint[0])
-    assert remote["bytes_skipped"] >= 1.8 * _kept_bytes(checkpoint[0])
+    assert_like_local(tmp_path / "out", checkpoint, remote)
+    assert hub.bytes_served == remote["bytes_transferred"]
     hub.bytes_served = 0
     code, again, err = _convert(url, tmp_path, capsys, name="again")
     assert code == 0, err
-    index = sum(os.path.getsize(checkpoint[0] / n) for n in ("model.ckpt-1000.index", "checkpoint"))
+    index = index_bytes(checkpoint[0])
     assert hub.bytes_served == again["bytes_transferred"] == index
 
 
@@ -114,5 +84,4 @@ def test_hf_dropped_connections_are_retried(checkpoint, hub, tmp_path, capsys, m
         code, remote, err = _convert("hf://me/tiny-tf/tf/model.ckpt-1000", tmp_path, capsys)
         assert code == 0, err
         assert proxy.drops == 0
-    assert (tmp_path / "out" / "model.safetensors").read_bytes() == \
-        (checkpoint[1] / "model.safetensors").read_bytes()
+    assert same_weights(tmp_path / "out", checkpoint)

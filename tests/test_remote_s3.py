@@ -4,47 +4,25 @@ transfer only the index, and a missing shard or object in one line."""
 
 from __future__ import annotations
 
-import json
 import os
-import socket
 
 import pytest
 
-from ckptkit.converters.formats.tf1.writer import write_tf_checkpoint
-from support.bert import bert_tf_config, bert_tf_variables, tiny_wordpiece_vocab, with_adam_slots
-from support.cli import run_cli
-
-CFG = dict(vocab_size=100, hidden=32, layers=2, heads=2, intermediate=64, max_positions=64)
-COMPARED = ("model.safetensors", "config.json", "tokenizer.json", "vocab.txt", "tokenizer_config.json")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from support.remote import (assert_like_local, convert, free_port, index_bytes, kept_bytes,
+                            same_weights, tiny_checkpoint)
 
 
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory):
     root = tmp_path_factory.mktemp("s3src")
-    write_tf_checkpoint(str(root / "model.ckpt-1000"), with_adam_slots(bert_tf_variables(**CFG)))
-    (root / "bert_config.json").write_text(json.dumps(bert_tf_config(**CFG)))
-    (root / "vocab.txt").write_text("\n".join(tiny_wordpiece_vocab(100)) + "\n")
-    local = root.parent / (root.name + "-local")
-    from ckptkit.cli import main
-
-    try:
-        main(["convert", str(root / "model.ckpt-1000"), str(local), "--quiet"])
-    except SystemExit as done:
-        assert done.code in (0, None)
-    return root, local
+    return tiny_checkpoint(root)
 
 
 @pytest.fixture(scope="module")
 def moto_endpoint():
     from moto.server import ThreadedMotoServer
 
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=_free_port(), verbose=False)
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=free_port(), verbose=False)
     server.start()
     yield f"http://127.0.0.1:{server._port}"
     server.stop()
@@ -66,17 +44,7 @@ def bucket(checkpoint, moto_endpoint, monkeypatch, request):
 
 
 def _convert(bucket_name, tmp_path, capsys, name="out"):
-    code, out, err = run_cli(["convert", f"s3://{bucket_name}/bert/model.ckpt-1000", tmp_path / name,
-                              "--cache-dir", tmp_path / "cache", "--json", "--quiet"], capsys)
-    return code, (json.loads(out)["remote"] if code == 0 else None), err
-
-
-def _kept_bytes(root) -> int:
-    from ckptkit.converters.formats import open_checkpoint
-
-    with open_checkpoint(str(root / "model.ckpt-1000")) as ckpt:
-        kept = sum(ckpt[n].nbytes for n in ckpt if "adam" not in n and n != "global_step")
-    return kept + sum(os.path.getsize(root / n) for n in os.listdir(root) if ".data-" not in n)
+    return convert(f"s3://{bucket_name}/bert/model.ckpt-1000", tmp_path, capsys, name=name)
 
 
 def test_s3_convert_identical_kept_bytes_only_then_cached(checkpoint, bucket, moto_endpoint, tmp_path, capsys,
@@ -86,18 +54,15 @@ def test_s3_convert_identical_kept_bytes_only_then_cached(checkpoint, bucket, mo
     with DropProxy(("127.0.0.1", int(moto_endpoint.rsplit(":", 1)[1]))) as proxy:  # counts what the server sent
         monkeypatch.setenv("AWS_ENDPOINT_URL", proxy.url)
         code, remote, err = _convert(bucket[0], tmp_path, capsys)
-    assert proxy.bytes_relayed <= 1.10 * _kept_bytes(checkpoint[0])  # HTTP headers and listings included
+    assert proxy.bytes_relayed <= 1.10 * kept_bytes(checkpoint[0])  # HTTP headers and listings included
     monkeypatch.setenv("AWS_ENDPOINT_URL", moto_endpoint)
     assert code == 0, err
-    for name in COMPARED:
-        assert (tmp_path / "out" / name).read_bytes() == (checkpoint[1] / name).read_bytes(), name
-    assert remote["bytes_transferred"] <= 1.10 * _kept_bytes(checkpoint[0])
-    assert remote["bytes_skipped"] >= 1.8 * _kept_bytes(checkpoint[0])
+    assert_like_local(tmp_path / "out", checkpoint, remote)
     code, again, err = _convert(bucket[0], tmp_path, capsys, name="again")
     assert code == 0, err
-    index = sum(os.path.getsize(checkpoint[0] / n) for n in ("model.ckpt-1000.index", "checkpoint"))
+    index = index_bytes(checkpoint[0])
     assert again["bytes_transferred"] == index
-    assert (tmp_path / "again" / "model.safetensors").read_bytes() == (checkpoint[1] / "model.safetensors").read_bytes()
+    assert same_weights(tmp_path / "again", checkpoint)
 
 
 def test_s3_missing_shard_is_one_line(bucket, tmp_path, capsys):
@@ -135,8 +100,7 @@ def test_s3_dropped_connections_are_retried(checkpoint, bucket, moto_endpoint, t
         code, remote, err = _convert(bucket[0], tmp_path, capsys)
         assert code == 0, err
         assert proxy.drops == 0  # three transfers were cut mid-way, and retried
-    assert (tmp_path / "out" / "model.safetensors").read_bytes() == \
-        (checkpoint[1] / "model.safetensors").read_bytes()
+    assert same_weights(tmp_path / "out", checkpoint)
 
 
 def test_s3_403_on_the_weights_is_one_line_and_writes_nothing(bucket, moto_endpoint, tmp_path, capsys, monkeypatch):
