@@ -17,7 +17,7 @@ from typing import Callable, Mapping
 import numpy as np
 
 __all__ = ["ACTIVATIONS", "GOOGLE_ACTIVATIONS", "layer_norm", "dense", "self_attention", "fixed_inputs",
-           "bert_encoder", "bert_reference_forward"]
+           "bert_encoder", "bert_heads", "bert_reference_forward"]
 
 _erf = np.vectorize(math.erf, otypes=[np.float64])
 
@@ -101,6 +101,31 @@ def bert_embeddings(get: Getter, inputs: Mapping[str, np.ndarray], *, scope: str
     return layer_norm(x, get(f"{e}LayerNorm/gamma"), get(f"{e}LayerNorm/beta"))
 
 
+def bert_heads(get: Getter, names: set[str], x: np.ndarray, *, act: Callable[[np.ndarray], np.ndarray],
+               pair_key: str) -> dict[str, np.ndarray]:
+    """The heads of a Google BERT-style checkpoint present in ``names``, on hidden states ``x``.
+
+    ``pooler_output``, ``mlm_logits`` (tied to the word embeddings), PAIR_KEY (``cls/seq_relationship``:
+    NSP for BERT, SOP for ALBERT), ``logits`` and ``start_logits``/``end_logits``.
+    """
+    out = {}
+    if "bert/pooler/dense/kernel" in names:
+        out["pooler_output"] = np.tanh(dense(x[:, 0], get("bert/pooler/dense/kernel"), get("bert/pooler/dense/bias")))
+    if "cls/predictions/output_bias" in names:
+        t = act(dense(x, get("cls/predictions/transform/dense/kernel"), get("cls/predictions/transform/dense/bias")))
+        t = layer_norm(t, get("cls/predictions/transform/LayerNorm/gamma"),
+                       get("cls/predictions/transform/LayerNorm/beta"))
+        out["mlm_logits"] = t @ get("bert/embeddings/word_embeddings").T + get("cls/predictions/output_bias")
+    pooled = out.get("pooler_output")
+    for head, key in (("cls/seq_relationship/", pair_key), ("", "logits")):
+        if f"{head}output_weights" in names and pooled is not None:
+            out[key] = pooled @ get(f"{head}output_weights").T + get(f"{head}output_bias")
+    if "cls/squad/output_weights" in names:
+        logits = x @ get("cls/squad/output_weights").T + get("cls/squad/output_bias")
+        out["start_logits"], out["end_logits"] = logits[..., 0], logits[..., 1]
+    return out
+
+
 def bert_reference_forward(get: Getter, names: set[str], config: Mapping, inputs: Mapping[str, np.ndarray]
                            ) -> dict[str, np.ndarray]:
     """Outputs of a Google BERT checkpoint for ``inputs``: hidden states and every head present.
@@ -112,20 +137,4 @@ def bert_reference_forward(get: Getter, names: set[str], config: Mapping, inputs
     """
     act = ACTIVATIONS[GOOGLE_ACTIVATIONS[config.get("hidden_act", "gelu")]]
     x = bert_encoder(get, config, bert_embeddings(get, inputs), inputs["attention_mask"], act=act)
-    out = {"last_hidden_state": x}
-    if "bert/pooler/dense/kernel" in names:
-        out["pooler_output"] = np.tanh(dense(x[:, 0], get("bert/pooler/dense/kernel"), get("bert/pooler/dense/bias")))
-    if "cls/predictions/output_bias" in names:
-        t = act(dense(x, get("cls/predictions/transform/dense/kernel"), get("cls/predictions/transform/dense/bias")))
-        t = layer_norm(t, get("cls/predictions/transform/LayerNorm/gamma"),
-                       get("cls/predictions/transform/LayerNorm/beta"))
-        out["mlm_logits"] = t @ get("bert/embeddings/word_embeddings").T + get("cls/predictions/output_bias")
-    pooled = out.get("pooler_output")
-    for head, key in (("cls/seq_relationship", "nsp_logits"), ("", "logits")):
-        w = f"{head}/output_weights".lstrip("/")
-        if w in names and pooled is not None:
-            out[key] = pooled @ get(w).T + get(f"{head}/output_bias".lstrip("/"))
-    if "cls/squad/output_weights" in names:
-        logits = x @ get("cls/squad/output_weights").T + get("cls/squad/output_bias")
-        out["start_logits"], out["end_logits"] = logits[..., 0], logits[..., 1]
-    return out
+    return {"last_hidden_state": x} | bert_heads(get, names, x, act=act, pair_key="nsp_logits")

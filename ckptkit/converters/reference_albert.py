@@ -17,7 +17,7 @@ from typing import Mapping
 
 import numpy as np
 
-from ckptkit.converters.reference import (ACTIVATIONS, GOOGLE_ACTIVATIONS, Getter, dense, layer_norm,
+from ckptkit.converters.reference import (ACTIVATIONS, GOOGLE_ACTIVATIONS, Getter, bert_heads, dense, layer_norm,
                                           self_attention)
 
 __all__ = ["albert_reference_forward", "albert_group_of", "albert_encoder"]
@@ -71,18 +71,4 @@ def albert_reference_forward(get: Getter, names: set[str], config: Mapping, inpu
     hidden = albert_encoder(get, names, config, x, inputs["attention_mask"], act=act)
     x = hidden[-1]
     out = {"last_hidden_state": x, "hidden_states": np.stack(hidden)}
-    if "bert/pooler/dense/kernel" in names:
-        out["pooler_output"] = np.tanh(dense(x[:, 0], get("bert/pooler/dense/kernel"), get("bert/pooler/dense/bias")))
-    if "cls/predictions/output_bias" in names:
-        t = act(dense(x, get("cls/predictions/transform/dense/kernel"), get("cls/predictions/transform/dense/bias")))
-        t = layer_norm(t, get("cls/predictions/transform/LayerNorm/gamma"),
-                       get("cls/predictions/transform/LayerNorm/beta"))
-        out["mlm_logits"] = t @ get(f"{e}word_embeddings").T + get("cls/predictions/output_bias")
-    pooled = out.get("pooler_output")
-    for head, key in (("cls/seq_relationship/", "sop_logits"), ("", "logits")):
-        if f"{head}output_weights" in names and pooled is not None:
-            out[key] = pooled @ get(f"{head}output_weights").T + get(f"{head}output_bias")
-    if "cls/squad/output_weights" in names:
-        logits = x @ get("cls/squad/output_weights").T + get("cls/squad/output_bias")
-        out["start_logits"], out["end_logits"] = logits[..., 0], logits[..., 1]
-    return out
+    return out | bert_heads(get, names, x, act=act, pair_key="sop_logits")
