@@ -28,6 +28,7 @@ import statistics
 import subprocess
 import sys
 import textwrap
+from typing import Callable
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
@@ -219,21 +220,34 @@ def report(all_results: dict) -> str:
     return "\n".join(lines)
 
 
+def parse_bench_args(parser: argparse.ArgumentParser, *, make_case: Callable[[str], object]
+                     ) -> argparse.Namespace | None:
+    """Add --json, --repeat and the hidden --make to PARSER and parse the command line.
+
+    With --make NAME, MAKE_CASE(NAME) runs (the child process that writes one case) and None comes back;
+    otherwise the work folder exists afterwards and the parsed arguments come back.
+    """
+    parser.add_argument("--json", action="store_true")
+    parser.add_argument("--repeat", type=int, default=3, help="rounds per path; the median is reported")
+    parser.add_argument("--make", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.make:
+        make_case(args.make)
+        return None
+    os.makedirs(WORK, exist_ok=True)
+    return args
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--cases", default=",".join(CASES))
     parser.add_argument("--no-transformers457", action="store_true")
-    parser.add_argument("--json", action="store_true")
-    parser.add_argument("--repeat", type=int, default=3, help="rounds per path; the median is reported")
     parser.add_argument("--background-load", type=int, default=0, metavar="N",
                         help="run N busy-looping processes during the measurement, to show how a loaded "
                              "machine moves the figures")
-    parser.add_argument("--make", help=argparse.SUPPRESS)
-    args = parser.parse_args()
-    if args.make:
-        _make_case(args.make)
+    args = parse_bench_args(parser, make_case=_make_case)
+    if args is None:
         return
-    os.makedirs(WORK, exist_ok=True)
     old_python = None if args.no_transformers457 else ensure_old_venv()
     started = machine_line()  # the load average before the run: a busy machine moves every ratio
     load = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(args.background_load)]

@@ -32,7 +32,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "tests"))  # support: the test factories
 from _measure import machine_line, measure  # noqa: E402
-from bench_convert import FLOOR_SCRIPT, floor_ranges, summarize, warm  # noqa: E402
+from bench_convert import FLOOR_SCRIPT, floor_ranges, parse_bench_args, summarize, warm  # noqa: E402
 
 WORK = os.path.join(HERE, "_work")
 
@@ -131,14 +131,9 @@ def report(results: dict) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--cases", default=",".join(CASES))
-    parser.add_argument("--repeat", type=int, default=3, help="rounds per path; the median is reported")
-    parser.add_argument("--json", action="store_true")
-    parser.add_argument("--make", help=argparse.SUPPRESS)
-    args = parser.parse_args()
-    if args.make:
-        _make_case(args.make)
+    args = parse_bench_args(parser, make_case=_make_case)
+    if args is None:
         return
-    os.makedirs(WORK, exist_ok=True)
     started = machine_line()
     results = {case: run_case(case, repeat=args.repeat) for case in args.cases.split(",")}
     if args.json:
