@@ -108,18 +108,23 @@ def pretraining(request, tmp_path_factory):
     return root, variables, config, result
 
 
+def _assert_pretraining_matches_official(hf_dir, variables, config):
+    """AlbertForPreTraining on HF_DIR gives the official TF math's hidden states, MLM and SOP logits."""
+    ids, mask, types = batch()
+    expected = tf_albert(variables, config, ids, mask, types)
+    out = run_hf(hf_dir, "AlbertForPreTraining")
+    close(out.hidden_states[-1], expected["hidden"], mask)
+    close(out.prediction_logits, expected["mlm"], mask)
+    np.testing.assert_allclose(out.sop_logits.numpy(), expected["sop"], atol=1e-5, rtol=0)
+
+
 def test_pretraining_outputs_match_the_official_math(pretraining):
     root, variables, config, result = pretraining
     hf_config = json.loads((root / "hf" / "config.json").read_text())
     assert hf_config["architectures"] == ["AlbertForPreTraining"] and hf_config["hidden_act"] == "gelu_new"
     assert (hf_config["num_hidden_groups"], hf_config["inner_group_num"], hf_config["embedding_size"]) == (
         config["num_hidden_groups"], config["inner_group_num"], 8)
-    ids, mask, types = batch()
-    expected = tf_albert(variables, config, ids, mask, types)
-    out = run_hf(root / "hf", "AlbertForPreTraining")
-    close(out.hidden_states[-1], expected["hidden"], mask)
-    close(out.prediction_logits, expected["mlm"], mask)
-    np.testing.assert_allclose(out.sop_logits.numpy(), expected["sop"], atol=1e-5, rtol=0)
+    _assert_pretraining_matches_official(root / "hf", variables, config)
     assert result.verification["passed"] and "sop_logits" in result.verification["compared"]
 
 
@@ -195,12 +200,7 @@ def test_equal_sizes_without_mapping_become_an_exact_identity(same_width):
     assert np.array_equal(weights[mapping + "weight"], np.eye(SAME["hidden"], dtype=np.float32))
     assert np.array_equal(weights[mapping + "bias"], np.zeros(SAME["hidden"], dtype=np.float32))
     assert result.verification["passed"] and "sop_logits" in result.verification["compared"]
-    ids, mask, types = batch()
-    expected = tf_albert(variables, config, ids, mask, types)
-    out = run_hf(root / "hf", "AlbertForPreTraining")
-    close(out.hidden_states[-1], expected["hidden"], mask)
-    close(out.prediction_logits, expected["mlm"], mask)
-    np.testing.assert_allclose(out.sop_logits.numpy(), expected["sop"], atol=1e-5, rtol=0)
+    _assert_pretraining_matches_official(root / "hf", variables, config)
 
 
 def test_equal_sizes_back_to_official_names_without_mapping(same_width, tmp_path):
