@@ -30,7 +30,7 @@ from ckptkit.converters.config_schema import ConfigSchema, divisible, positive_i
 from ckptkit.converters.families.base import Family, Generated, LayerStack, ModelClass, Rule
 from ckptkit.converters.families.options import FamilyOption
 from ckptkit.converters.families.bert_like import (GOOGLE_TO_HF_ACT, HF_TO_GOOGLE_ACT, bert_like_keys, hf_keys,
-                                                   unmapped_act_hint, with_hf_types)
+                                                   google_act, with_hf_types)
 from ckptkit.converters.families.student import StudentRules
 from ckptkit.converters.reference_albert import albert_group_of
 from ckptkit.errors import ConfigError
@@ -196,12 +196,10 @@ def albert_config_to_hf(tf_config: Mapping, *, model_class: str) -> dict:
 
 def hf_config_to_albert(hf_config: Mapping) -> dict:
     """``albert_config.json`` content from an HF config; refuses activations Google's ALBERT lacks."""
-    act = hf_config.get("hidden_act", "gelu_new")  # transformers' AlbertConfig default
-    if act not in HF_TO_GOOGLE_ACT:
-        raise ConfigError(f"hidden_act {act!r} has no equivalent in google-research/albert (its 'gelu' is the tanh "
-                          "approximation, transformers' 'gelu_new')", hint=unmapped_act_hint(act))
+    act = google_act(hf_config.get("hidden_act", "gelu_new"),  # transformers' AlbertConfig default
+                     HF_TO_GOOGLE_ACT, code="google-research/albert")
     return {"num_hidden_groups": 1, "inner_group_num": 1, "down_scale_factor": 1,
-            **{k: hf_config[k] for k in _SHARED_KEYS if k in hf_config}, "hidden_act": HF_TO_GOOGLE_ACT[act]}
+            **{k: hf_config[k] for k in _SHARED_KEYS if k in hf_config}, "hidden_act": act}
 
 
 

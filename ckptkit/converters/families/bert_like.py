@@ -21,7 +21,7 @@ from ckptkit.errors import ConfigError
 
 __all__ = ["layer_tail_rules", "bert_layer_rules", "MLM_TRANSFORM_RULES", "NSP_RULES", "GOOGLE_TO_HF_ACT",
            "HF_TO_GOOGLE_ACT", "SIZE_KEYS", "HF_FLOAT_KEYS", "bert_like_keys", "hf_keys", "with_hf_types",
-           "unmapped_act_hint", "count_layers", "check_config_against_shapes", "BERT_SHAPE_CHECKS", "BERT_LAYER_INDEX"]
+           "unmapped_act_hint", "google_act", "count_layers", "check_config_against_shapes", "BERT_SHAPE_CHECKS", "BERT_LAYER_INDEX"]
 
 
 def layer_tail_rules(tf: str, hf: str) -> tuple[Rule, ...]:
@@ -102,6 +102,15 @@ def unmapped_act_hint(act: str, approximable: tuple[str, ...] = ("gelu",), *,
                 "is measured and reported")
     return f"the TF model would compute something else; convert a model trained with {trained_with}"
 
+
+
+def google_act(act: str, table: Mapping[str, str], *, code: str) -> str:
+    """The TF name of HF activation ACT from TABLE; a ConfigError naming CODE (a Google code base whose
+    'gelu' is the tanh approximation) and what to do when it has none."""
+    if act not in table:
+        raise ConfigError(f"hidden_act {act!r} has no equivalent in {code} (its 'gelu' is the tanh approximation, "
+                          "transformers' 'gelu_new')", hint=unmapped_act_hint(act))
+    return table[act]
 
 # (config key, TF tensor, axis): the config value must equal that tensor dimension (BERT's and BigBird's names).
 BERT_SHAPE_CHECKS: tuple[tuple[str, str, int], ...] = (

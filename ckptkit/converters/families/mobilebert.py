@@ -36,7 +36,7 @@ from typing import Callable, Mapping
 from ckptkit.converters.config_schema import ConfigSchema, flag, one_of, positive_int
 from ckptkit.converters.families.base import Family, LayerStack, LAYERS, ModelClass, Rule
 from ckptkit.converters.families.bert_like import (MLM_TRANSFORM_RULES, NSP_RULES, bert_like_keys, count_layers,
-                                                   hf_keys, unmapped_act_hint, with_hf_types)
+                                                   google_act, hf_keys, with_hf_types)
 from ckptkit.converters.families.student import BERT_MLM_HEAD, StudentRules
 from ckptkit.errors import ConfigError
 
@@ -317,15 +317,13 @@ def mobilebert_config_to_hf(tf_config: Mapping, *, model_class: str) -> dict:
 
 def hf_config_to_mobilebert(hf_config: Mapping) -> dict:
     """The official ``bert_config.json`` from an HF MobileBERT config (every MobileBERT key written)."""
-    act = hf_config.get("hidden_act", "relu")  # MobileBertConfig's default
-    if act not in HF_TO_GOOGLE:
-        raise ConfigError(f"hidden_act {act!r} has no equivalent in the official MobileBERT code (its 'gelu' is "
-                          "the tanh approximation, transformers' 'gelu_new')", hint=unmapped_act_hint(act))
+    act = google_act(hf_config.get("hidden_act", "relu"),  # MobileBertConfig's default
+                     HF_TO_GOOGLE, code="the official MobileBERT code")
     defaults = {**TF_DEFAULTS, "hidden_act": "relu", "embedding_size": 128, "intra_bottleneck_size": 128,
                 "use_bottleneck": True, "key_query_shared_bottleneck": True, "num_feedforward_networks": 4,
                 "normalization_type": "no_norm", "trigram_input": True, "type_vocab_size": 2}
     return {**{k: hf_config.get(k, defaults.get(k)) for k in _SHARED if k in hf_config or k in defaults},
-            "hidden_act": HF_TO_GOOGLE[act]}
+            "hidden_act": act}
 
 
 def _tf_names_for(hf_config: Mapping) -> Callable[[str], str] | None:
