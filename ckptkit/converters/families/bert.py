@@ -17,7 +17,8 @@ from ckptkit.converters.families.student import ABSOLUTE_POSITIONS, BERT_MLM_HEA
 from ckptkit.converters.families.bert_like import (BERT_LAYER_INDEX, BERT_SHAPE_CHECKS, GOOGLE_TO_HF_ACT,
                                                    HF_TO_GOOGLE_ACT, MLM_TRANSFORM_RULES, NSP_RULES, SIZE_KEYS,
                                                    bert_layer_rules, bert_like_keys, check_config_against_shapes,
-                                                   count_layers, hf_keys, unmapped_act_hint, with_hf_types)
+                                                   count_layers, google_act, hf_keys, unmapped_act_hint,
+                                                   with_hf_types)
 from ckptkit.errors import ConfigError
 
 __all__ = ["BERT", "FAMILY", "BERT_TF_SCHEMA", "BERT_HF_SCHEMA", "BERT_RULES", "bert_config_to_hf",
@@ -102,11 +103,9 @@ def bert_config_to_hf(tf_config: Mapping, *, model_class: str, model_type: str =
 
 def hf_config_to_bert(hf_config: Mapping, *, act_table: Mapping[str, str] = HF_TO_GOOGLE_ACT) -> dict:
     """Google ``bert_config.json`` content from an HF config; refuses activations Google BERT lacks."""
-    act = hf_config.get("hidden_act", "gelu")  # transformers' BertConfig default: the erf form
-    if act not in act_table:
-        raise ConfigError(f"hidden_act {act!r} has no equivalent in Google's BERT code (its 'gelu' is the tanh "
-                          "approximation, transformers' 'gelu_new')", hint=unmapped_act_hint(act))
-    return {**{k: hf_config[k] for k in _SHARED_KEYS if k in hf_config}, "hidden_act": act_table[act]}
+    act = google_act(hf_config.get("hidden_act", "gelu"),  # transformers' BertConfig default: the erf form
+                     act_table, code="Google's BERT code")
+    return {**{k: hf_config[k] for k in _SHARED_KEYS if k in hf_config}, "hidden_act": act}
 
 
 # distill init: BERT's MLM head becomes DistilBERT's as is; DistilBERT has absolute positions only

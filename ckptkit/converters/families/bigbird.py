@@ -39,7 +39,7 @@ from ckptkit.converters.config_schema import (ConfigSchema, count, divisible, fl
 from ckptkit.converters.families.bert_like import (BERT_LAYER_INDEX, BERT_SHAPE_CHECKS, GOOGLE_TO_HF_ACT,
                                                    HF_TO_GOOGLE_ACT, MLM_TRANSFORM_RULES, NSP_RULES, bert_like_keys,
                                                    check_config_against_shapes, count_layers, hf_keys,
-                                                   layer_tail_rules, unmapped_act_hint, with_hf_types)
+                                                   google_act, layer_tail_rules, with_hf_types)
 from ckptkit.converters.families.options import FamilyOption
 from ckptkit.converters.families.student import BERT_MLM_HEAD, StudentRules
 from ckptkit.converters.plan import Step
@@ -313,14 +313,11 @@ def bigbird_config_to_hf(tf_config: Mapping, *, model_class: str) -> dict:
 
 def hf_config_to_bigbird(hf_config: Mapping) -> dict:
     """The official code's config (``pretrain.config`` JSON, as ``flags.save`` writes it) from an HF config."""
-    act = hf_config.get("hidden_act", "gelu_new")
-    if act not in HF_TO_GOOGLE_ACT:
-        raise ConfigError(f"hidden_act {act!r} has no equivalent in Google's BigBird code (its 'gelu' is the tanh "
-                          "approximation, transformers' 'gelu_new')", hint=unmapped_act_hint(act))
+    act = google_act(hf_config.get("hidden_act", "gelu_new"), HF_TO_GOOGLE_ACT, code="Google's BigBird code")
     attention = hf_config.get("attention_type", "block_sparse")
     return {**{k: hf_config[k] for k in _SHARED if k in hf_config},
             **{tf: hf_config[hf] for tf, hf in _RENAMED.items() if hf in hf_config},
-            "hidden_act": HF_TO_GOOGLE_ACT[act], "attention_type": attention, "norm_type": "postnorm",
+            "hidden_act": act, "attention_type": attention, "norm_type": "postnorm",
             "scope": "bert", "max_encoder_length": int(hf_config.get("max_position_embeddings", 4096))}
 
 
