@@ -10,15 +10,10 @@ import os
 import pytest
 
 from support.remote import (assert_like_local, convert as _convert, free_port, index_bytes, kept_bytes,
-                            same_weights, tiny_checkpoint)
+                            same_weights)
+from support.remote import checkpoint  # noqa: F401  (fixture)
 
 BUCKET = "ckpt-bucket"
-
-
-@pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory):
-    root = tmp_path_factory.mktemp("gcssrc")
-    return tiny_checkpoint(root)
 
 
 @pytest.fixture(scope="module")

@@ -9,16 +9,10 @@ import os
 import pytest
 
 from fake_hub import FakeHub
-from support.remote import (assert_like_local, convert as _convert, index_bytes,
-                            same_weights, tiny_checkpoint)
+from support.remote import assert_like_local, convert as _convert, index_bytes, same_weights
+from support.remote import checkpoint  # noqa: F401  (fixture)
 
 TOKEN = "hf_fake_token_for_remote_reads"
-
-
-@pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory):
-    root = tmp_path_factory.mktemp("hfsrc")
-    return tiny_checkpoint(root)
 
 
 @pytest.fixture

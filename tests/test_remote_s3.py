@@ -8,14 +8,8 @@ import os
 
 import pytest
 
-from support.remote import (assert_like_local, convert, free_port, index_bytes, kept_bytes,
-                            same_weights, tiny_checkpoint)
-
-
-@pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory):
-    root = tmp_path_factory.mktemp("s3src")
-    return tiny_checkpoint(root)
+from support.remote import assert_like_local, convert, free_port, index_bytes, kept_bytes, same_weights
+from support.remote import checkpoint  # noqa: F401  (fixture)
 
 
 @pytest.fixture(scope="module")

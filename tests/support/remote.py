@@ -1,5 +1,6 @@
 """Shared pieces of the remote-source tests (s3://, gs://, hf://): the tiny TF checkpoint with its local
-conversion, a free port, the in-process convert with a cache, and the byte-count / output checks."""
+conversion (the ``checkpoint`` fixture), a free port, the in-process convert with a cache, and the
+byte-count / output checks."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ import json
 import os
 import socket
 from pathlib import Path
+
+import pytest
 
 from ckptkit.converters.formats.tf1.writer import write_tf_checkpoint
 from support.bert import bert_tf_config, bert_tf_variables, tiny_wordpiece_vocab, with_adam_slots
@@ -39,6 +42,12 @@ def tiny_checkpoint(root: Path) -> tuple[Path, Path]:
     except SystemExit as done:
         assert done.code in (0, None)
     return root, local
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory) -> tuple[Path, Path]:
+    """The tiny checkpoint and its local conversion, once per test module (import it there as a fixture)."""
+    return tiny_checkpoint(tmp_path_factory.mktemp("remotesrc"))
 
 
 def convert(url: str, tmp_path: Path, capsys, *, name: str = "out") -> tuple[int, dict | None, str]:
