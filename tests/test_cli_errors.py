@@ -178,3 +178,33 @@ def test_a_missing_optional_package_is_a_user_error(tmp_path, monkeypatch, capsy
     assert (code, err) == (2, "ckptkit: error: this command needs the Python package 'torch', which is not "
                               "installed (pip install 'ckptkit[full]')\n")
     assert list(tmp_path.iterdir()) == []
+
+
+_LOGGING_RESOLVER = """
+import logging, sys
+from ckptkit.converters import source
+from ckptkit.errors import CkptkitError
+def failing_resolver(location):
+    try:
+        raise ConnectionError("Cannot connect to host storage.googleapis.com:443")
+    except ConnectionError:
+        logging.getLogger("gcsfs").exception("_request out of retries on exception")
+    raise CkptkitError("transfer failed after 6 tries", path=location)
+source.RESOLVERS["gs"] = failing_resolver
+from ckptkit.cli import main
+main(sys.argv[1:])
+"""
+
+
+def test_remote_libraries_own_tracebacks_are_not_printed(tmp_path):
+    """gcsfs logs each failed try with its stack; the user still sees one line (all of it with --debug).
+    A subprocess: pytest's log capture would hide what logging's last-resort handler prints."""
+    import subprocess
+    import sys
+
+    argv = [sys.executable, "-c", _LOGGING_RESOLVER, "convert", "gs://bucket/model.ckpt-1", str(tmp_path / "out")]
+    quiet = subprocess.run(argv, capture_output=True, text=True, timeout=120)
+    assert quiet.returncode == 2 and quiet.stderr.strip().splitlines() == [
+        "ckptkit: error: gs://bucket/model.ckpt-1: transfer failed after 6 tries"], quiet.stderr
+    debug = subprocess.run([*argv, "--debug"], capture_output=True, text=True, timeout=120)
+    assert debug.returncode == 2 and "Cannot connect to host" in debug.stderr

@@ -217,3 +217,20 @@ def test_sharded_tf_over_https(served, server, tmp_path, capsys):
     assert code == 2 and err.count("\n") == 1, err
     assert f"{server.url}/tf3/model.ckpt-1000.data-00001-of-00003: not found (404)" in err
     assert not (tmp_path / "gone").exists()
+
+
+def test_unknown_host_is_not_retried():
+    """A DNS failure (offline, or a typo in the host) fails at once: retrying cannot resolve it."""
+    import socket
+
+    from ckptkit.remote.filesystem import translate
+
+    try:
+        try:
+            raise socket.gaierror(-2, "Name or service not known")
+        except socket.gaierror as e:
+            raise ConnectionError("Cannot connect to host storage.googleapis.com:443") from e
+    except ConnectionError as error:
+        fatal = translate(error, "gs://bucket/model.ckpt-1", "gs")
+    assert fatal is not None and "cannot resolve the server's host name" in str(fatal)
+    assert translate(ConnectionResetError("reset by peer"), "https://x/y", "https") is None

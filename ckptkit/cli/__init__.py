@@ -80,6 +80,20 @@ def split_debug(args: list[str]) -> tuple[list[str], bool]:
     return (["--debug", *rest] if debug else rest), debug
 
 
+# Libraries that log their own retries and tracebacks (gcsfs logs every failed try with its stack)
+# while ckptkit reports the outcome as one line: quiet unless --debug.
+THIRD_PARTY_LOGGERS = ("gcsfs", "s3fs", "fsspec", "aiohttp", "botocore", "boto3", "aiobotocore", "google",
+                       "urllib3")
+
+
+def _quiet_third_party_logs(debug: bool) -> None:
+    """Silence the remote-I/O libraries' own log lines (not with ``--debug``)."""
+    import logging
+
+    for name in THIRD_PARTY_LOGGERS:
+        logging.getLogger(name).setLevel(logging.NOTSET if debug else logging.CRITICAL + 1)
+
+
 def _install_redaction() -> None:
     """Log records and warnings pass through :func:`ckptkit.errors.redact` (a token never reaches a log line)."""
     import logging
@@ -150,6 +164,7 @@ def main(argv: list[str] | None = None) -> None:
 
     args, debug = split_debug(list(argv if argv is not None else sys.argv[1:]))
     _install_redaction()
+    _quiet_third_party_logs(debug)
     try:
         cli.main(args=args, prog_name="ckptkit", standalone_mode=False)
     except click.exceptions.Abort:

@@ -93,8 +93,23 @@ def _credentials_missing(error: BaseException) -> bool:
         "credentials" in str(error).lower() and "could not" in str(error).lower()
 
 
+def _host_unknown(error: BaseException) -> bool:
+    """A DNS failure anywhere in the cause chain: no retry will resolve the host (offline, or a typo)."""
+    import socket
+
+    seen: BaseException | None = error
+    while seen is not None:
+        if isinstance(seen, socket.gaierror) or "DNSError" in type(seen).__name__:
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
 def translate(error: BaseException, url: str, kind: str) -> RemoteError | None:
     """The one-line error for a failure that retrying cannot fix, else None (retry it)."""
+    if _host_unknown(error):
+        return RemoteError(f"cannot resolve the server's host name ({error})", path=url,
+                           hint="check the URL and that this machine is online")
     if type(error).__name__ == "OfflineModeIsEnabled":
         return RemoteError("the Hub is in offline mode (HF_HUB_OFFLINE is set)", path=url,
                            hint="unset HF_HUB_OFFLINE to read hf:// locations")
