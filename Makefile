@@ -1,4 +1,6 @@
 # `make demo` and `make test` each set everything up on a fresh machine.
+# `make demo` installs only what the demo runs (`.[verify]`: no TensorFlow, no test tools);
+# `make test` adds the test extras (TensorFlow as the reference, emulators, pytest) to the same venv.
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -6,15 +8,21 @@ PIP_INSTALL := $(BIN)/pip install --disable-pip-version-check -q
 
 .PHONY: demo test install bench clean fuzz
 
-$(BIN)/ckptkit: pyproject.toml
+$(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(PIP_INSTALL) --upgrade pip
+
+$(VENV)/.installed-verify: pyproject.toml | $(BIN)/python
+	$(PIP_INSTALL) -e '.[verify]'
+	touch $@
+
+$(VENV)/.installed-test: pyproject.toml | $(BIN)/python
 	$(PIP_INSTALL) -e '.[test]'
-	touch $(BIN)/ckptkit
+	touch $(VENV)/.installed-verify $@
 
-install: $(BIN)/ckptkit
+install: $(VENV)/.installed-test
 
-demo: install
+demo: $(VENV)/.installed-verify
 	bash examples/demo.sh $(BIN)
 
 test: install
