@@ -23,7 +23,8 @@ import numpy as np
 
 from ckptkit.errors import CheckpointNotFoundError, UsageError
 
-__all__ = ["load_texts", "tokenize_and_pack", "tokenize_lines", "token_mask_weights", "MaskingCollator"]
+__all__ = ["load_texts", "tokenize_and_pack", "tokenize_lines", "token_mask_weights", "dataset_token_counts",
+           "MaskingCollator"]
 
 IGNORE_INDEX = -100
 
@@ -124,12 +125,36 @@ def token_mask_weights(dataset, *, vocab_size: int, special_ids: Sequence[int], 
         >>> round(float(w[5]), 2), float(w[6]), float(w[0])
         (0.5, 1.0, 0.0)
     """
-    counts = np.zeros(vocab_size, dtype=np.float64)
-    for row in dataset:
-        counts += np.bincount(np.asarray(row["input_ids"]), minlength=vocab_size)[:vocab_size]
-    weights = np.maximum(counts, 1.0) ** -smoothing
+    weights = np.maximum(dataset_token_counts(dataset, vocab_size=vocab_size).astype(np.float64), 1.0) ** -smoothing
     weights[list(special_ids)] = 0.0
     return weights
+
+
+def dataset_token_counts(dataset, *, vocab_size: int) -> np.ndarray:
+    """Token-id counts of ``dataset``'s ``input_ids`` in one vectorised pass.
+
+    A ``datasets.Dataset`` is counted from its Arrow column (one ``np.bincount`` per record batch,
+    no Python loop over rows); anything else (a :class:`~ckptkit.distill.streaming.StreamingCorpus`,
+    a list of rows) is streamed through :func:`~ckptkit.distill.streaming.token_counts`.
+
+    Example:
+        >>> dataset_token_counts([{"input_ids": [1, 1, 3]}], vocab_size=4).tolist()
+        [0, 2, 0, 1]
+    """
+    from ckptkit.distill.streaming import token_counts
+
+    table = getattr(dataset, "data", None)
+    if table is None or not hasattr(table, "column") or "input_ids" not in getattr(dataset, "column_names", ()):
+        return token_counts(dataset, vocab_size=vocab_size)
+    counts = np.zeros(vocab_size, dtype=np.int64)
+    column = table.column("input_ids")
+    indices = getattr(dataset, "_indices", None)
+    if indices is not None:  # a selected/shuffled view: count the rows it shows
+        return token_counts((row["input_ids"] for row in dataset), vocab_size=vocab_size)
+    for chunk in column.chunks:
+        flat = chunk.flatten().to_numpy(zero_copy_only=False)
+        counts += np.bincount(flat.astype(np.int64, copy=False), minlength=vocab_size)[:vocab_size]
+    return counts
 
 
 @dataclass
