@@ -229,6 +229,8 @@ def parse_bench_args(parser: argparse.ArgumentParser, *, make_case: Callable[[st
     """
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--repeat", type=int, default=3, help="rounds per path; the median is reported")
+    parser.add_argument("--publish", action="store_true",
+                        help="also write benchmarks/results/<script>.md, the table README.md shows")
     parser.add_argument("--make", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.make:

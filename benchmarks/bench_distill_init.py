@@ -29,7 +29,8 @@ import textwrap
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "tests"))  # support: the test factories
-from _measure import measure  # noqa: E402
+from _measure import machine_line, measure  # noqa: E402
+from _results import markdown_table, publish, spread  # noqa: E402
 
 WORK = os.path.join(HERE, "_work")
 TEACHER = os.path.join(WORK, "bert-base-hub")
@@ -107,6 +108,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--arch", choices=["same", "distilbert"], default="same",
                         help="the ckptkit student's architecture (the transformers path always keeps BERT)")
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--publish", action="store_true", help="also write benchmarks/results/bench_distill_init.md")
     parser.add_argument("--make-teacher", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.make_teacher:
@@ -116,6 +118,7 @@ def main(argv: list[str] | None = None) -> int:
         # in a child: Linux carries a parent's peak RSS into children it execs, which would inflate every figure
         subprocess.run([sys.executable, os.path.abspath(__file__), "--make-teacher"], check=True)
     _warm(TEACHER)
+    started = machine_line()
     out_root = os.path.join(WORK, "distill-init-out")
     paths = _paths(out_root, args.arch)
     results: dict[str, list[dict]] = {name: [] for name in paths}
@@ -140,6 +143,17 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{name:<14}{row['wall_s']:>9.2f}{row['peak_rss_mb']:>14.0f}"
               f"{row['wall_s'] / base['wall_s']:>9.1f}{row['peak_rss_mb'] / base['peak_rss_mb']:>8.1f}")
     ok = base["wall_s"] < 2.0 and base["peak_rss_mb"] < 400
+    if args.publish:
+        rows = [[name, spread([r["wall_s"] for r in results[name]]), f"{row['peak_rss_mb']:.0f}",
+                 f"{row['wall_s'] / base['wall_s']:.1f}×", f"{row['peak_rss_mb'] / base['peak_rss_mb']:.1f}×"]
+                for name, row in summary.items()]
+        method = (f"a 3-layer student (teacher layers {LAYERS}, `--arch {args.arch}`) of a 12-layer BERT-base hub "
+                  f"folder ({size_mb:.0f} MiB → {out_mb:.0f} MiB): `ckptkit distill init` vs transformers "
+                  f"(load, copy layers by state_dict, save_pretrained), a fresh process each, {args.rounds} "
+                  f"interleaved rounds, warm page cache.")
+        header = ["path", "wall s, median (range)", "peak RSS MB (median)", "time vs ckptkit", "RSS vs ckptkit"]
+        print("wrote", publish("bench_distill_init", machine_start=started, machine_end=machine_line(),
+                               method=method, body=markdown_table(header, rows)))
     print(f"ckptkit targets (< 2 s, < 400 MB): {'met' if ok else 'MISSED'}")
     return 0 if ok else 1
 

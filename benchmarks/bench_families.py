@@ -32,6 +32,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "tests"))  # support: the test factories
 from _measure import machine_line, measure  # noqa: E402
+from _results import markdown_table, publish  # noqa: E402
 from bench_convert import FLOOR_SCRIPT, floor_ranges, parse_bench_args, summarize, warm  # noqa: E402
 
 WORK = os.path.join(HERE, "_work")
@@ -136,11 +137,34 @@ def main() -> None:
         return
     started = machine_line()
     results = {case: run_case(case, repeat=args.repeat) for case in args.cases.split(",")}
+    ended = machine_line()
     if args.json:
-        print(json.dumps({"machine_at_start": started, "machine_at_end": machine_line(), "results": results},
-                         indent=2))
+        print(json.dumps({"machine_at_start": started, "machine_at_end": ended, "results": results}, indent=2))
     else:
-        print(f"start: {started}\nend:   {machine_line()}\n{report(results)}")
+        print(f"start: {started}\nend:   {ended}\n{report(results)}")
+    if args.publish:
+        print("wrote", publish_table(results, started, ended, repeat=args.repeat), file=sys.stderr)
+
+
+def publish_table(results: dict, started: str, ended: str, *, repeat: int) -> str:
+    """benchmarks/results/bench_families.md: the README's table of this run."""
+    rows = []
+    for case, r in results.items():
+        floor, ours = r["io-floor"], r["ckptkit"]
+        rows.append([case, f"{r['sizes']['checkpoint_mb']:.0f}",
+                     spread_of(ours), f"{ours['peak_rss_mb']:.0f}", spread_of(floor), f"{floor['peak_rss_mb']:.0f}",
+                     f"{ours['wall_s'] / floor['wall_s']:.1f}×"])
+    header = ["case", "checkpoint MB", "ckptkit s, median (range)", "ckptkit peak RSS MB", "I/O floor s",
+              "floor peak RSS MB", "ckptkit vs floor"]
+    method = (f"TF → hub folder of official-shaped pretraining checkpoints (weights, LAMB slots, global_step) vs "
+              f"the I/O floor (pread the needed bytes, write them), a fresh process each, {repeat} interleaved "
+              f"rounds, warm page cache.")
+    return publish("bench_families", machine_start=started, machine_end=ended, method=method,
+                   body=markdown_table(header, rows))
+
+
+def spread_of(summary: dict) -> str:
+    return f"{summary['wall_s']:.2f} ({summary['wall_min_s']:.2f}–{summary['wall_max_s']:.2f})"
 
 
 if __name__ == "__main__":

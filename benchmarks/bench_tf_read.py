@@ -6,7 +6,7 @@ and sums it (one tensor alive at a time): ckptkit's open_checkpoint, then Tensor
 tf.train.load_checkpoint + get_tensor. Wall time includes the interpreter start and imports;
 peak RSS is the child's ru_maxrss.
 
-Usage:  python benchmarks/bench_tf_read.py [--layers 24] [--repeat 3]
+Usage:  python benchmarks/bench_tf_read.py [--layers 24] [--repeat 3] [--publish]
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ import numpy as np
 WORK = Path(__file__).resolve().parent / "_work"
 sys.path.insert(0, str(WORK.parent))
 from _measure import machine_line  # noqa: E402
+from _results import markdown_table, publish, spread  # noqa: E402
 
 READERS = {
     "ckptkit": """
@@ -106,18 +107,21 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--layers", type=int, default=24)
     parser.add_argument("--repeat", type=int, default=3, help="rounds per reader; the median is reported")
+    parser.add_argument("--publish", action="store_true", help="also write benchmarks/results/bench_tf_read.md")
     args = parser.parse_args()
     prefix = WORK / f"bert-large-{args.layers}l" / "model.ckpt-1000000"
     if not Path(f"{prefix}.index").is_file():
         start = time.perf_counter()
         size = make_checkpoint(prefix, args.layers)
         print(f"wrote {size / 1e9:.2f} GB with TFCheckpointWriter in {time.perf_counter() - start:.1f} s")
-    print(f"start: {machine_line()}")
+    started = machine_line()
+    print(f"start: {started}")
     runs: dict[str, list] = {name: [] for name in READERS}
     for _ in range(args.repeat):  # interleaved rounds: a slow disk moment hits both readers alike
         for name in READERS:
             runs[name].append(run_reader(name, prefix))
-    print(f"end:   {machine_line()}")
+    ended = machine_line()
+    print(f"end:   {ended}")
     sums = {out for each in runs.values() for _, _, out in each}
     print(f"{'reader':<12}{'median s':>9}{'range s':>13}{'peak RSS MiB':>15}   ({args.repeat} rounds)")
     medians = {}
@@ -128,6 +132,17 @@ def main() -> None:
     (ck_wall, ck_rss), (tf_wall, tf_rss) = medians["ckptkit"], medians["tensorflow"]
     print(f"ckptkit is {tf_wall / ck_wall:.1f}x faster and uses {tf_rss / ck_rss:.1f}x less peak memory"
           f"{'' if len(sums) == 1 else '  (WARNING: the sums differ: ' + ', '.join(sums) + ')'}")
+    if args.publish:
+        rows = [[name, spread([wall for wall, _, _ in each]), f"{max(rss for _, rss, _ in each):.0f}",
+                 f"{medians[name][0] / ck_wall:.1f}×"] for name, each in runs.items()]
+        size_gb = sum(p.stat().st_size for p in prefix.parent.iterdir()) / 1e9
+        body = (markdown_table(["reader", "wall s, median (range)", "peak RSS MiB", "time vs ckptkit"], rows)
+                + f"\n\nckptkit reads every tensor {tf_wall / ck_wall:.1f}× faster than TensorFlow at "
+                  f"1/{tf_rss / ck_rss:.1f} of its peak memory; the sums {'agree' if len(sums) == 1 else 'DIFFER'}.")
+        method = (f"every tensor of a {args.layers}-layer BERT-large-shaped TF checkpoint ({size_gb:.2f} GB) read "
+                  f"and summed, a fresh process per reader (imports included), {args.repeat} interleaved rounds, "
+                  f"warm page cache.")
+        print("wrote", publish("bench_tf_read", machine_start=started, machine_end=ended, method=method, body=body))
 
 if __name__ == "__main__":
     main()

@@ -3,7 +3,7 @@
 Both run in the same process on the same lines; the ratio is printed.
 
 Example:
-    python benchmarks/bench_tokenizers.py --kobert-dir ../shared/kobert --lines 10000 --repeat 3
+    python benchmarks/bench_tokenizers.py --kobert-dir ../shared/kobert --lines 10000 --repeat 3 [--publish]
 """
 
 from __future__ import annotations
@@ -18,16 +18,19 @@ from typing import Callable
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # support: the test corpus
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _measure import machine_line  # noqa: E402
+from _results import markdown_table, publish, spread  # noqa: E402
 
 
-def best_of(repeat: int, work: Callable[[], object]) -> float:
-    """Seconds of the fastest of ``repeat`` runs of ``work``."""
+def timed(repeat: int, work: Callable[[], object]) -> list[float]:
+    """Seconds of each of ``repeat`` runs of ``work``."""
     times = []
     for _ in range(repeat):
         start = time.perf_counter()
         work()
         times.append(time.perf_counter() - start)
-    return min(times)
+    return times
 
 
 def main() -> None:
@@ -36,7 +39,9 @@ def main() -> None:
     parser.add_argument("--lines", type=int, default=10_000)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--batch", type=int, default=1000, help="lines per tokenizer call")
+    parser.add_argument("--publish", action="store_true", help="also write benchmarks/results/bench_tokenizers.md")
     args = parser.parse_args()
+    started = machine_line()
 
     from transformers import AutoTokenizer
     from transformers.utils import logging as hf_logging
@@ -68,14 +73,22 @@ def main() -> None:
                                                                      padding="max_length"),
         "decode": lambda tok: (lambda ids: lambda: tok.batch_decode(ids))(slow(lines)["input_ids"]),
     }
-    print(f"corpus: {len(lines)} lines, {chars / 1e6:.2f} M characters; best of {args.repeat}; "
-          f"batch {args.batch}; TOKENIZERS_PARALLELISM={os.environ.get('TOKENIZERS_PARALLELISM', 'unset')}")
+    method = (f"KoBERT slow (`KoBertTokenizer`) vs fast (exported `tokenizer.json`) on the {len(lines):,}-line test "
+              f"corpus ({chars / 1e6:.2f} M characters), batches of {args.batch}, {args.repeat} rounds each, "
+              f"same process; TOKENIZERS_PARALLELISM={os.environ.get('TOKENIZERS_PARALLELISM', 'unset')}.")
+    print(method)
     print(f"{'case':36} {'slow s':>8} {'fast s':>8} {'slow lines/s':>13} {'fast lines/s':>13} {'fast/slow':>9}")
+    rows = []
     for name, make in cases.items():
-        slow_s, fast_s = best_of(args.repeat, make(slow)), best_of(args.repeat, make(fast))
+        slow_times, fast_times = timed(args.repeat, make(slow)), timed(args.repeat, make(fast))
+        slow_s, fast_s = sorted(slow_times)[len(slow_times) // 2], sorted(fast_times)[len(fast_times) // 2]
         n = len(pairs) if "pairs" in name else len(lines)
         print(f"{name:36} {slow_s:8.2f} {fast_s:8.2f} {n / slow_s:13,.0f} {n / fast_s:13,.0f} {slow_s / fast_s:8.1f}x")
-
+        rows.append([name, spread(slow_times), spread(fast_times), f"{slow_s / fast_s:.1f}×"])
+    if args.publish:
+        body = markdown_table(["case", "slow s, median (range)", "fast s, median (range)", "fast vs slow"], rows)
+        print("wrote", publish("bench_tokenizers", machine_start=started, machine_end=machine_line(),
+                               method=method, body=body))
 
 if __name__ == "__main__":
     main()

@@ -1,0 +1,51 @@
+"""Benchmark results as the README shows them: one markdown file per script, written by the script.
+
+Every ``bench_*.py`` takes ``--publish``: it then writes ``benchmarks/results/<script>.md`` (date,
+machine, load, method, and tables of medians, ranges and ratios) besides printing its report.
+``python benchmarks/update_readme.py`` copies each file into README.md between
+``<!-- bench:<script> -->`` and ``<!-- /bench:<script> -->``; ``tests/test_readme_figures.py`` fails
+when the two differ, so no figure reaches the README that a script did not print.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import statistics
+import sys
+from collections.abc import Sequence
+
+RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
+
+
+def spread(values: Sequence[float], fmt: str = "{:.2f}") -> str:
+    """'median (min–max)' of VALUES, or the single value when there is one."""
+    ordered = sorted(values)
+    median = fmt.format(statistics.median(ordered))
+    if len(ordered) == 1:
+        return median
+    return f"{median} ({fmt.format(ordered[0])}–{fmt.format(ordered[-1])})"
+
+
+def markdown_table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
+    """A GitHub markdown table."""
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def publish(script: str, *, machine_start: str, machine_end: str, method: str, body: str) -> str:
+    """Write benchmarks/results/SCRIPT.md and return its path.
+
+    MACHINE_START/END are ``_measure.machine_line()`` before and after the run; METHOD says what was
+    measured and how (rounds, cache state, background load); BODY is the tables and derived ratios.
+    """
+    os.makedirs(RESULTS, exist_ok=True)
+    path = os.path.join(RESULTS, f"{script}.md")
+    command = " ".join(["python", f"benchmarks/{script}.py", *map(shlex.quote, sys.argv[1:])])
+    text = (f"*`{command}`*: {method}  \n"
+            f"start: {machine_start}  \n"
+            f"end: {machine_end}\n\n{body.strip()}\n")
+    with open(path, "w", encoding="utf-8") as handle:
+        handle.write(text)
+    return path
