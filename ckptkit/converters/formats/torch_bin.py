@@ -1,8 +1,9 @@
-"""PyTorch ``.bin`` checkpoints (single or sharded): read with ``weights_only=True``, never executing code.
+"""PyTorch ``.bin`` checkpoints (single or sharded), read without executing pickled code.
 
-torch is imported only when a ``.bin`` file is actually opened or written. torch maps the file;
-each read first checks that the file has not shrunk since it was opened and then copies the
-tensor out at once, so a source truncated mid-run gives a one-line error instead of SIGBUS.
+Zip checkpoints (every ``torch.save`` since PyTorch 1.6) are read without torch and without a memory
+map: the layout comes from :mod:`~ckptkit.converters.formats.torch_zip`, the bytes from positioned
+reads, so a source truncated or replaced mid-run gives a one-line error instead of SIGBUS. torch is
+imported only to write, or to read a legacy (pre-1.6) file, which it loads whole.
 
 Example:
     >>> import numpy as np, tempfile, os
@@ -22,10 +23,15 @@ from typing import Mapping
 import numpy as np
 
 from ckptkit.converters.formats.safetensors_io import read_weight_index, weights_file_in
+from ckptkit.converters.formats.torch_zip import TensorRecord, ZipLayout, read_layout
+from ckptkit.converters.memory import numpy_shape_problem, read_exact
 from ckptkit.converters.tensors import Checkpoint, LazyTensor, dtype_by_name
-from ckptkit.errors import CheckpointNotFoundError, CorruptCheckpointError, UnsafeCheckpointError
+from ckptkit.errors import (CheckpointNotFoundError, CorruptCheckpointError, UnsafeCheckpointError,
+                            UnsupportedFormatError)
 
 __all__ = ["open_torch_bin", "save_torch_bin", "tensor_to_numpy", "numpy_to_tensor"]
+
+_DAMAGED = "the file shrank or is incomplete; copy it again"
 
 
 def tensor_to_numpy(tensor) -> np.ndarray:
@@ -58,92 +64,134 @@ def numpy_to_tensor(array: np.ndarray):
     return torch.from_numpy(array)
 
 
-class _SizeGuard:
-    """Holds the file torch mapped, to notice it shrinking before a mapped page is touched."""
+class _ZipFile:
+    """One ``.bin`` zip, read with positioned reads through the descriptor its layout came from (a file
+    replaced by rename keeps being read as it was; one truncated gives a short read, never SIGBUS)."""
 
     def __init__(self, path: str):
         self.path = path
         self._file = open(path, "rb", buffering=0)
-        self.size = os.fstat(self._file.fileno()).st_size
 
-    def same_file_as_path(self) -> bool:
-        opened, now = os.fstat(self._file.fileno()), os.stat(self.path)
-        return (opened.st_dev, opened.st_ino) == (now.st_dev, now.st_ino)
+    def layout(self) -> ZipLayout:
+        return read_layout(self._file, self.path)
 
-    def check(self) -> None:
-        if self._file.closed:
-            return
-        size = os.fstat(self._file.fileno()).st_size
-        if size < self.size:
-            raise CorruptCheckpointError(f"truncated while being read: {size} bytes left of {self.size}",
-                                         path=self.path, hint="the file shrank or is incomplete; copy it again")
+    def read(self, offset: int, nbytes: int) -> np.ndarray:
+        if self._file.closed:  # read again after close(): reopen
+            self._file = open(self.path, "rb", buffering=0)
+        return read_exact(self._file.fileno(), offset, nbytes, path=self.path, hint=_DAMAGED)
 
     def close(self) -> None:
         self._file.close()
 
 
-def _load_state_dict(path: str, guard: _SizeGuard) -> dict:
+def _zip_tensor(name: str, record: TensorRecord, layout: ZipLayout, source: _ZipFile) -> LazyTensor:
+    """A lazy tensor over its storage's bytes: read at once when contiguous, else its span then strided."""
+    key, itemsize, path = record.storage.key, record.dtype.itemsize, source.path
+    if key in layout.unstored:
+        raise UnsupportedFormatError(f"tensor {name!r}: its storage is {layout.unstored[key]}-compressed in "
+                                     "the zip; ckptkit reads stored (uncompressed) entries only", path=path,
+                                     hint="re-save it with torch.save")
+    if key not in layout.entries:
+        raise CorruptCheckpointError(f"tensor {name!r}: its storage data/{key} is missing", path=path)
+    problem = numpy_shape_problem(record.shape, itemsize)
+    if problem:
+        raise UnsupportedFormatError(f"tensor {name!r}: {problem}", path=path)
+    start, entry_size = layout.entries[key]
+    storage_bytes = record.storage.nbytes
+    span = record.span * itemsize
+    if storage_bytes > entry_size or (record.offset * itemsize + span if span else 0) > storage_bytes:
+        raise CorruptCheckpointError(f"tensor {name!r} of shape {list(record.shape)} reaches past its storage "
+                                     f"data/{key} ({entry_size} bytes)", path=path)
+    offset, shape, dtype = start + record.offset * itemsize, record.shape, record.dtype.numpy
+    strides = tuple(step * itemsize for step in record.stride)
+
+    def load() -> np.ndarray:
+        if not span:
+            return np.zeros(shape, dtype)
+        data = source.read(offset, span).view(dtype)
+        if record.contiguous:
+            return data.reshape(shape)
+        out = np.ascontiguousarray(np.lib.stride_tricks.as_strided(data, shape, strides, writeable=False))
+        out.flags.writeable = False
+        return out
+
+    return LazyTensor(name, record.dtype, shape, loader=load, location=f"{path}@{offset}",
+                      byte_range=(path, offset, span))
+
+
+def _open_zip(path: str) -> tuple[dict[str, LazyTensor], dict, _ZipFile]:
+    """The lazy tensors of one zip ``.bin`` and the groups of names viewing the same bytes."""
+    source = _ZipFile(path)
+    try:
+        layout = source.layout()
+        tensors = {name: _zip_tensor(name, record, layout, source) for name, record in layout.tensors.items()}
+    except BaseException:
+        source.close()
+        raise
+    views = {name: (record.storage.key, record.offset, record.shape, record.stride)
+             for name, record in layout.tensors.items()}
+    return tensors, views, source
+
+
+def _load_legacy(path: str) -> dict:
+    """A legacy (pre-1.6, not zip) file: loaded whole by torch (``weights_only``), so nothing is mapped."""
     import torch
 
-    use_mmap = zipfile.is_zipfile(path)  # the legacy (pre-1.6) format cannot be memory-mapped
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True, mmap=use_mmap)
+        state = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise UnsafeCheckpointError(f"refused to unpickle: it needs code execution beyond tensors ({first})",
                                     path=path, hint="convert it in a trusted environment first") from e
-    except (RuntimeError, EOFError, ValueError, zipfile.BadZipFile) as e:
+    except (RuntimeError, EOFError, ValueError) as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise CorruptCheckpointError(f"not a readable PyTorch checkpoint ({first})", path=path) from e
     if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
         state = state["state_dict"]
     if not isinstance(state, dict):
         raise CorruptCheckpointError(f"holds a {type(state).__name__}, not a state dict", path=path)
-    if not guard.same_file_as_path():
-        raise CorruptCheckpointError("was replaced while being opened", path=path, hint="run the command again")
     return {k: v for k, v in state.items() if isinstance(v, torch.Tensor)}
 
 
-def _lazy(name: str, tensor, path: str, guard: _SizeGuard) -> LazyTensor:
-    dtype = dtype_by_name(str(tensor.dtype).removeprefix("torch."))
-
-    def load() -> np.ndarray:
-        guard.check()
-        return np.array(tensor_to_numpy(tensor), copy=True)  # off the mapping before the file can shrink again
-
-    return LazyTensor(name, dtype, tuple(tensor.shape), loader=load, location=path)
+def _open_legacy(path: str) -> tuple[dict[str, LazyTensor], dict, None]:
+    tensors, views = {}, {}
+    for name, tensor in _load_legacy(path).items():
+        array = tensor_to_numpy(tensor)
+        dtype = dtype_by_name(str(tensor.dtype).removeprefix("torch."))
+        tensors[name] = LazyTensor(name, dtype, tuple(tensor.shape), loader=lambda a=array: a, location=path)
+        views[name] = (tensor.untyped_storage().data_ptr(), tensor.storage_offset(), tuple(tensor.shape),
+                       tuple(tensor.stride()))
+    return tensors, views, None
 
 
 class _TorchCheckpoint(Checkpoint):
     format = "pytorch"
 
-    def __init__(self, *args, guards: list[_SizeGuard], **kwargs):
+    def __init__(self, *args, sources: list[_ZipFile], **kwargs):
         super().__init__(*args, **kwargs)
-        self._guards = guards
+        self._sources = sources
 
     def close(self) -> None:
-        """Stop watching the files; arrays already read stay valid (each owns its bytes)."""
-        for guard in self._guards:
-            guard.close()
+        """Close the files; arrays already read stay valid (each owns its bytes)."""
+        for source in self._sources:
+            source.close()
 
 
-def _open_shard(path: str) -> tuple[dict, _SizeGuard]:
+def _open_shard(path: str) -> tuple[dict[str, LazyTensor], dict, _ZipFile | None]:
     if not os.path.isfile(path):
         raise CheckpointNotFoundError("file not found", path=path)
-    guard = _SizeGuard(path)
-    try:
-        return _load_state_dict(path, guard), guard
-    except BaseException:
-        guard.close()
-        raise
+    return _open_zip(path) if zipfile.is_zipfile(path) else _open_legacy(path)
 
 
 def open_torch_bin(path: str) -> Checkpoint:
     """Open ``pytorch_model.bin`` (or a ``.bin.index.json`` of shards) without running pickled code.
 
-    Tensors are memory-mapped (``torch.load(..., weights_only=True, mmap=True)``), so opening
-    reads no tensor data. Tensors sharing storage (tied weights) are reported in
-    ``extras["shared"]`` as groups of names.
+    A zip checkpoint (``torch.save`` since PyTorch 1.6) is read without torch: its ``data.pkl`` is
+    unpickled from a table of inert stand-ins (:mod:`~ckptkit.converters.formats.torch_zip`), so opening
+    reads no tensor data and runs no code, and each tensor's bytes are read with positioned reads when
+    it is read (never through a memory map: a file truncated meanwhile is a one-line error, not SIGBUS).
+    A legacy (pre-1.6) file is loaded whole by ``torch.load(weights_only=True)``. Tensors viewing the
+    same bytes (tied weights) are reported in ``extras["shared"]`` as groups of names.
 
     Example:
         >>> open_torch_bin("missing.bin")
@@ -158,18 +206,22 @@ def open_torch_bin(path: str) -> Checkpoint:
         shard_paths = [os.path.join(folder, s) for s in dict.fromkeys(weight_map.values())]
     else:
         weight_map, shard_paths = None, [path]
-    tensors, storages, guards = {}, {}, []
-    for shard_path in shard_paths:
-        state, guard = _open_shard(shard_path)
-        guards.append(guard)
-        for name, tensor in state.items():
-            if weight_map is not None and os.path.join(folder, weight_map.get(name, "")) != shard_path:
-                continue
-            tensors[name] = _lazy(name, tensor, shard_path, guard)
-            key = (shard_path, tensor.untyped_storage().data_ptr(), tensor.storage_offset(), tuple(tensor.shape))
-            storages.setdefault(key, []).append(name)
+    tensors, storages, sources = {}, {}, []
+    try:
+        for shard_path in shard_paths:
+            shard, views, source = _open_shard(shard_path)
+            sources += [source] if source is not None else []
+            for name, tensor in shard.items():
+                if weight_map is not None and os.path.join(folder, weight_map.get(name, "")) != shard_path:
+                    continue
+                tensors[name] = tensor
+                storages.setdefault((shard_path, *views[name]), []).append(name)
+    except BaseException:
+        for source in sources:
+            source.close()
+        raise
     shared = [names for names in storages.values() if len(names) > 1]
-    return _TorchCheckpoint(path, tensors, files=shard_paths, guards=guards,
+    return _TorchCheckpoint(path, tensors, files=shard_paths, sources=sources,
                             extras={"shared": shared, "sharded": weight_map is not None})
 
 
