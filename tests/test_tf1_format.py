@@ -83,9 +83,9 @@ def test_misaligned_tensor_is_copied_correctly(tmp_path):
 
 
 def test_writer_accepts_views_big_endian_and_chunks(tmp_path, monkeypatch):
-    from ckptkit.converters.formats.tf1 import writer
+    from ckptkit.converters import stream_write
 
-    monkeypatch.setattr(writer, "_CHUNK", 64)  # force the chunked path on small arrays
+    monkeypatch.setattr(stream_write, "BAND_BYTES", 64)  # force the banded path on small arrays
     base = np.arange(4 * 6 * 5, dtype=np.float32).reshape(4, 6, 5)
     arrays = {"t": base.transpose(2, 0, 1), "strided": base[:, ::2, 1], "be": base.astype(">f4"),
               "row": np.arange(100, dtype=np.int64)[::3]}

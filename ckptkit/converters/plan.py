@@ -31,7 +31,7 @@ from ckptkit.converters.memory import prefetch, release_pages
 from ckptkit.progress import progress_by_size
 
 __all__ = ["Step", "PlannedTensor", "Dropped", "Plan", "Sink", "OPS", "output_shape", "materialize",
-           "execute", "MemorySink"]
+           "execute", "MemorySink", "planned_view"]
 
 
 @dataclass(frozen=True)
@@ -235,6 +235,13 @@ def copy_into(out: np.ndarray, value: np.ndarray) -> None:
     np.copyto(out, value.reshape(out.shape) if value.shape != out.shape else value, casting="unsafe")
 
 
+def planned_view(planned: PlannedTensor, arrays: Sequence[np.ndarray]) -> np.ndarray:
+    """``planned``'s steps on its input arrays, uncopied where NumPy allows (a transpose stays a view,
+    a cast is left to whoever copies it): for sinks that copy while they write (``accepts_views``)."""
+    value = _pipeline(planned, arrays)
+    return value if value.shape == planned.shape else value.reshape(planned.shape)
+
+
 def materialize(planned: PlannedTensor, arrays: Sequence[np.ndarray], out: np.ndarray | None = None) -> np.ndarray:
     """Run ``planned``'s steps on its input arrays, into ``out`` when given.
 
@@ -323,7 +330,7 @@ class Sink(Protocol):
 
     def begin(self, outputs: Sequence[PlannedTensor]) -> None: ...
     def order(self, outputs: Sequence[PlannedTensor]) -> Sequence[PlannedTensor]: ...
-    def buffer(self, planned: PlannedTensor) -> np.ndarray | None: ...
+    def buffer(self, planned: PlannedTensor) -> np.ndarray | None: ...  # where to put the bytes, if it has a place
     def write(self, planned: PlannedTensor, array: np.ndarray) -> None: ...
     def finish(self) -> None: ...
     def abort(self) -> None: ...
@@ -360,11 +367,12 @@ def execute(plan: Plan, source: Mapping[str, LazyTensor], sink: Sink, *, desc: s
     On any error the sink is aborted (its temporary files removed) and the error re-raised.
     """
     sink.begin(plan.outputs)
+    views = getattr(sink, "accepts_views", False)  # the sink casts and transposes as it writes: no copy here
     try:
         prefetch(source[name] for planned in plan.outputs for name in planned.inputs)  # remote: kept bytes only
         for planned in progress_by_size(sink.order(plan.outputs), total=plan.total_bytes, size=lambda t: t.nbytes, desc=desc):
             arrays = [source[name].read() for name in planned.inputs]
-            result = materialize(planned, arrays, sink.buffer(planned))
+            result = (planned_view(planned, arrays) if views else materialize(planned, arrays, sink.buffer(planned)))
             sink.write(planned, result)
             for array in (*arrays, result):
                 release_pages(array)

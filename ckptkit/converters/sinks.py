@@ -98,10 +98,12 @@ def _save_bin(path: str, tensors: dict[str, np.ndarray]) -> None:
 
 
 class SafetensorsSink:
-    """Write ``model.safetensors`` (or shards + index) into ``folder``, filling mapped buffers in place."""
+    """Write ``model.safetensors`` (or shards + index) into ``folder``, each tensor with positional writes
+    straight from the plan's view of its input (transposed and cast in cache-sized bands on the way)."""
 
     weights_pattern = "model{suffix}.safetensors"
     index_name = "model.safetensors.index.json"
+    accepts_views = True  # plan.execute hands write() uncopied views
 
     def __init__(self, folder: str, *, max_shard_size: int | None = None, metadata: dict | None = None):
         self.folder = folder
@@ -129,7 +131,7 @@ class SafetensorsSink:
         return self._writers[filename]
 
     def buffer(self, planned: PlannedTensor) -> np.ndarray | None:
-        return self._writer(self._file_of[planned.name]).buffer(planned.name)
+        return None
 
     def write(self, planned: PlannedTensor, array: np.ndarray) -> None:
         filename = self._file_of[planned.name]
@@ -196,7 +198,10 @@ class TorchBinSink:
 
 
 class TFSink:
-    """Write a TF bundle ``folder/model.ckpt.*`` plus the ``checkpoint`` state file."""
+    """Write a TF bundle ``folder/model.ckpt.*`` plus the ``checkpoint`` state file; tensors arrive as
+    uncopied views, which the bundle writer copies band by band as it writes (and checksums)."""
+
+    accepts_views = True
 
     def __init__(self, folder: str, *, max_shard_size: int | None = None, metadata: dict | None = None,
                  prefix_name: str = "model.ckpt"):
@@ -220,6 +225,8 @@ class TFSink:
         return None
 
     def write(self, planned: PlannedTensor, array: np.ndarray) -> None:
+        if array.dtype != planned.dtype.numpy:  # a planned cast (rare): the bundle stores the array's dtype
+            array = array.astype(planned.dtype.numpy)
         self._writer.add(planned.name, array)
 
     def finish(self) -> None:

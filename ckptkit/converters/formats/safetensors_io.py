@@ -4,7 +4,7 @@ The reader accepts a file exactly when the safetensors library does (see safeten
 and reads each tensor with one positional read into a buffer of its own: no memory map, so a
 file truncated while it is read gives a one-line error, never SIGBUS. The writer knows every
 tensor's dtype and shape up front (from a Plan), so it sizes the file, writes the header, and
-lets the executor fill each tensor's bytes straight into the mapped output.
+writes each tensor (a view: transposed or cast on the way) with positional writes, never a map.
 
 Example:
     >>> import numpy as np, tempfile, os
@@ -28,6 +28,7 @@ import numpy as np
 
 from ckptkit.converters.formats.safetensors_header import HEADER_HINT, check_header_length, parse_header
 from ckptkit.converters.memory import numpy_shape_problem, read_exact
+from ckptkit.converters.stream_write import write_array
 from ckptkit.converters.tensors import Checkpoint, DType, LazyTensor, dtype_by_safetensors, dtype_of
 from ckptkit.errors import (
     CheckpointNotFoundError, CorruptCheckpointError, UnsafeCheckpointError, UnsupportedFormatError,
@@ -250,8 +251,8 @@ def open_safetensors(path: str) -> SafetensorsCheckpoint:
 class SafetensorsWriter:
     """Write one safetensors file whose tensors are all declared up front.
 
-    Stages: construction (header written, file sized and mapped) -> ``buffer``/``write`` for each
-    tensor -> ``close`` (flush and atomic rename) or ``abort`` (temporary file removed).
+    Stages: construction (header written, file sized and its blocks reserved) -> ``write`` for each
+    tensor -> ``close`` (atomic rename) or ``abort`` (temporary file removed).
 
     Example:
         >>> import tempfile, os
@@ -289,28 +290,17 @@ class SafetensorsWriter:
         except BaseException:
             self.abort()
             raise
-        # np.memmap: views handed out by buffer() keep the mapping alive on their own.
-        self._map = np.memmap(self._file, dtype=np.uint8, mode="r+", shape=(total,)) if offset else None
         self._pending = set(self._slots)
 
-    def buffer(self, name: str) -> np.ndarray:
-        """A writable view of the output bytes of tensor ``name`` (fill it, then call ``write``)."""
-        offset, spec = self._slot(name)
-        if not spec.nbytes:
-            return np.empty(spec.shape, spec.dtype.numpy)
-        start = self._data_start + offset
-        return self._map[start:start + spec.nbytes].view(spec.dtype.numpy).reshape(spec.shape)
-
     def write(self, name: str, array: np.ndarray) -> None:
-        """Store ``array`` as tensor ``name`` (a no-op copy if it already is this tensor's buffer)."""
+        """Store ``array`` (any view of the declared shape: transposed, sliced; another dtype is cast as
+        the plan's ``cast`` op casts) as tensor ``name``, with positional writes (see stream_write)."""
         offset, spec = self._slot(name)
-        if tuple(array.shape) != spec.shape or dtype_of(array.dtype) != spec.dtype:
+        if tuple(array.shape) != spec.shape or not _castable(array.dtype, spec.dtype.numpy):
             raise ValueError(f"tensor {name!r}: got {array.dtype}{list(array.shape)}, declared "
                              f"{spec.dtype.name}{list(spec.shape)}")
         if spec.nbytes:
-            target = self.buffer(name)
-            if not np.shares_memory(target, array):
-                np.copyto(target, array, casting="no")
+            write_array(self._file.fileno(), self._data_start + offset, array, spec.dtype.numpy)
         self._pending.discard(name)
 
     def _slot(self, name: str) -> tuple[int, TensorSpec]:
@@ -326,9 +316,8 @@ class SafetensorsWriter:
             missing = sorted(self._pending)
             self.abort()
             raise ValueError(f"{self.path}: {len(missing)} declared tensors never written, e.g. {missing[0]!r}")
-        # No msync: like any file write, dirty pages reach the disk through the page cache
-        # (forcing it costs ~0.4 s/GB); the rename below is what makes the file appear.
-        self._map = None
+        # No fsync: dirty pages reach the disk through the page cache (forcing it costs ~0.4 s/GB);
+        # the rename below is what makes the file appear.
         self._file.close()
         self._file = None
         os.replace(self._tmp, self.path)
@@ -336,11 +325,16 @@ class SafetensorsWriter:
     def abort(self) -> None:
         """Drop the temporary file; nothing appears at ``path``."""
         if self._file is not None:
-            self._map = None
             self._file.close()
             self._file = None
         if os.path.exists(self._tmp):
             os.remove(self._tmp)
+
+
+def _castable(have: np.dtype, want: np.dtype) -> bool:
+    """A value of dtype ``have`` may be written as ``want``: the same, or both numeric (a planned cast)."""
+    return have == want or (have.kind in "biuf" or have.name == "bfloat16") and (want.kind in "biuf" or
+                                                                                  want.name == "bfloat16")
 
 
 def _reserve(fd: int, size: int, name: str) -> None:

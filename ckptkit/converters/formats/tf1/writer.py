@@ -31,12 +31,12 @@ from ckptkit.converters.formats.tf1.proto import encode_varint
 from ckptkit.converters.formats.tf1.slices import decode_slice_key, slice_key
 from ckptkit.converters.formats.tf1.state import STATE_FILE, format_state, parse_state
 from ckptkit.converters.formats.tf1.table import build_table
+from ckptkit.converters.stream_write import iter_bands
 from ckptkit.converters.tensors import DType, dtype_of
 from ckptkit.errors import UsageError
 
 __all__ = ["TFCheckpointWriter", "write_tf_checkpoint", "rewrite_tf_checkpoint"]
 
-_CHUNK = 16 << 20  # bytes converted at a time for non-contiguous or big-endian arrays
 _OPEN, _CLOSED, _ABORTED = "open", "closed", "aborted"
 
 
@@ -88,23 +88,13 @@ def _string_array(name, arr: np.ndarray) -> np.ndarray:
 
 
 def _chunks(a: np.ndarray, target: np.dtype) -> Iterable[np.ndarray]:
-    """C-order pieces of ``a`` as contiguous little-endian arrays, each at most ~16 MiB (or one row)."""
+    """C-order pieces of ``a`` as contiguous little-endian arrays: ``a`` itself when it already is one,
+    else bands of ~8 MiB copied (transposed views tile by tile) into one reused buffer."""
     if a.dtype == target and a.flags.c_contiguous:
         yield a
-    elif a.ndim == 0 or a.nbytes <= _CHUNK:
-        yield np.ascontiguousarray(a, dtype=target)
-    elif a.ndim == 1:
-        step = max(1, _CHUNK // a.itemsize)
-        for i in range(0, a.shape[0], step):
-            yield np.ascontiguousarray(a[i:i + step], dtype=target)
-    else:
-        rows = max(1, _CHUNK // max(1, a[0].nbytes))
-        if rows == 1:
-            for row in a:
-                yield from _chunks(row, target)
-        else:
-            for i in range(0, a.shape[0], rows):
-                yield np.ascontiguousarray(a[i:i + rows], dtype=target)
+        return
+    for _, band in iter_bands(a, target):
+        yield band
 
 
 def encode_strings(values: np.ndarray) -> tuple[bytes, int]:
