@@ -15,9 +15,7 @@ Example:
 
 from __future__ import annotations
 
-import json
 import os
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,10 +33,6 @@ __all__ = ["train_student", "TrainOptions", "TrainResult", "OBJECTIVE_WEIGHTS", 
 Log = Callable[[str], None]
 
 
-def _stderr(line: str) -> None:
-    print(line, file=sys.stderr, flush=True)
-
-
 def _barrier() -> None:
     import torch.distributed as dist
 
@@ -46,33 +40,29 @@ def _barrier() -> None:
         dist.barrier()
 
 
-def _quiet_libraries() -> None:
+def _quiet_libraries(*, bars_only: bool = False) -> None:
+    """No progress bars of datasets/transformers (loading, tokenizing); no library logs unless ``bars_only``."""
     import datasets
     import transformers
 
     datasets.disable_progress_bars()
     transformers.utils.logging.disable_progress_bar()
-    transformers.utils.logging.set_verbosity_error()
+    if not bars_only:
+        transformers.utils.logging.set_verbosity_error()
 
 
-def _log_callback(path: Path, *, log: Log | None):
-    from transformers import TrainerCallback
+def _stderr_is_terminal() -> bool:
+    """Bars on a terminal only: in a pipe or a log file they are noise between the step lines."""
+    import sys
 
-    class LogLines(TrainerCallback):
-        """Append every log to ``train_log.jsonl`` and print a short line (main process only)."""
+    return sys.stderr.isatty()
 
-        def on_log(self, args, state, control, logs=None, **kwargs):
-            if not state.is_world_process_zero or not logs:
-                return
-            row = {"step": state.global_step, **logs}
-            with path.open("a", encoding="utf-8") as f:
-                f.write(json.dumps(row) + "\n")
-            if log is not None:
-                shown = " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in logs.items()
-                                 if k not in ("epoch", "grad_norm"))
-                log(f"step {state.global_step}: {shown}")
 
-    return LogLines()
+def _has_accelerator() -> bool:
+    """Pinned memory only helps copies to an accelerator (on CPU, torch warns about it)."""
+    import torch
+
+    return bool(torch.accelerator.is_available())
 
 
 def _check_teacher_tokenizer(teacher: str | os.PathLike) -> None:
@@ -115,8 +105,8 @@ def _check(opts: TrainOptions) -> _Setup:
                          hint="pass --resume to continue that run, or choose an empty --output-dir")
     # TrainingArguments first: under torchrun it sets up the process group.
     args_dict = {**TRAINING_DEFAULTS, "output_dir": str(out), "remove_unused_columns": False,
-                 "disable_tqdm": opts.quiet, "ddp_find_unused_parameters": opts.objective == "hidden",
-                 **opts.training_args}
+                 "disable_tqdm": opts.quiet or not _stderr_is_terminal(), "ddp_find_unused_parameters": opts.objective == "hidden",
+                 "dataloader_pin_memory": _has_accelerator(), **opts.training_args}
     check_reporters(args_dict.get("report_to"))
     if opts.validation_files:
         args_dict.setdefault("eval_strategy", "steps")
@@ -230,22 +220,28 @@ def _cache(opts: TrainOptions, setup: _Setup, models: _Models, data: _Data) -> t
 
 def _train(opts: TrainOptions, setup: _Setup, models: _Models, data: _Data, cache, log: Log | None):
     """Run the trainer; returns it, its train output and the final evaluation metrics."""
-    from transformers.trainer_callback import PrinterCallback
-
+    from ckptkit.distill.train_log import install_callbacks, stderr_line
     from ckptkit.distill.trainer import DistillationTrainer, EpochCallback
 
     trainer = DistillationTrainer(model=models.student, args=setup.args, train_dataset=data.train_set,
                                   eval_dataset=data.eval_set, data_collator=data.collator,
                                   processing_class=models.tokenizer, teacher=models.teacher, options=models.distill,
                                   teacher_cache=cache)
-    trainer.remove_callback(PrinterCallback)
     trainer.add_callback(EpochCallback(data.collator))
     setup.out.mkdir(parents=True, exist_ok=True)
-    lines = opts.print_lines and opts.quiet is False and bool(setup.args.disable_tqdm or not os.isatty(2))
-    trainer.add_callback(_log_callback(setup.out / "train_log.jsonl", log=(log or _stderr) if lines else None))
+    lines = opts.print_lines and not opts.quiet
+    install_callbacks(trainer, path=setup.out / "train_log.jsonl", log=(log or stderr_line) if lines else None)
     result = trainer.train(resume_from_checkpoint=setup.last_checkpoint if opts.resume else None)
-    eval_metrics = trainer.evaluate() if data.eval_set is not None else {}
-    return trainer, result, eval_metrics
+    return trainer, result, _final_eval(trainer, data.eval_set)
+
+
+def _final_eval(trainer, eval_set) -> dict[str, Any]:
+    """The evaluation at the last step: the one the Trainer just logged, else a new one."""
+    if eval_set is None:
+        return {}
+    step = trainer.state.global_step
+    logged = [row for row in trainer.state.log_history if "eval_loss" in row and row.get("step") == step]
+    return {k: v for k, v in logged[-1].items() if k != "step"} if logged else trainer.evaluate()
 
 
 def _summary(opts: TrainOptions, setup: _Setup, models: _Models, trainer, result, cache, stats) -> dict[str, Any]:
@@ -318,6 +314,8 @@ def train_student(options: TrainOptions | None = None, *, log: Log | None = None
     started = time.perf_counter()
     if options.quiet:
         _quiet_libraries()
+    elif not _stderr_is_terminal():
+        _quiet_libraries(bars_only=True)
     setup = _check(options)
     models = _load(options, setup)
     data = _data(options, setup, models)

@@ -21,6 +21,7 @@ from transformers import Trainer, TrainerCallback
 
 from ckptkit.distill import losses
 from ckptkit.distill.teacher_cache import TeacherCache, TeacherOutputs
+from ckptkit.distill.topk_kl import bucketed_kl
 
 __all__ = ["DistillOptions", "DistillationTrainer", "EpochCallback", "compute_terms"]
 
@@ -47,6 +48,11 @@ class DistillOptions:
     def needs_hidden(self) -> bool:
         w = self.weights
         return self.objective == "hidden" or w.cos > 0 or w.mse > 0 or w.pooled_cos > 0
+
+    @property
+    def needs_teacher(self) -> bool:
+        """Whether any active term reads the teacher (an MLM-only baseline runs no teacher forward)."""
+        return any(weight > 0 for name, weight in self.weights.as_dict().items() if name in TEACHER_TERMS)
 
     @property
     def teacher_hidden_indices(self) -> list[int]:
@@ -82,10 +88,16 @@ class _Step:
         return self.teacher.hidden[self.options.teacher_layers]
 
 
+# the terms that compare with the teacher (every other one, ``mlm``, reads the labels only)
+TEACHER_TERMS = frozenset({"ce", "cos", "mse", "attn", "pooled_cos"})
+
 # term name -> loss of one step; only the terms with a positive weight are computed.
 TERMS: dict[str, Callable[[_Step], torch.Tensor]] = {
+    # a teacher cache gives top-k log-probs + the rest of the mass: the bucketed KL (ckptkit.distill.topk_kl)
     "ce": lambda s: losses.soft_target_kl(s.student.logits, s.teacher.logits, temperature=s.options.temperature,
-                                          mask=s.ce_mask, teacher_indices=s.teacher.indices),
+                                          mask=s.ce_mask) if s.teacher.indices is None else
+    bucketed_kl(s.student.logits, s.teacher.logits, s.teacher.indices, s.teacher.rest,
+                temperature=s.options.temperature, mask=s.ce_mask),
     "mlm": lambda s: losses.mlm_loss(s.student.logits, s.labels),
     "cos": lambda s: losses.hidden_cosine_loss(s.student_last, s.teacher_last, s.attention_mask),
     "mse": lambda s: losses.mapped_hidden_mse(s.student.hidden_states, s.teacher.hidden, s.options.layer_map,
@@ -187,6 +199,8 @@ class DistillationTrainer(Trainer):
         return table.get((bool(self.args.bf16), bool(self.args.fp16)), torch.float32)
 
     def _teacher_outputs(self, inputs: dict[str, torch.Tensor], example_ids) -> TeacherOutputs:
+        if not self.options.needs_teacher:
+            return TeacherOutputs(logits=None, hidden={}, attentions=None)
         if self.teacher_cache is not None:
             return self.teacher_cache.lookup(example_ids, seq_len=inputs["input_ids"].shape[1],
                                              device=inputs["input_ids"].device)
