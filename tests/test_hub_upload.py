@@ -54,7 +54,12 @@ def folder(tmp_path) -> Path:
 
 
 def _local_files(folder: Path) -> dict[str, bytes]:
-    return {name: (folder / name).read_bytes() for name in KEPT}
+    """What the Hub should hold: the files as they are, but ckptkit.json without local paths."""
+    files = {name: (folder / name).read_bytes() for name in KEPT}
+    record = json.loads(files["ckptkit.json"])
+    assert record.pop("working_directory") == os.getcwd()  # the local record keeps where it was written
+    files["ckptkit.json"] = (json.dumps(record, indent=2, ensure_ascii=False) + "\n").encode()
+    return files
 
 
 def test_one_commit_with_exactly_the_folders_files(folder, hub):

@@ -109,12 +109,15 @@ def _training_options(func: Callable) -> Callable:
 @click.option("--cache-top-k", type=int, default=64, show_default=True, help="Teacher logits kept per token.")
 @click.option("--resume", is_flag=True, help="Continue from the latest checkpoint in --output-dir.")
 @click.option("--push-to-hub", "push_to_hub", metavar="REPO_ID", help="Upload the distilled student when done.")
+@click.option("--teacher-repo-id", metavar="NAMESPACE/NAME",
+              help="The teacher's Hub id: the card's base_model (default: remembered from distill init).")
 @_training_options
 @quiet_option
 @json_option
 def train_command(teacher, student, train_files, validation_files, output_dir, objective, temperature, ce_on,
                   layer_map, max_seq_length, mlm_probability, mlm_smoothing, text_column, preprocessing_num_workers,
-                  cache_teacher, cache_top_k, resume, push_to_hub, quiet, as_json, **options) -> None:
+                  cache_teacher, cache_top_k, resume, push_to_hub, teacher_repo_id, quiet, as_json,
+                  **options) -> None:
     """Distil a teacher into a student with transformers.Trainer (DistilBERT losses).
 
     Loss = alpha_ce*KL(T=2)*T^2 + alpha_mlm*MLM + alpha_cos*(1-cos) + alpha_mse*MSE(mapped layers)
@@ -129,7 +132,10 @@ def train_command(teacher, student, train_files, validation_files, output_dir, o
         --max-steps 20000 --per-device-train-batch-size 32 --learning-rate 5e-4 --warmup-steps 0.05
     """
     from ckptkit.distill.train import TrainOptions, resolve_weights, train_student
+    from ckptkit.output.card import check_card_options
 
+    check_card_options(teacher_repo_id=teacher_repo_id)
+    push_after, push_to_hub = (push_to_hub, None) if teacher_repo_id else (None, push_to_hub)  # card first
     alphas = {name: options.pop(f"alpha_{name}") for name in ALPHAS}
     training_args = {k: v for k, v in options.items() if v is not None}
     train_options = TrainOptions(
@@ -142,10 +148,24 @@ def train_command(teacher, student, train_files, validation_files, output_dir, o
     result = train_student(train_options, log=lambda line: info(line, quiet=quiet))
     if result.process_index != 0:  # under torchrun only the main process reports
         return
+    if teacher_repo_id:
+        _stamp_teacher(result, output_dir, teacher_repo_id=teacher_repo_id, push_to_hub=push_after)
     if as_json:
         emit_json(result.to_json())
         return
     click.echo(format_train_report(result.to_json()))
+
+
+def _stamp_teacher(result, output_dir: str, *, teacher_repo_id: str, push_to_hub: str | None) -> None:
+    """Remember the teacher's Hub id in the distilled folder's card, then upload when asked."""
+    from ckptkit.output.card import write_model_card
+
+    write_model_card(output_dir, teacher_repo_id=teacher_repo_id)
+    if push_to_hub:
+        from ckptkit.hub.upload import upload_folder
+
+        result.pushed_to = upload_folder(output_dir, repo_id=push_to_hub,
+                                         commit_message="Upload a student distilled by ckptkit").url
 
 
 def format_train_report(report: dict[str, Any]) -> str:
@@ -195,8 +215,14 @@ def eval_command(teacher, student, eval_files, objective, max_seq_length, batch_
     result = evaluate_student(teacher=teacher, student=student, eval_files=eval_files, objective=objective,
                               max_seq_length=max_seq_length, batch_size=batch_size, max_batches=max_batches,
                               latency_runs=latency_runs, seed=seed, quiet=quiet)
+    from ckptkit.output.record import command_line
+    from ckptkit.output.results import record_eval
+
+    recorded = record_eval(student, result, command=command_line())  # the student's card shows what was measured
     if as_json:
         emit_json(result)
         return
     info(f"compared on {result['examples']} blocks, {result.get('sentences', 0)} sentences", quiet=quiet)
     click.echo(format_eval_table(result))
+    if recorded:
+        info(f"recorded in {student}/ckptkit.json (the model card shows it)", quiet=quiet)

@@ -46,11 +46,14 @@ STRATEGY_HELP = {
               help="List every written tensor and its origin in the printed report [on].")
 @click.option("--language", multiple=True, help="Model card language(s), e.g. ko.")
 @click.option("--license", "license_", help="Model card license, e.g. apache-2.0.")
+@click.option("--teacher-repo-id", metavar="NAMESPACE/NAME",
+              help="The teacher's Hub id: the card's base_model (default: remembered from the teacher folder's "
+                   "ckptkit.json, or TEACHER itself when it is a Hub id).")
 @json_option
 @quiet_option
 @remote_options
 def init_command(teacher, out, layers, num_layers, strategy, arch, drop_token_types, config, overwrite, dry_run,
-                 show_tensors, language, license_, as_json, quiet, **family_options):
+                 show_tensors, language, license_, teacher_repo_id, as_json, quiet, **family_options):
     """Make a student OUT from layers of TEACHER: weights, config, tokenizer, student.json, card.
 
     TEACHER is a hub folder, a safetensors/.bin file with config.json beside it (or --config), or a
@@ -72,7 +75,10 @@ def init_command(teacher, out, layers, num_layers, strategy, arch, drop_token_ty
         raise UsageError("missing OUT, the student folder", hint="or pass --dry-run")
     if layers is not None and num_layers is not None:
         raise UsageError("give --layers or --num-layers, not both")
-    card = {"language": list(language) or None, "license": license_}
+    from ckptkit.output.card import check_card_options
+
+    check_card_options(teacher_repo_id=teacher_repo_id)
+    card = {"language": list(language) or None, "license": license_, "teacher_repo_id": teacher_repo_id}
     report = build_student(teacher, out, layers=layers, num_layers=num_layers, strategy=strategy, arch=arch,
                            drop_token_types=drop_token_types, config=config, overwrite=overwrite, dry_run=dry_run,
                            command=command_line(), card=card,

@@ -12,6 +12,10 @@ import click
 from ckptkit.cli.common import emit_json, format_table, human_bytes, info, json_option, quiet_option
 
 folder_argument = click.argument("folder", type=click.Path(file_okay=False, path_type=Path))
+card_paths_option = click.option(
+    "--card-paths", type=click.Choice(["public", "full"]), default=None,
+    help="public (default): the card and the uploaded ckptkit.json show local paths relative to the working "
+         "directory, or only the file's own name when outside it; full: as recorded.")
 
 
 @click.command("card")
@@ -21,11 +25,16 @@ folder_argument = click.argument("folder", type=click.Path(file_okay=False, path
 @click.option("--license", "license_", metavar="ID", help="Hub license id, e.g. apache-2.0.")
 @click.option("--tag", "tags", multiple=True, metavar="TAG", help="Extra tag; repeat for several.")
 @click.option("--base-model", metavar="REPO_ID", help="Hub id this model derives from (default: from ckptkit.json).")
+@click.option("--base-model-relation", type=click.Choice(["adapter", "merge", "quantized", "finetune"]),
+              help="How this model relates to --base-model, one of the Hub's values (default: none written; "
+                   "a format conversion and a distilled student match none).")
 @click.option("--repo-id", metavar="NAMESPACE/NAME", help="Hub id the folder is published as (used in the snippet).")
+@card_paths_option
 @quiet_option
 @json_option
 def card_command(folder: Path, languages: tuple[str, ...], license_: str | None, tags: tuple[str, ...],
-                 base_model: str | None, repo_id: str | None, quiet: bool, as_json: bool) -> None:
+                 base_model: str | None, base_model_relation: str | None, repo_id: str | None,
+                 card_paths: str | None, quiet: bool, as_json: bool) -> None:
     """(Re)write FOLDER/README.md, the model card, from FOLDER/ckptkit.json.
 
     Options are remembered in ckptkit.json, so a later `ckptkit card FOLDER` writes the same
@@ -40,7 +49,8 @@ def card_command(folder: Path, languages: tuple[str, ...], license_: str | None,
     from ckptkit.output.record import read_record
 
     path = write_model_card(folder, language=list(languages) or None, license=license_,
-                            tags=list(tags) or None, base_model=base_model, repo_id=repo_id)
+                            tags=list(tags) or None, base_model=base_model, repo_id=repo_id, paths=card_paths,
+                            base_model_relation=base_model_relation)
     if as_json:
         emit_json({"path": str(path), "card": read_record(folder).get("card") or {}})
     else:
@@ -59,7 +69,9 @@ def _print_plan(result, *, quiet: bool) -> None:
 
 @click.command("upload")
 @folder_argument
-@click.option("--repo-id", required=True, metavar="NAMESPACE/NAME", help="Hub repo to upload to (created if missing).")
+@click.option("--repo-id", required=True, metavar="NAMESPACE/NAME",
+              help="Hub repo to upload to (created if missing). For a folder of parts (ELECTRA's discriminator/ "
+                   "and generator/): one repo with subfolders, or one repo per part with a {part} placeholder.")
 @click.option("--private", is_flag=True, help="Create the repo private (an existing repo keeps its visibility).")
 @click.option("--commit-message", metavar="TEXT", help="Commit message (default: 'Upload NAME with ckptkit VERSION').")
 @click.option("--revision", metavar="BRANCH", help="Branch to commit to (created if missing); default main.")
@@ -68,16 +80,20 @@ def _print_plan(result, *, quiet: bool) -> None:
 @click.option("--endpoint", envvar="HF_ENDPOINT", metavar="URL",
               help="Hub URL (default: $HF_ENDPOINT, else https://huggingface.co).")
 @click.option("--no-card-update", is_flag=True, help="Do not refresh README.md from ckptkit.json before uploading.")
+@card_paths_option
 @quiet_option
 @json_option
 def upload_command(folder: Path, repo_id: str, private: bool, commit_message: str | None, revision: str | None,
-                   create_pr: bool, dry_run: bool, endpoint: str | None, no_card_update: bool, quiet: bool,
-                   as_json: bool) -> None:
+                   create_pr: bool, dry_run: bool, endpoint: str | None, no_card_update: bool,
+                   card_paths: str | None, quiet: bool, as_json: bool) -> None:
     """Upload FOLDER to the Hugging Face Hub as NAMESPACE/NAME, in one commit.
 
     The token comes from HF_TOKEN or `hf auth login` (huggingface-cli login) and is never
     printed. Temporary and cache files are skipped. If anything fails, run the same command
-    again: it resumes and does not send twice what already arrived.
+    again: it resumes and does not send twice what already arrived. The card and ckptkit.json
+    go up with local paths relative to the working directory (--card-paths full keeps them).
+    A folder of parts (ELECTRA's discriminator/ and generator/) goes up as one repo with
+    subfolders, or as one repo per part with --repo-id my-user/electra-{part}.
 
     \b
     Examples:
@@ -85,16 +101,20 @@ def upload_command(folder: Path, repo_id: str, private: bool, commit_message: st
       ckptkit upload out/kobert --repo-id my-user/kobert --private
       ckptkit upload out/kobert --repo-id my-org/kobert --revision v2 --create-pr
     """
-    from ckptkit.hub.upload import upload_folder
+    from ckptkit.hub.publish import upload
 
-    result = upload_folder(folder, repo_id=repo_id, private=private, commit_message=commit_message,
-                           revision=revision, create_pr=create_pr, dry_run=dry_run, endpoint=endpoint,
-                           update_card=not no_card_update)
+    results = upload(folder, repo_id=repo_id, private=private, commit_message=commit_message,
+                     revision=revision, create_pr=create_pr, dry_run=dry_run, endpoint=endpoint,
+                     update_card=not no_card_update, card_paths=card_paths or "public")
     if as_json:
-        emit_json(result.to_dict())
-    elif dry_run:
-        _print_plan(result, quiet=quiet)
-    else:
-        info(f"uploaded {len(result.uploaded)} files ({human_bytes(result.total_bytes)}) to {result.repo_url}",
-             quiet=quiet)
-        click.echo(result.url)
+        emit_json(results[0].to_dict() if len(results) == 1 else [r.to_dict() for r in results])
+        return
+    for i, result in enumerate(results):
+        if len(results) > 1:
+            click.echo(("\n" if i else "") + f"{result.repo_id}:")
+        if dry_run:
+            _print_plan(result, quiet=quiet)
+        else:
+            info(f"uploaded {len(result.uploaded)} files ({human_bytes(result.total_bytes)}) to {result.repo_url}",
+                 quiet=quiet)
+            click.echo(result.url)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 
 import click
@@ -36,6 +37,10 @@ def verify_command(source, output, family, no_forward, show_all, no_tokenizer, a
     from ckptkit.converters.verify import verify_conversion
 
     report = verify_conversion(source, output, family=family, forward=not no_forward, tokenizer=not no_tokenizer)
+    from ckptkit.output.record import command_line
+    from ckptkit.output.results import record_verification
+
+    recorded = record_verification(output, report.to_json(), command=command_line())  # the card's Verification
     if as_json:
         emit_json(report.to_json())
     elif not quiet:
@@ -57,5 +62,7 @@ def verify_command(source, output, family, no_forward, show_all, no_tokenizer, a
         for problem in report.problems:
             click.echo(f"problem: {problem}")
         click.echo("verification PASSED" if report.passed else "verification FAILED")
+        if recorded:
+            click.echo(f"recorded in {os.path.join(output, 'ckptkit.json')} (the model card shows it)")
     if not report.passed:
         sys.exit(1)

@@ -2,7 +2,9 @@
 
 What happens, in order: the folder is listed (temporary and cache files are skipped, see
 :data:`SKIP_RULES`); the model card is refreshed from ckptkit.json so its snippet names the
-repo; the repo is created if missing; the branch named by ``revision`` is created if missing;
+repo (a folder of parts also gets a top-level card, :mod:`ckptkit.hub.publish`); every
+``ckptkit.json`` is sent as its public copy (local paths made relative, see
+:mod:`ckptkit.output.paths_public`; ``card_paths="full"`` keeps them); the repo is created if missing; the branch named by ``revision`` is created if missing;
 then every file goes up in **one commit** (``HfApi.create_commit``; large files go to the Hub's
 large-file storage first and are committed only once all have arrived). Folders past
 :data:`LARGE_FOLDER_FILES` files or :data:`LARGE_FOLDER_BYTES` bytes use huggingface_hub's
@@ -31,8 +33,10 @@ from typing import Any
 
 from ckptkit import __version__
 from ckptkit.errors import CheckpointNotFoundError, CkptkitError, HubError, UsageError, register_secret
+from ckptkit.hub.publish import card_steps, published_record, refresh_cards
 from ckptkit.hub.translate import translate
 from ckptkit.output.names import MARKER_FILE, RECORD_FILE
+from ckptkit.output.paths_public import PATH_MODES
 
 __all__ = ["upload_folder", "plan_files", "UploadResult", "FileAction", "resolve_endpoint",
            "SKIP_RULES", "LARGE_FOLDER_FILES", "LARGE_FOLDER_BYTES"]
@@ -178,10 +182,8 @@ def resolve_endpoint(endpoint: str | None = None) -> str:
 
 
 def _steps(*, repo_id: str, private: bool, revision: str, create_pr: bool, strategy: str, message: str,
-           n_files: int, refresh_card: bool) -> tuple[str, ...]:
-    steps = []
-    if refresh_card:
-        steps.append("refresh README.md from ckptkit.json (usage snippet names the repo)")
+           n_files: int, card_lines: list[str]) -> tuple[str, ...]:
+    steps = list(card_lines)
     steps.append(f"create {'private' if private else 'public'} repo {repo_id} if missing")
     if revision != DEFAULT_REVISION:
         steps.append(f"create branch '{revision}' if missing" if not create_pr else
@@ -193,7 +195,12 @@ def _steps(*, repo_id: str, private: bool, revision: str, create_pr: bool, strat
 
 
 # ----------------------------------------------------------------------------- the upload
-def _check_options(repo_id: str, *, revision: str, create_pr: bool, strategy: str) -> None:
+def _check_options(repo_id: str, *, revision: str, create_pr: bool, strategy: str, card_paths: str) -> None:
+    if card_paths not in PATH_MODES:
+        raise UsageError(f"--card-paths {card_paths!r}", hint="one of " + ", ".join(PATH_MODES))
+    if "{part}" in repo_id:
+        raise UsageError(f"--repo-id {repo_id!r}: {{part}} is for a folder of parts (ELECTRA's discriminator and "
+                         "generator)", hint="upload the folder that holds the parts, or drop {part}")
     if not _REPO_ID.match(repo_id):
         raise UsageError(f"--repo-id {repo_id!r} is not NAMESPACE/NAME",
                          hint="e.g. --repo-id my-user/kobert-base (letters, digits, '-', '_', '.')")
@@ -218,7 +225,7 @@ def _allow_pattern(path: str) -> str:
 def upload_folder(folder: str | os.PathLike, *, repo_id: str, private: bool = False,
                   commit_message: str | None = None, revision: str | None = None, create_pr: bool = False,
                   token: str | None = None, dry_run: bool = False, endpoint: str | None = None,
-                  update_card: bool = True, large: bool | None = None) -> UploadResult:
+                  update_card: bool = True, large: bool | None = None, card_paths: str = "public") -> UploadResult:
     """Upload a hub folder to ``repo_id`` in one commit (create the repo and branch if missing).
 
     Args:
@@ -233,6 +240,8 @@ def upload_folder(folder: str | os.PathLike, *, repo_id: str, private: bool = Fa
         endpoint: the Hub URL; default ``$HF_ENDPOINT`` read at call time, else huggingface.co.
         update_card: refresh README.md from ckptkit.json first (when the folder has one).
         large: force (True) or forbid (False) the large-folder upload; default: by size.
+        card_paths: ``"public"``: the cards and the uploaded ckptkit.json show local paths relative
+            to the working directory, or only the file's own name when outside it; ``"full"`` keeps them.
 
     Returns:
         An :class:`UploadResult` (commit URL, pull request URL, every file and its action).
@@ -247,22 +256,20 @@ def upload_folder(folder: str | os.PathLike, *, repo_id: str, private: bool = Fa
     folder = Path(folder)
     files, plan = _plan(folder, repo_id=repo_id, private=private, commit_message=commit_message,
                         revision=revision, create_pr=create_pr, endpoint=endpoint,
-                        update_card=update_card, large=large)
+                        update_card=update_card, large=large, card_paths=card_paths)
     if dry_run:
         return UploadResult(dry_run=True, files=tuple(files), **plan)
-    if update_card and (folder / RECORD_FILE).is_file():
-        from ckptkit.output.card import write_model_card
-
-        write_model_card(folder, repo_id=repo_id)
+    if update_card:
+        refresh_cards(folder, repo_id=repo_id, card_paths=card_paths)
         files = plan_files(folder)
     pushed = _push(folder, [f for f in files if not f.skipped], plan, private=private, revision=revision,
-                   create_pr=create_pr, token=token)
+                   create_pr=create_pr, token=token, card_paths=card_paths)
     return UploadResult(dry_run=False, files=tuple(files), **pushed, **plan)
 
 
 def _plan(folder: Path, *, repo_id: str, private: bool, commit_message: str | None, revision: str | None,
           create_pr: bool, endpoint: str | None, update_card: bool,
-          large: bool | None) -> tuple[list[FileAction], dict[str, Any]]:
+          large: bool | None, card_paths: str) -> tuple[list[FileAction], dict[str, Any]]:
     """The files and what the upload will do (no network): strategy, branch, message, steps."""
     files = plan_files(folder)
     uploads = [f for f in files if not f.skipped]
@@ -272,24 +279,33 @@ def _plan(folder: Path, *, repo_id: str, private: bool, commit_message: str | No
         large = len(uploads) > LARGE_FOLDER_FILES or sum(f.size for f in uploads) > LARGE_FOLDER_BYTES
     strategy = "large folder" if large else "single commit"
     branch = revision or DEFAULT_REVISION
-    _check_options(repo_id, revision=branch, create_pr=create_pr, strategy=strategy)
+    _check_options(repo_id, revision=branch, create_pr=create_pr, strategy=strategy, card_paths=card_paths)
     message = commit_message or f"Upload {repo_id.split('/')[1]} with ckptkit {__version__}"
     steps = _steps(repo_id=repo_id, private=private, revision=branch, create_pr=create_pr, strategy=strategy,
                    message=message, n_files=len(uploads),
-                   refresh_card=update_card and (folder / RECORD_FILE).is_file())
+                   card_lines=card_steps(folder, card_paths=card_paths) if update_card else [])
     return files, dict(repo_id=repo_id, revision=branch, commit_message=message, strategy=strategy, steps=steps,
                        endpoint=resolve_endpoint(endpoint))
 
 
+def _operations(folder: Path, uploads: list[FileAction], *, card_paths: str) -> list:
+    """One ``CommitOperationAdd`` per file; a ckptkit.json is sent as its public copy."""
+    from huggingface_hub import CommitOperationAdd
+
+    return [CommitOperationAdd(path_in_repo=f.path, path_or_fileobj=published_record(folder / f.path, card_paths=card_paths)
+                               if f.path.rsplit("/", 1)[-1] == RECORD_FILE else str(folder / f.path))
+            for f in uploads]
+
+
 def _push(folder: Path, uploads: list[FileAction], plan: dict[str, Any], *, private: bool, revision: str | None,
-          create_pr: bool, token: str | None) -> dict[str, str | None]:
+          create_pr: bool, token: str | None, card_paths: str) -> dict[str, str | None]:
     """Create the repo (and branch) and commit ``uploads``; every failure becomes one HubError line."""
     repo_id, branch, message, hub = plan["repo_id"], plan["revision"], plan["commit_message"], plan["endpoint"]
     context = {"repo_id": repo_id, "namespace": repo_id.split("/")[0], "revision": branch, "endpoint": hub}
     resolved_token = token
     register_secret(token)
     try:
-        from huggingface_hub import CommitOperationAdd, HfApi, get_token
+        from huggingface_hub import HfApi, get_token
 
         _quiet_hub_progress()
         resolved_token = token or get_token()
@@ -300,15 +316,19 @@ def _push(folder: Path, uploads: list[FileAction], plan: dict[str, Any], *, priv
         repo_url = api.create_repo(repo_id, private=private or None, exist_ok=True, repo_type="model")
         if branch != DEFAULT_REVISION and not create_pr:
             api.create_branch(repo_id, branch=branch, exist_ok=True, repo_type="model")
+        records = [f for f in uploads if f.path.rsplit("/", 1)[-1] == RECORD_FILE]
         if plan["strategy"] == "large folder":
             info = api.upload_folder(repo_id=repo_id, folder_path=folder, commit_message=message,
                                      revision=revision, create_pr=create_pr, repo_type="model",
-                                     allow_patterns=[_allow_pattern(f.path) for f in uploads])
+                                     allow_patterns=[_allow_pattern(f.path) for f in uploads if f not in records])
+            if records:  # the public copies of the records, in a last small commit
+                info = api.create_commit(repo_id, _operations(folder, records, card_paths=card_paths),
+                                         commit_message=message, revision=revision, create_pr=create_pr,
+                                         repo_type="model")
         else:
-            operations = [CommitOperationAdd(path_in_repo=f.path, path_or_fileobj=str(folder / f.path))
-                          for f in uploads]
-            info = api.create_commit(repo_id, operations, commit_message=message, revision=revision,
-                                     create_pr=create_pr, repo_type="model")
+            info = api.create_commit(repo_id, _operations(folder, uploads, card_paths=card_paths),
+                                     commit_message=message, revision=revision, create_pr=create_pr,
+                                     repo_type="model")
     except CkptkitError:
         raise
     except Exception as e:  # the one translation point: huggingface_hub, HTTP and network errors

@@ -11,17 +11,18 @@ Example:
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
+from ckptkit.output.card_metadata import is_hub_id
 from ckptkit.output.names import RECORD_FILE
 from ckptkit.tokenizers.files import tokenizer_files
 
-__all__ = ["CardContext", "SECTIONS", "usage_snippet", "auto_class_for", "is_hub_id", "CKPTKIT_URL"]
+__all__ = ["CardContext", "SECTIONS", "usage_snippet", "auto_class_for", "is_hub_id", "CKPTKIT_NAME"]
 
-CKPTKIT_URL = "https://github.com/ckptkit/ckptkit"
+# ckptkit is named, not linked: a card links only to addresses that exist (tests/test_card_links.py)
+CKPTKIT_NAME = "ckptkit"
 
 # model_class suffix -> transformers Auto class; the first suffix that matches wins.
 AUTO_CLASSES: tuple[tuple[str, str], ...] = (
@@ -67,19 +68,6 @@ KIND_TAGS: dict[str, tuple[str, ...]] = {
     "distilled": ("distillation",),
 }
 
-_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
-
-
-def is_hub_id(text: str) -> bool:
-    """Whether ``text`` looks like a Hub repo id (``namespace/name``).
-
-    Example:
-        >>> is_hub_id("me/kobert"), is_hub_id("out/model/x")
-        (True, False)
-    """
-    return bool(_HUB_ID.match(text))
-
-
 @dataclass(frozen=True)
 class CardContext:
     """Everything a section needs: the record, the student description, config.json, options."""
@@ -90,6 +78,8 @@ class CardContext:
     config: dict[str, Any]
     model_id: str
     language: tuple[str, ...]
+    base_model: str | None = None  # the Hub id of the source or teacher (ckptkit.output.card_metadata.lineage)
+    subfolder: str | None = None  # the part's folder inside a multi-part repo
 
     @property
     def name(self) -> str:
@@ -106,8 +96,11 @@ def auto_class_for(model_class: str) -> str:
     return next((auto for suffix, auto in AUTO_CLASSES if model_class.endswith(suffix)), "AutoModel")
 
 
-def usage_snippet(model_id: str, model_class: str, *, language: Iterable[str] = ()) -> str:
+def usage_snippet(model_id: str, model_class: str, *, language: Iterable[str] = (), subfolder: str | None = None) -> str:
     """Python code that loads the model and tokenizer and runs one sentence through it.
+
+    ``subfolder`` names the part's folder in a repo that holds several models (ELECTRA's
+    discriminator and generator): ``from_pretrained(model_id, subfolder=...)``.
 
     Example:
         >>> print(usage_snippet("me/tiny", "BertModel").splitlines()[1])
@@ -123,13 +116,14 @@ def usage_snippet(model_id: str, model_class: str, *, language: Iterable[str] = 
     encode = 'inputs = tokenizer(text, return_tensors="pt")'
     if auto == "AutoModelForMultipleChoice":
         encode += "\ninputs = {name: value.unsqueeze(1) for name, value in inputs.items()}  # one choice"
+    where = "model_id" + (f", subfolder={json.dumps(subfolder)}" if subfolder else "")
     return "\n".join([
         "import torch",
         f"from transformers import {auto}, AutoTokenizer",
         "",
         f"model_id = {json.dumps(model_id, ensure_ascii=False)}",
-        "tokenizer = AutoTokenizer.from_pretrained(model_id)",
-        f"model = {auto}.from_pretrained(model_id).eval()",
+        f"tokenizer = AutoTokenizer.from_pretrained({where})",
+        f"model = {auto}.from_pretrained({where}).eval()",
         "",
         text_line,
         encode,
@@ -194,18 +188,17 @@ def _intro(ctx: CardContext) -> str:
     what = ", ".join(filter(None, [f"{model['family']} family", _params(model.get("num_parameters"))]))
     step = f" (step {source['global_step']:,})" if source.get("global_step") is not None else ""
     fmt = FORMAT_NAMES.get(source["format"], source["format"])
-    teacher = ctx.student.get("teacher") or source.get("base_model") or source["path"]
+    teacher = ctx.base_model or ctx.student.get("teacher") or source.get("base_model") or source["path"]
     layers = ctx.student.get("layers") or []
     intros = {
         "conversion": f"a {_code(model['model_class'])} ({what}) converted from a {fmt} checkpoint{step} "
-                      f"with [ckptkit]({CKPTKIT_URL})"
-                      + (", and checked against it." if (ctx.record.get("verification") or {}).get("passed")
-                         else "."),
+                      f"with {CKPTKIT_NAME} (the `{CKPTKIT_NAME}` Python package)"
+                      + (", and checked against it (see Verification)." if _verified(ctx) else "."),
         "student": f"a {len(layers) or '?'}-layer student ({_code(model['model_class'])}, {what}) of "
                    f"{_code(teacher)}, initialised from teacher layers {_cell(layers)} (0-based) with "
-                   f"[ckptkit]({CKPTKIT_URL}). It has not been distilled yet.",
+                   f"{CKPTKIT_NAME}. It has not been distilled yet.",
         "distilled": f"a {len(layers) or '?'}-layer {_code(model['model_class'])} ({what}) distilled from "
-                     f"{_code(teacher)} with [ckptkit]({CKPTKIT_URL}).",
+                     f"{_code(teacher)} with {CKPTKIT_NAME}.",
     }
     return (f"# {ctx.name}\n\n**{ctx.name}** is {intros[ctx.record['kind']]} "
             "It loads with plain `transformers`, without `trust_remote_code`.")
@@ -218,7 +211,7 @@ def _source(ctx: CardContext) -> str:
         "Format": FORMAT_NAMES.get(source["format"], source["format"]),
         "Family": source["family"],
         "global_step": source.get("global_step"),
-        "Hub id": _code(source["base_model"]) if source.get("base_model") else None,
+        "Hub id": _code(ctx.base_model) if ctx.base_model and ctx.record["kind"] == "conversion" else None,
     }
     return "## Source checkpoint\n\n" + _key_value_table(rows)
 
@@ -230,31 +223,13 @@ def _provenance(ctx: CardContext) -> str:
             f"The full record is in `{RECORD_FILE}` next to the weights.")
 
 
-def _verification(ctx: CardContext) -> str | None:
-    result = ctx.record.get("verification")
-    if not result:
-        if ctx.record["kind"] != "conversion":
-            return None
-        return ("## Verification\n\nThis folder was not verified. Run `ckptkit verify SOURCE FOLDER` "
-                "to compare it with its source.")
-    status = "**Passed**" if result["passed"] else "**Failed**"
-    rows = {
-        "Result": status,
-        "Max abs difference": f"{result['max_abs_diff']:.3g}" if result.get("max_abs_diff") is not None else None,
-        "Tolerance": result.get("tolerance"),
-        "Compared": result.get("compared"),
-        "Tensors checked": result.get("tensors_checked"),
-    }
-    return "## Verification\n\nThe converted model was run against its source on the same inputs.\n\n" + \
-        _key_value_table(rows)
-
-
 def _student(ctx: CardContext) -> str | None:
     if not ctx.student:
         return None
     layers = ctx.student.get("layers") or []
     taken = f"{_cell(layers)} → student layers {_cell(list(range(len(layers))))}" if layers else None
     rows = {"Teacher": _code(ctx.student["teacher"]) if ctx.student.get("teacher") else None,
+            "Teacher on the Hub": _code(ctx.base_model) if ctx.base_model else None,
             "Teacher layers taken (0-based)": taken,
             "Architecture": ctx.student.get("arch")}
     return "## Student\n\n" + _key_value_table(rows)
@@ -276,16 +251,39 @@ def _training(ctx: CardContext) -> str | None:
 
 
 def _usage(ctx: CardContext) -> str:
-    snippet = usage_snippet(ctx.model_id, ctx.record["model"]["model_class"], language=ctx.language)
+    snippet = usage_snippet(ctx.model_id, ctx.record["model"]["model_class"], language=ctx.language,
+                            subfolder=ctx.subfolder)
     note = ""
+    if not is_hub_id(ctx.model_id):
+        note = ("\n\n`model_id` is this folder, relative to where the card was written; `ckptkit upload` "
+                "rewrites it to the Hub id.")
     if not tokenizer_files(ctx.folder):
-        note = ("\n\nThis folder has no tokenizer files yet: copy the tokenizer of the source model into it "
+        note += ("\n\nThis folder has no tokenizer files yet: copy the tokenizer of the source model into it "
                 "before running the snippet.")
     return f"## Usage\n\n```python\n{snippet}\n```{note}"
 
 
+def _verified(ctx: CardContext) -> bool:
+    from ckptkit.output.card_metadata import measured_results
+
+    runs = [r for r in measured_results(ctx.record) if r["kind"] == "verify"]
+    return bool(runs) and (runs[-1].get("notes") or "").startswith("passed")
+
+
+def _verification(ctx: CardContext) -> str | None:
+    from ckptkit.output.card_results import verification_section
+
+    return verification_section(ctx.record)
+
+
+def _results(ctx: CardContext) -> str | None:
+    from ckptkit.output.card_results import results_section
+
+    return results_section(ctx.record)
+
+
 SECTIONS: tuple[Callable[[CardContext], str | None], ...] = (
-    _intro, _source, _provenance, _verification, _student, _training, _usage,
+    _intro, _source, _provenance, _verification, _student, _training, _results, _usage,
 )
 
 

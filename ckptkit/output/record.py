@@ -29,8 +29,12 @@ unknown keys are kept, so writers may add fields without breaking readers)::
       },
       "card": {                                        # optional: card options, remembered for `ckptkit card`
         "language": ["ko"], "license": "apache-2.0", "tags": [...],
-        "base_model": "hub/id" | None, "repo_id": "namespace/name" | None
+        "base_model": "hub/id" | None, "repo_id": "namespace/name" | None,
+        "paths": "public" | "full"                     #   local paths on the card (ckptkit.output.paths_public)
       },
+      "results": [{"kind": "verify", "command": ..., "date": ..., "metrics": [...]}],  # optional, measured
+                                                       #   results (ckptkit.output.results); the card shows these only
+      "working_directory": "/abs/dir",                 # filled in by write_record; never published
       "student": {                                     # students: a copy of student.json
         "teacher": "...", "layers": [1, 5, 9], "arch": {...},
         "training": {"losses": {...}, "eval": {...}}   #   after `distill train`
@@ -86,6 +90,8 @@ SCHEMA: dict[str, dict[str, tuple[tuple[type, ...], bool]]] = {
         "verification": (_OPT_DICT, False),
         "card": (_OPT_DICT, False),
         "student": (_OPT_DICT, False),
+        "results": (_OPT_LIST, False),
+        "working_directory": (_OPT_STR, False),
     },
     "model": {
         "family": (_STR, True),
@@ -113,9 +119,13 @@ SCHEMA: dict[str, dict[str, tuple[tuple[type, ...], bool]]] = {
         "tags": (_OPT_LIST, False),
         "base_model": (_OPT_STR, False),
         "repo_id": (_OPT_STR, False),
+        "paths": (_OPT_STR, False),
+        "subfolder": (_OPT_STR, False),
+        "base_model_relation": (_OPT_STR, False),
     },
     "student": {
         "teacher": (_OPT_STR, False),
+        "teacher_repo_id": (_OPT_STR, False),
         "layers": (_OPT_LIST, False),
         "arch": (_OPT_DICT, False),
         "training": (_OPT_DICT, False),
@@ -156,6 +166,10 @@ def validate_record(record: dict[str, Any], *, path: str | os.PathLike | None = 
                                   hint="fix the value in the file or rewrite the folder with ckptkit")
     if record["kind"] not in KINDS:
         raise ConfigError(f"'kind' is {record['kind']!r}, expected one of {', '.join(KINDS)}", path=where)
+    from ckptkit.output.results import validate_result
+
+    for i, entry in enumerate(record.get("results") or []):
+        validate_result(entry, where=f"results[{i}]")
 
 
 def utc_now() -> str:
@@ -182,7 +196,9 @@ def command_line(argv: Sequence[str] | None = None) -> str:
 def write_record(folder: str | os.PathLike, record: dict[str, Any]) -> Path:
     """Validate ``record`` and write it as ``FOLDER/ckptkit.json`` (atomically); returns the path.
 
-    ``ckptkit_version`` and ``created`` are filled in when absent. The caller's dict is not changed.
+    ``ckptkit_version``, ``created`` and ``working_directory`` (where the command runs: paths in the
+    command are relative to it; it is never published) are filled in when absent. The caller's dict
+    is not changed.
 
     Example:
         >>> import tempfile
@@ -195,7 +211,7 @@ def write_record(folder: str | os.PathLike, record: dict[str, Any]) -> Path:
     folder = Path(folder)
     if not folder.is_dir():
         raise CheckpointNotFoundError("folder does not exist", path=folder, hint="create it before writing the record")
-    full = {"ckptkit_version": __version__, "created": utc_now(), **record}
+    full = {"ckptkit_version": __version__, "created": utc_now(), "working_directory": os.getcwd(), **record}
     path = folder / RECORD_FILE
     validate_record(full, path=path)
     write_json(path, full)

@@ -137,7 +137,7 @@ def _verify(prepared: Prepared, source: Source, folder: str, options: Conversion
     report = verify_conversion(source.path, folder, family=prepared.family.name if prepared.family else None,
                                part=prepared.part.name if prepared.part else None, raise_on_mismatch=True,
                                tokenizer=not options.no_tokenizer, vocab=vocab, spm=spm)
-    return report.summary()
+    return {**report.summary(), "outputs": report.outputs}  # per-output max abs diff: the card's verify table
 
 
 # ------------------------------------------------------------------ the writer
