@@ -3,6 +3,7 @@ whole checkpoint first and converting it locally, in the same run, against the s
 
     python benchmarks/bench_remote.py                    # BERT-base with Adam slots (~1.3 GB), 100 MB/s
     python benchmarks/bench_remote.py --rate 50 --connections 16
+    python benchmarks/bench_remote.py --layers 2         # a quick check: BERT-base shapes, 2 layers (~370 MB)
 
 The checkpoint is bench_convert.py's ``base-adam`` case (tensors in sorted key order, as TF writes them,
 so each weight sits between its own Adam slots). It is served by the tests' range-capable HTTP server
@@ -10,7 +11,10 @@ on 127.0.0.1 (tests/support/range_server.py) with its bandwidth limited by a tok
 all connections. Paths:
 - remote:     `ckptkit convert http://127.0.0.1:PORT/.../model.ckpt-1000 OUT` (empty cache)
 - download:   GET every file of the folder to disk, then `ckptkit convert LOCAL OUT`
-Bytes are what the server sent (listing and HEAD requests included); wall is the whole path.
+Bytes are what the server sent (listing and HEAD requests included); wall is the whole path. Peak RSS is
+that of the `ckptkit convert` process alone (os.wait4), remote vs the same convert of the downloaded copy:
+fetched bytes are written into the cache from the buffer the tensor is read into, so the two should be
+within about one tensor of each other.
 """
 
 from __future__ import annotations
@@ -27,23 +31,22 @@ import urllib.request
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "tests"))  # support: the range server
-from _measure import machine_line  # noqa: E402
+from _measure import machine_line, measure  # noqa: E402
 from bench_convert import make_case  # noqa: E402
 from support.range_server import RangeServer  # noqa: E402
 
 CKPTKIT = [sys.executable, "-m", "ckptkit"]
 
 
-def _remote(server: RangeServer, folder: str, work: str, connections: int) -> tuple[float, int]:
+def _remote(server: RangeServer, folder: str, work: str, connections: int) -> tuple[float, int, float]:
     server.reset()
     start = time.perf_counter()
-    subprocess.run([*CKPTKIT, "convert", f"{server.url}/{folder}/model.ckpt-1000", os.path.join(work, "remote"),
-                    "--cache-dir", os.path.join(work, "cache"), "--connections", str(connections), "--quiet"],
-                   check=True)
-    return time.perf_counter() - start, server.bytes_served
+    run = measure([*CKPTKIT, "convert", f"{server.url}/{folder}/model.ckpt-1000", os.path.join(work, "remote"),
+                   "--cache-dir", os.path.join(work, "cache"), "--connections", str(connections), "--quiet"])
+    return time.perf_counter() - start, server.bytes_served, run["peak_rss_mb"]
 
 
-def _download(server: RangeServer, folder: str, root: str, work: str) -> tuple[float, int]:
+def _download(server: RangeServer, folder: str, root: str, work: str) -> tuple[float, int, float]:
     server.reset()
     start = time.perf_counter()
     local = os.path.join(work, "download")
@@ -52,9 +55,35 @@ def _download(server: RangeServer, folder: str, root: str, work: str) -> tuple[f
         with urllib.request.urlopen(f"{server.url}/{folder}/{name}") as answer, \
                 open(os.path.join(local, name), "wb") as out:
             shutil.copyfileobj(answer, out, 1 << 20)
-    subprocess.run([*CKPTKIT, "convert", os.path.join(local, "model.ckpt-1000"), os.path.join(work, "converted"),
-                    "--quiet"], check=True)
-    return time.perf_counter() - start, server.bytes_served
+    run = measure([*CKPTKIT, "convert", os.path.join(local, "model.ckpt-1000"), os.path.join(work, "converted"),
+                   "--quiet"])
+    return time.perf_counter() - start, server.bytes_served, run["peak_rss_mb"]
+
+
+def _make_layers(layers: int) -> str:
+    """BERT-base shapes with ``layers`` layers and Adam slots, built in a child process (a child starts
+    with its parent's peak RSS on Linux: the measuring parent never holds a model)."""
+    prefix = os.path.join(HERE, "_work", f"remote-base-adam-{layers}l", "model.ckpt-1000")
+    if not os.path.exists(prefix + ".index"):
+        subprocess.run([sys.executable, os.path.abspath(__file__), "--make-layers", str(layers)], check=True)
+    return prefix
+
+
+def _build_layers(layers: int) -> None:
+    import json
+
+    from ckptkit.converters.formats.tf1 import TFCheckpointWriter
+    from support.bert import bert_tf_config, bert_tf_variables, with_adam_slots
+
+    shape = dict(vocab_size=30522, hidden=768, layers=layers, heads=12, intermediate=3072, max_positions=512)
+    folder = os.path.join(HERE, "_work", f"remote-base-adam-{layers}l")
+    os.makedirs(folder, exist_ok=True)
+    variables = with_adam_slots(bert_tf_variables(**shape, seed=0))
+    with TFCheckpointWriter(os.path.join(folder, "model.ckpt-1000")) as writer:
+        for key in sorted(variables):
+            writer.add(key, variables.pop(key))
+    with open(os.path.join(folder, "bert_config.json"), "w") as f:
+        json.dump(bert_tf_config(**shape), f)
 
 
 def main() -> None:
@@ -63,23 +92,27 @@ def main() -> None:
     parser.add_argument("--case", default="base-adam", help="a case of bench_convert.py (default base-adam)")
     parser.add_argument("--rate", type=float, default=100.0, help="server bandwidth in MB/s (default 100)")
     parser.add_argument("--connections", type=int, default=8, help="ckptkit --connections (default 8)")
+    parser.add_argument("--layers", type=int, help="instead of --case: BERT-base shapes with this many layers")
+    parser.add_argument("--make-layers", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
-    prefix = make_case(args.case)
+    if args.make_layers:
+        return _build_layers(args.make_layers)
+    prefix = _make_layers(args.layers) if args.layers else make_case(args.case)
     folder_path = os.path.dirname(prefix)
     root, folder = os.path.dirname(folder_path), os.path.basename(folder_path)
     total = sum(os.path.getsize(os.path.join(folder_path, n)) for n in os.listdir(folder_path))
     print(machine_line())
-    print(f"case {args.case}: {total / 1e6:.0f} MB in {folder_path}; server limited to {args.rate:.0f} MB/s")
+    print(f"case {os.path.basename(folder_path)}: {total / 1e6:.0f} MB in {folder_path}; server limited to {args.rate:.0f} MB/s")
     with tempfile.TemporaryDirectory(dir=os.path.join(HERE, "_work")) as work, \
             RangeServer(root, rate=args.rate * 1e6) as server:
-        remote_s, remote_b = _remote(server, folder, work, args.connections)
-        download_s, download_b = _download(server, folder, root, work)
+        remote_s, remote_b, remote_rss = _remote(server, folder, work, args.connections)
+        download_s, download_b, local_rss = _download(server, folder, root, work)
         same = all(open(os.path.join(work, "remote", n), "rb").read() ==
                    open(os.path.join(work, "converted", n), "rb").read()
                    for n in ("model.safetensors", "config.json"))
-    print(f"{'path':<10} {'wall s':>8} {'MB served':>10}")
-    print(f"{'remote':<10} {remote_s:>8.1f} {remote_b / 1e6:>10.1f}")
-    print(f"{'download':<10} {download_s:>8.1f} {download_b / 1e6:>10.1f}")
+    print(f"{'path':<10} {'wall s':>8} {'MB served':>10} {'convert peak RSS MB':>20}")
+    print(f"{'remote':<10} {remote_s:>8.1f} {remote_b / 1e6:>10.1f} {remote_rss:>20.0f}")
+    print(f"{'download':<10} {download_s:>8.1f} {download_b / 1e6:>10.1f} {local_rss:>20.0f}")
     print(f"remote reads {download_b / max(remote_b, 1):.2f}x less data and is {download_s / remote_s:.2f}x faster; "
           f"outputs identical: {same}")
 

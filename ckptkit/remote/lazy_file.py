@@ -19,7 +19,8 @@ from ckptkit.remote.settings import SETTINGS, STATS
 __all__ = ["LazyFile", "missing_ranges", "merge_ranges"]
 
 MIN_CHUNK = 1 << 20  # bytes: a range is split for concurrency only into pieces at least this big
-MAX_CHUNK = 8 << 20  # bytes per request at most: memory in flight stays under connections x 8 MiB
+MAX_CHUNK = 8 << 20  # bytes per request at most
+IN_FLIGHT = 32 << 20  # bytes being received at once, all connections together (peak memory beyond one tensor)
 
 
 def merge_ranges(ranges: list[list[int]]) -> list[list[int]]:
@@ -59,10 +60,38 @@ def missing_ranges(have: list[list[int]], start: int, end: int) -> list[tuple[in
 
 def _chunks(gaps: list[tuple[int, int]], connections: int) -> list[tuple[int, int]]:
     """The gaps, each split into pieces of MIN_CHUNK..MAX_CHUNK bytes so that big ones use every connection
-    and the bytes in flight stay bounded."""
+    and the bytes in flight stay under IN_FLIGHT (or one MIN_CHUNK per connection).
+
+    Example:
+        >>> [(s, e - s) for s, e in _chunks([(0, 40 << 20)], 8)][:2]  # 8 connections: 4 MiB pieces
+        [(0, 4194304), (4194304, 4194304)]
+    """
     total = sum(e - s for s, e in gaps)
-    size = min(MAX_CHUNK, max(MIN_CHUNK, -(-total // max(1, connections))))
+    connections = max(1, connections)
+    size = min(MAX_CHUNK, IN_FLIGHT // connections, max(MIN_CHUNK, -(-total // connections)))
+    size = max(MIN_CHUNK, size)
     return [(p, min(p + size, e)) for s, e in gaps for p in range(s, e, size)]
+
+
+def return_freed_buffers(*, _done=[]) -> bool:
+    """Make glibc give buffers of 1 MiB and more back to the system when they are freed (a fixed mmap
+    threshold). Its default threshold grows to the largest buffer freed so far, after which each
+    fetching thread's arena keeps its received chunks' memory: peak RSS then grows by about
+    connections x chunk size. Once per process, Linux/glibc only (else a no-op returning False)."""
+    if _done:
+        return _done[0]
+    import ctypes
+    import sys
+
+    ok = False
+    if sys.platform.startswith("linux"):
+        try:
+            mallopt = ctypes.CDLL(None).mallopt
+            ok = mallopt(-3, MIN_CHUNK) == 1  # M_MMAP_THRESHOLD
+        except (OSError, AttributeError):
+            ok = False
+    _done.append(ok)
+    return ok
 
 
 class LazyFile:
@@ -71,6 +100,7 @@ class LazyFile:
     def __init__(self, fs: RemoteFS, url: str, path: str, state: str, size: int):
         self.fs, self.url, self.path, self.state, self.size = fs, url, path, state, size
         self._lock = threading.Lock()
+        return_freed_buffers()
         self.ranges: list[list[int]] = self._load()
         self._checked = False
 
