@@ -27,7 +27,8 @@ from typing import Any, Iterable
 from ckptkit.errors import ConfigError, UsageError
 from ckptkit.output.atomic import atomic_write
 from ckptkit.output.card_metadata import RELATION_VALUES, eval_results, is_hub_id, lineage
-from ckptkit.output.card_sections import KIND_TAGS, SECTIONS, CardContext, auto_class_for, usage_snippet
+from ckptkit.output.card_sections import (KIND_TAGS, SECTIONS, CardContext, auto_class_for, is_sentence_transformers,
+                                          usage_snippet)
 from ckptkit.output.names import CARD_FILE, CONFIG_FILE, STUDENT_FILE
 from ckptkit.output.paths_public import PATH_MODES, WORKDIR_KEY, public_path, public_record
 from ckptkit.output.record import read_record, update_record
@@ -114,16 +115,18 @@ def render_model_card(folder: str | os.PathLike, *, language: str | Iterable[str
     langs = _as_list(language) if language is not None else remembered.get("language")
     user_tags = list(tags) if tags is not None else (remembered.get("tags") or [])
     model = record["model"]
-    all_tags = list(dict.fromkeys(["ckptkit", model["family"], *KIND_TAGS[record["kind"]], *user_tags]))
+    sentence = is_sentence_transformers(folder)
+    all_tags = list(dict.fromkeys(["ckptkit", model["family"], *KIND_TAGS[record["kind"]],
+                                   *(["sentence-transformers"] if sentence else []), *user_tags]))
     model_id = _model_id(folder, repo_id or remembered.get("repo_id"), paths)
-    pipeline = model.get("pipeline_tag") or config.get("pipeline_tag")
+    pipeline = "sentence-similarity" if sentence else model.get("pipeline_tag") or config.get("pipeline_tag")
     ctx = CardContext(folder=folder, record=record, student=student, config=config, model_id=model_id,
                       language=tuple(langs or ()), base_model=base,
                       subfolder=subfolder if subfolder is not None else remembered.get("subfolder") or None)
 
     kept_metadata, user_text = _split_existing(folder / CARD_FILE)
     data = ModelCardData(
-        library_name="transformers",
+        library_name="sentence-transformers" if sentence else "transformers",
         language=langs or None,
         license=license if license is not None else remembered.get("license"),
         tags=all_tags,

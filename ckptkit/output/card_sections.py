@@ -133,6 +133,32 @@ def usage_snippet(model_id: str, model_class: str, *, language: Iterable[str] = 
     ])
 
 
+SENTENCE_TRANSFORMERS_FILE = "modules.json"  # a sentence-transformers folder (Transformer, Pooling, Normalize ...)
+
+
+def is_sentence_transformers(folder: Path) -> bool:
+    """Whether ``folder`` is a sentence-transformers model (it has ``modules.json``)."""
+    return (Path(folder) / SENTENCE_TRANSFORMERS_FILE).is_file()
+
+
+def sentence_snippet(model_id: str, *, language: Iterable[str] = ()) -> str:
+    """Python code that loads a sentence-transformers folder and embeds two sentences.
+
+    Example:
+        >>> print(sentence_snippet("me/tiny-st").splitlines()[0])
+        from sentence_transformers import SentenceTransformer
+    """
+    lang = next((code for code in language if code in SAMPLE_TEXT), "en")
+    plain, _ = SAMPLE_TEXT[lang]
+    return "\n".join([
+        "from sentence_transformers import SentenceTransformer",
+        "",
+        f"model = SentenceTransformer({json.dumps(model_id, ensure_ascii=False)})",
+        f"embeddings = model.encode([{json.dumps(plain, ensure_ascii=False)}, {json.dumps(SAMPLE_TEXT['en'][0])}])",
+        "print(embeddings.shape, model.similarity(embeddings[:1], embeddings[1:]).item())",
+    ])
+
+
 # ----------------------------------------------------------------------------- small formatters
 def _params(n: int | None) -> str | None:
     if not n:
@@ -251,8 +277,11 @@ def _training(ctx: CardContext) -> str | None:
 
 
 def _usage(ctx: CardContext) -> str:
-    snippet = usage_snippet(ctx.model_id, ctx.record["model"]["model_class"], language=ctx.language,
-                            subfolder=ctx.subfolder)
+    if is_sentence_transformers(ctx.folder):
+        snippet = sentence_snippet(ctx.model_id, language=ctx.language)
+    else:
+        snippet = usage_snippet(ctx.model_id, ctx.record["model"]["model_class"], language=ctx.language,
+                                subfolder=ctx.subfolder)
     note = ""
     if not is_hub_id(ctx.model_id):
         note = ("\n\n`model_id` is this folder, relative to where the card was written; `ckptkit upload` "
