@@ -10,7 +10,7 @@ from ckptkit.converters.inspection import CHECKSUMS, check_all, family_of, summa
 
 ROLE_TITLES = {"weight": "Model weights", "optimizer": "Optimizer state", "counter": "Counters",
                "metadata": "Checkpoint metadata"}
-_FORMAT_FACTS = (("kind", "{}"), ("num_shards", "{} shard(s)"), ("partitioned", "{} partitioned"))
+_FORMAT_FACTS = (("kind", "{}"), ("names", "{}"), ("num_shards", "{} shard(s)"), ("partitioned", "{} partitioned"))
 
 
 def _shape(shape) -> str:

@@ -171,8 +171,10 @@ class Source:
         return None
 
     def companion(self, names: tuple[str, ...] | list[str], *, near: tuple[str | None, ...] = ()) -> str | None:
-        """The first of ``names`` in the checkpoint's folder, its parent, then the folders of ``near``."""
-        folders = [self.folder, os.path.dirname(self.folder), *(_folder_of(p) for p in near if p)]
+        """The first of ``names`` in the checkpoint's folder, its ``assets/`` (a SavedModel's), its parent, then
+        the folders of ``near``."""
+        folders = [self.folder, os.path.join(self.folder, "assets"), os.path.dirname(self.folder),
+                   *(_folder_of(p) for p in near if p)]
         return self._find(names, folders)
 
     def config_file(self, names: tuple[str, ...]) -> str | None:

@@ -24,6 +24,10 @@ def weights(checkpoint: Checkpoint) -> dict[str, tuple[int, ...]]:
 def family_for(checkpoint: Checkpoint, options: ConversionOptions, model_type: str | None = None) -> Family:
     """``--family``, else the family the tensor names (and ``model_type``) say."""
     name = options.family or detect_family(weights(checkpoint), model_type=model_type)
+    if name is None and checkpoint.extras.get("kind") == "saved_model":
+        from ckptkit.converters.formats.saved_model import unsupported_layout
+
+        raise unsupported_layout(checkpoint)
     if name is None:
         raise UsageError("cannot tell the model family from the tensor names", path=checkpoint.path,
                          hint="pass --family (one of " + ", ".join(FAMILIES) + ")")

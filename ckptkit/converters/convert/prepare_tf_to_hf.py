@@ -26,7 +26,8 @@ def _tf_config(source: Source, family: Family, options: ConversionOptions) -> tu
     hints = ConfigHints(source=source, config_path=path, num_heads=options.num_heads,
                         family_options=options.family_options)
     if path is None:
-        config, warnings = family.infer_tf_config(shapes, num_heads=options.num_heads)
+        heads = options.num_heads or source.checkpoint.extras.get("num_heads")  # a Keras SavedModel's einsum kernels
+        config, warnings = family.infer_tf_config(shapes, num_heads=heads)
         if family.complete_tf_config:
             config = family.complete_tf_config(config, shapes, hints)
         return config, [f"no {family.tf_config_name} found: config inferred from shapes", *warnings], None
@@ -135,6 +136,8 @@ def _prepare_part(source: Source, options: ConversionOptions, family: Family, tf
     plan.warnings.extend(warnings)
     plan.info.update(source_format=checkpoint.format, target="hf", config_source=config_path or "inferred from shapes",
                      global_step=checkpoint.global_step)
+    if checkpoint.extras.get("kind") == "saved_model":
+        plan.info["source_format"] = f"tf SavedModel ({checkpoint.extras['names']})"
     if part is not None:
         plan.info["part"] = part.name
     vocab = source.vocab_file() or _vocab_named_by_config(tf_config, config_path)

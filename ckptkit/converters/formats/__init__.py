@@ -27,6 +27,7 @@ FORMAT_OPENERS: dict[str, str] = {
     "safetensors": "ckptkit.converters.formats.safetensors_io:open_safetensors",
     "pytorch": "ckptkit.converters.formats.torch_bin:open_torch_bin",
     "hub": "ckptkit.converters.formats.hub_folder:open_hub_folder",
+    "saved_model": "ckptkit.converters.formats.saved_model:open_saved_model",  # opens as format "tf"
 }
 
 
@@ -35,6 +36,8 @@ def _dir_format(path: Path) -> str | None:
     names = set(os.listdir(path))
     if any(n in names for n in hub_weight_names()):
         return "hub"
+    if "saved_model.pb" in names or path.name == "variables" and (path.parent / "saved_model.pb").is_file():
+        return "saved_model"
     if "checkpoint" in names or any(n.endswith(".index") for n in names):
         return "tf"
     return None
@@ -42,6 +45,7 @@ def _dir_format(path: Path) -> str | None:
 
 # (predicate on an existing file, format), first match wins.
 _FILE_RULES: tuple[tuple[Callable[[str], bool], str], ...] = (
+    (lambda n: n == "saved_model.pb", "saved_model"),
     (lambda n: n.endswith(".index"), "tf"),
     (lambda n: n.endswith(".safetensors") or n.endswith(".safetensors.index.json"), "safetensors"),
     (lambda n: n.endswith((".bin", ".pt", ".pth")) or n.endswith(".bin.index.json"), "pytorch"),
@@ -57,8 +61,8 @@ def detect_format(path: str | os.PathLike) -> str:
         if found:
             return found
         raise CheckpointNotFoundError("directory holds no checkpoint", path=p,
-                                      hint="expected a TF 'checkpoint' file / *.index, model.safetensors "
-                                           "or pytorch_model.bin")
+                                      hint="expected a TF 'checkpoint' file / *.index, saved_model.pb, "
+                                           "model.safetensors or pytorch_model.bin")
     if p.is_file():
         for predicate, fmt in _FILE_RULES:
             if predicate(p.name):
