@@ -139,13 +139,13 @@ def test_layer_stacks_expand_each_placeholder_from_its_config_key():
 def test_family_options_are_declared_by_their_families():
     """Before: part, generator_heads and tf_layout were fields of the general ConversionOptions."""
     convert = declared_options("convert")
-    assert set(convert) == {"part", "generator_heads", "tf_layout", "keep_accents"}
+    assert set(convert) == {"part", "generator_heads", "tf_layout", "keep_accents", "scope"}
     assert convert["part"].choices == ("discriminator", "generator", "both")
     assert convert["tf_layout"].choices == ("3d", "2d") and convert["generator_heads"].type is int
     assert declared_options(DISTILL_INIT)["part"].choices == ("discriminator", "generator")
     owners = {o.name: f.name for f in all_families() for o in f.options}
     assert owners == {"part": "electra", "generator_heads": "electra", "tf_layout": "bigbird",
-                      "keep_accents": "albert"}
+                      "keep_accents": "albert", "scope": "bigbird_pegasus"}
     assert check_option_values({"part": None, "tf_layout": "2d"}, convert.values()) == {"tf_layout": "2d"}
     for values, message in (({"tf_layout": "4d"}, "--tf-layout is '4d', expected one of 3d, 2d"),
                             ({"generator_heads": 0}, "--generator-heads is 0, expected a positive integer"),

@@ -148,6 +148,7 @@ _ROLE_RULES: tuple[tuple[re.Pattern, str], ...] = tuple((re.compile(p), r) for p
      r"|Momentum|RMSProp|RMSProp_1|Adagrad|Adadelta|Adadelta_1|Ftrl|Ftrl_1|ExponentialMovingAverage)$",
      ROLE_OPTIMIZER),
     (r"/Adafactor(_\d+)?(_[a-z]+)?$|/(vr|vc|v)_?Adafactor|/Adafactor", ROLE_OPTIMIZER),
+    (r"(^|/)(beta1_power|beta2_power)$", ROLE_OPTIMIZER),  # tf.compat.v1.train.AdamOptimizer's accumulators
     (r"^(optimizer|keras_opt|opt)/", ROLE_OPTIMIZER),
     (r"(^|/)(global_step|beta1_power|beta2_power|save_counter|iterations|iter|step|"
      r"good_steps|current_loss_scale|loss_scale)(/\.ATTRIBUTES/VARIABLE_VALUE)?$", ROLE_COUNTER),

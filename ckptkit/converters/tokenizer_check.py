@@ -81,13 +81,13 @@ def _built_side(built: Any, name: str) -> TokenizerSide:
 
 
 def _from_files(vocab: str | None, spm: str | None, *, prefer_spm: bool, do_lower_case: bool | None,
-                keep_accents: bool | None = None) -> TokenizerSide | None:
+                keep_accents: bool | None = None, kind: str | None = None) -> TokenizerSide | None:
     """The tokenizer ``convert`` builds from these files (None without files)."""
     if vocab is None and spm is None:
         return None
     used = " + ".join(os.path.basename(p) for p in (vocab, spm) if p)
     step = plan_tokenizer(vocab=vocab, spm=spm, prefer_spm=prefer_spm, do_lower_case=do_lower_case,
-                          keep_accents=keep_accents)
+                          keep_accents=keep_accents, kind=kind)
     if step.built is None:
         return TokenizerSide(used, error=step.warnings[0] if step.warnings else "cannot be built")
     return _built_side(step.built, f"{step.built.kind} from {used}")
@@ -140,7 +140,7 @@ def hub_folder(checkpoint: Checkpoint) -> str | None:
 
 def tokenizer_side(path: str, checkpoint: Checkpoint, *, spm_names: tuple[str, ...] = (),
                    do_lower_case: bool | None = None, vocab: str | None = None, spm: str | None = None,
-                   keep_accents: bool | None = None) -> TokenizerSide | None:
+                   keep_accents: bool | None = None, kind: str | None = None) -> TokenizerSide | None:
     """The tokenizer one side of a conversion carries (None: it carries none).
 
     Args:
@@ -151,14 +151,16 @@ def tokenizer_side(path: str, checkpoint: Checkpoint, *, spm_names: tuple[str, .
         do_lower_case: for a TF checkpoint (which does not record it): the other side's setting.
         vocab, spm: files the conversion was told to use; they replace what the side carries.
         keep_accents: like ``do_lower_case``, for ALBERT's SentencePiece tokenizer.
+        kind: the family's tokenizer kind for a SentencePiece model (``Family.tokenizer_kind``).
     """
     prefer_spm = bool(spm_names)
     if vocab or spm:
-        return _from_files(vocab, spm, prefer_spm=prefer_spm, do_lower_case=do_lower_case, keep_accents=keep_accents)
+        return _from_files(vocab, spm, prefer_spm=prefer_spm, do_lower_case=do_lower_case, keep_accents=keep_accents,
+                           kind=kind)
     if checkpoint.format == "tf":
         companions = Source(location=path, path=path, _checkpoint=checkpoint)  # the files beside it, found once
         return _from_files(companions.vocab_file(), companions.spm_file(names=spm_names),
-                           prefer_spm=prefer_spm, do_lower_case=do_lower_case, keep_accents=keep_accents)
+                           prefer_spm=prefer_spm, do_lower_case=do_lower_case, keep_accents=keep_accents, kind=kind)
     folder = hub_folder(checkpoint)
     return _hub_folder_side(folder, prefer_spm=prefer_spm) if folder else None
 
@@ -240,7 +242,7 @@ def compare_sides(source: TokenizerSide | None, output: TokenizerSide | None, *,
 
 def check_tokenizers(source_path: str, src: Checkpoint, output_path: str, dst: Checkpoint, *,
                      spm_names: tuple[str, ...] = (), expected: bool = True, vocab: str | None = None,
-                     spm: str | None = None) -> dict:
+                     spm: str | None = None, kind: str | None = None) -> dict:
     """Compare the tokenizer ``dst`` carries with the one ``src`` carries (see :func:`compare_sides`).
 
     A TF side takes ``do_lower_case`` (and ``keep_accents``) from the hub side's ``tokenizer_config.json``
@@ -251,8 +253,9 @@ def check_tokenizers(source_path: str, src: Checkpoint, output_path: str, dst: C
                        for key in ("do_lower_case", "keep_accents"))
     expected = expected and not made_without_tokenizer(hub_folder(dst))
     source = tokenizer_side(source_path, src, spm_names=spm_names, do_lower_case=casing, vocab=vocab, spm=spm,
-                            keep_accents=accents)
-    output = tokenizer_side(output_path, dst, spm_names=spm_names, do_lower_case=casing, keep_accents=accents)
+                            keep_accents=accents, kind=kind)
+    output = tokenizer_side(output_path, dst, spm_names=spm_names, do_lower_case=casing, keep_accents=accents,
+                            kind=kind)
     return compare_sides(source, output, expected=expected)
 
 

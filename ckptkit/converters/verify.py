@@ -22,6 +22,7 @@ from ckptkit.converters.families.base import Family, Part, plan_hf_to_tf, plan_t
 from ckptkit.converters.source import Source, open_source
 from ckptkit.converters.plan import Plan, PlannedTensor, materialize
 from ckptkit.converters.reference import fixed_inputs
+from ckptkit.converters.reference_pegasus import encoder_decoder_inputs, encoder_decoder_outputs
 from ckptkit.converters.tensors import Checkpoint, dtype_by_name
 from ckptkit.converters.tokenizer_check import check_tokenizers, merge_checks
 from ckptkit.errors import CkptkitError, UsageError, VerificationError
@@ -160,7 +161,7 @@ def _hf_outputs(folder: str, class_name: str, inputs: Mapping[str, np.ndarray]) 
     feed = {k: torch.from_numpy(v) for k, v in inputs.items()}
     with torch.no_grad():
         out = model(**feed, output_hidden_states=True)
-    return _normalise_outputs(out, class_name)
+    return _normalise_outputs(out, class_name) | encoder_decoder_outputs(out, inputs)
 
 
 # HF output attribute -> reference key; "logits" depends on the class (suffix table below).
@@ -216,10 +217,11 @@ def _reference_outputs(family: Family, tf_side: Checkpoint, tf_config: Mapping, 
 def _compare_forward(family: Family, tf_side: Checkpoint, hf_folder: str, hf_config: Mapping,
                      report: VerifyReport, view: Mapping[str, str] | None = None) -> None:
     tf_config = family.config_to_tf(hf_config)
-    tf_config.setdefault("num_hidden_layers", hf_config["num_hidden_layers"])
+    tf_config.setdefault("num_hidden_layers", hf_config.get("num_hidden_layers"))
     inputs = fixed_inputs(vocab_size=int(hf_config["vocab_size"]),
                           max_positions=int(hf_config.get("max_position_embeddings", 16)),
                           type_vocab_size=int(hf_config.get("type_vocab_size", 1)))
+    inputs = encoder_decoder_inputs(inputs, hf_config)
     class_name = (hf_config.get("architectures") or ["BertModel"])[0]
     actual = _hf_outputs(hf_folder, class_name, inputs)
     expected = _reference_outputs(family, tf_side, tf_config, inputs, weights_dtype=hf_config.get("dtype"),
@@ -237,8 +239,11 @@ def _compare_forward(family: Family, tf_side: Checkpoint, hf_folder: str, hf_con
 
 
 # Family.reference_rows -> the batch rows compared (from the attention mask), and what the report says about it
-_ROWS = {"all": lambda mask: slice(None), "unpadded": lambda mask: mask.min(axis=1) == 1}
-_ROW_NOTES = {"all": "", "unpadded": " (rows without padding: the TF code masks padded keys differently)"}
+_ROWS = {"all": lambda mask: slice(None), "unpadded": lambda mask: mask.min(axis=1) == 1,
+         "encoder_unpadded": lambda mask: slice(None)}
+_ROW_NOTES = {"all": "", "unpadded": " (rows without padding: the TF code masks padded keys differently)",
+              "encoder_unpadded": " (encoder states at real tokens only: the official full attention also masks "
+                                  "padded query rows)"}
 
 
 @dataclass(frozen=True)
@@ -336,7 +341,8 @@ def _verify_one(source: Source, output: Source, *, family: str | None, forward: 
     plan, fam, direction, chosen = _plan_for(src, dst, get_family(family) if family else None, part)
     _compare_tensors(plan, src, dst, report, check_extra=not (direction == "hf->tf" and part))
     report.tokenizer = check_tokenizers(source.path, src, output.path, dst, spm_names=fam.spm_names if fam else (),
-                                        expected=checks.expected, vocab=checks.vocab, spm=checks.spm)
+                                        expected=checks.expected, vocab=checks.vocab, spm=checks.spm,
+                                        kind=fam.tokenizer_kind if fam else None)
     report.compared = "tensors only"
     if forward and fam is not None and fam.reference and direction != "weights":
         hf_side, tf_side = (dst, src) if direction == "tf->hf" else (src, dst)

@@ -86,8 +86,8 @@ def _describe(error: Exception) -> str:
 
 
 def plan_tokenizer(*, vocab: str | None, spm: str | None, prefer_spm: bool, do_lower_case: bool | None = None,
-                   vocab_size: int | None = None, enabled: bool = True, keep_accents: bool | None = None
-                   ) -> TokenizerStep:
+                   vocab_size: int | None = None, enabled: bool = True, keep_accents: bool | None = None,
+                   kind: str | None = None) -> TokenizerStep:
     """Build the tokenizer of ``vocab``/``spm`` in memory; every failure becomes a warning.
 
     Args:
@@ -98,6 +98,8 @@ def plan_tokenizer(*, vocab: str | None, spm: str | None, prefer_spm: bool, do_l
         vocab_size: the model's; a tokenizer of another size gets a warning.
         enabled: False for ``--no-tokenizer``: nothing is built and nothing said.
         keep_accents: ALBERT's SentencePiece tokenizer keeps accents (default: stripped, as the official code).
+        kind: the family's tokenizer kind for a SentencePiece model (BigBird-Pegasus: ``pegasus``); None: chosen
+            from the files.
 
     Returns:
         A :class:`TokenizerStep`: ``built`` is None when no tokenizer will be written, and the
@@ -110,7 +112,8 @@ def plan_tokenizer(*, vocab: str | None, spm: str | None, prefer_spm: bool, do_l
     if vocab is None and spm is None:
         return TokenizerStep(warnings=[NO_VOCAB_WARNING])
     try:
-        kind, vocab, spm, notes = choose_tokenizer(vocab, spm, prefer_spm=prefer_spm)
+        kind, vocab, spm, notes = ((kind, None, spm, []) if kind and spm
+                                   else choose_tokenizer(vocab, spm, prefer_spm=prefer_spm))
         built = build_tokenizer(kind, vocab_file=vocab, spm_file=spm, do_lower_case=do_lower_case,
                                 keep_accents=keep_accents)
     except Exception as e:  # noqa: BLE001 - any tokenizer failure leaves the weights alone

@@ -136,9 +136,18 @@ def _albert(vocab_file, spm_file, do_lower_case, keep_accents=None) -> _Built:
                   config={"keep_accents": accents})
 
 
+def _pegasus(vocab_file, spm_file, do_lower_case, keep_accents=None) -> _Built:
+    from ckptkit.tokenizers.pegasus import PEGASUS_CONFIG, build_pegasus_tokenizer
+
+    spm = _need(spm_file, "spm_file", "pegasus")
+    tok, specials = build_pegasus_tokenizer(spm_file=spm)
+    return _Built(tok, "PegasusTokenizerFast", specials, False, ["input_ids", "attention_mask"],
+                  {"spiece.model": spm}, config=dict(PEGASUS_CONFIG))
+
+
 # kind -> builder(vocab_file, spm_file, do_lower_case, keep_accents)
 _KINDS: dict[str, Callable[..., _Built]] = {"bert": _bert, "kobert": _kobert, "bigbird": _bigbird,
-                                            "albert": _albert}
+                                            "albert": _albert, "pegasus": _pegasus}
 TOKENIZER_KINDS = tuple(_KINDS)
 
 

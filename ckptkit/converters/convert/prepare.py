@@ -73,6 +73,7 @@ def _plan_tokenizer(prepared: Prepared, options: ConversionOptions, top: Plan) -
     if prepared.target != "hf":
         return
     step = plan_tokenizer(vocab=prepared.vocab, spm=prepared.spm, prefer_spm=bool(prepared.family.spm_names),
+                          kind=prepared.family.tokenizer_kind,
                           do_lower_case=options.do_lower_case, vocab_size=prepared.hf_config.get("vocab_size"),
                           enabled=not options.no_tokenizer, keep_accents=options.family_options.get("keep_accents"))
     prepared.tokenizer = step

@@ -45,6 +45,8 @@ def prepare_hf_to_tf(source: Source, options: ConversionOptions) -> Prepared:
     hf_config = hub_config(source, options.family)
     family = family_for(checkpoint, options, model_type=hf_config.get("model_type"))
     validate_hf_config(hf_config, path=hub_config_path(source), family=family.name)
+    if family.with_options:
+        hf_config = family.with_options(hf_config, options.family_options)
     plan = plan_hf_to_tf(family, checkpoint, hf_config=hf_config, dtype=options.target_dtype,
                          allow_unused=options.allow_unused, transform_overrides=layout(family, options))
     plan.info.update(source_format=checkpoint.format, target="tf1")

@@ -29,6 +29,7 @@ FAMILIES: dict[str, str] = {
     "electra": "ckptkit.converters.families.electra",
     "mobilebert": "ckptkit.converters.families.mobilebert",
     "albert": "ckptkit.converters.families.albert",
+    "bigbird_pegasus": "ckptkit.converters.families.pegasus",
 }
 
 

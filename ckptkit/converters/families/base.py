@@ -55,23 +55,26 @@ class Generated:
     hf: str                      # HF name pattern ({base} is the class prefix)
     tf: str                      # the TF variable the official code leaves out
     op: str                      # a generating op of plan.OPS ("eye", "zeros")
-    shape: tuple[str, ...]       # HF config keys giving the op's shape
-    when_equal: tuple[str, str]  # HF config keys: the TF code leaves the tensor out when they are equal
+    shape: tuple[str | int, ...]  # HF config keys (or sizes) giving the op's shape
+    when_equal: tuple[str, str] | None  # HF config keys: left out when they are equal (None: always left out)
     group: str = "base"
 
     def applies(self, hf_config: Mapping) -> bool:
         """Whether the TF code leaves this tensor out under ``hf_config``."""
+        if self.when_equal is None:
+            return True
         first, second = (hf_config.get(k) for k in self.when_equal)
         return first is not None and int(first) == int(second or 0)
 
     def steps(self, hf_config: Mapping) -> tuple[Step, ...]:
         """The one generating step (no input) of the value the TF code computes with."""
-        return (Step(self.op, tuple(int(hf_config[k]) for k in self.shape)),)
+        return (Step(self.op, tuple(k if isinstance(k, int) else int(hf_config[k]) for k in self.shape)),)
 
     @property
     def reason(self) -> str:
         """Why the TF side has no such variable (a drop reason)."""
-        return f"{self.op} when {self.when_equal[0]} == {self.when_equal[1]}: the TF code creates no {self.tf}"
+        when = f" when {self.when_equal[0]} == {self.when_equal[1]}" if self.when_equal else ""
+        return f"{self.op}{when}: the TF code creates no {self.tf}"
 
 
 @dataclass(frozen=True)
@@ -210,6 +213,12 @@ class Family:
     reference_rows: str = "all"
     # HF tensors the TF code leaves out when two sizes are equal (generated tf->hf, dropped if equal hf->tf)
     generated: tuple[Generated, ...] = ()
+    # names in ``tied`` transformers does not tie: hf->tf drops them only when equal to their partner
+    value_ties: tuple[str, ...] = ()
+    # the tokenizer kind a SentencePiece model of this family becomes (None: chosen from the files)
+    tokenizer_kind: str | None = None
+    # hf->tf: (HF config, family options) -> the HF config the plan and config_to_tf see (Pegasus: --scope)
+    with_options: Callable[[Mapping, Mapping], dict] | None = None
 
     @property
     def model_type(self) -> str:

@@ -125,6 +125,8 @@ def plan_hf_to_tf(family: Family, source: Mapping[str, LazyTensor], *, hf_config
     outputs, unknown = [], []
     for name in weights:
         if name in family.tied or name.endswith(("position_ids", "token_type_ids")):
+            if name in family.value_ties:
+                _check_equal_tie(name, family.tied[name], source)
             dropped.append(Dropped(name, "tied or derived tensor, not stored in TF"))
             continue
         stand_in = _stand_in(family, cls, hf_config, name)
@@ -185,12 +187,20 @@ def _drop_generated(generated: Generated, name: str, tensor: LazyTensor, hf_conf
     expected = materialize(PlannedTensor(name, (), steps, _FLOAT32, output_shape([], steps)), [])
     actual = tensor.read()
     if tuple(actual.shape) != expected.shape or not np.array_equal(np.asarray(actual, dtype=np.float32), expected):
-        first, second = generated.when_equal
-        raise PlanError(f"{name} is not an exact {generated.op}{list(expected.shape)}, but with {first} == {second} "
-                        f"({hf_config[first]}) the official TF code has no {generated.tf} to hold it",
+        first, second = generated.when_equal or (None, None)
+        why = f"with {first} == {second} ({hf_config[first]}) " if first else ""
+        raise PlanError(f"{name} is not an exact {generated.op}{list(expected.shape)}, but {why}"
+                        f"the official TF code has no {generated.tf} to hold it",
                         hint="keep it in the PyTorch world (--to hf, safetensors or pytorch): a TF checkpoint "
                              "of the official code cannot represent it")
     return Dropped(name, generated.reason)
+
+
+def _check_equal_tie(name: str, partner: str, source: Mapping[str, LazyTensor]) -> None:
+    """An HF tensor the TF code keeps in one variable with ``partner``: dropped only when it holds the same values."""
+    if partner in source and not np.array_equal(np.asarray(source[name].read()), np.asarray(source[partner].read())):
+        raise PlanError(f"{name} differs from {partner}, but the official TF code has one variable for both",
+                        hint="keep the model in the PyTorch world (--to safetensors or pytorch), or make them equal")
 
 
 def _check_single_source(outputs: Sequence[PlannedTensor]) -> None:
