@@ -133,6 +133,7 @@ class RemoteFS:
         self.kind = kind
         self._fs = None
         self._kwargs: dict | None = None
+        self._kept: dict[str, bytes] = {}
 
     @property
     def fs(self):
@@ -174,21 +175,29 @@ class RemoteFS:
 
     def listing(self, folder_url: str) -> list[RemoteEntry]:
         """The files directly in ``folder_url`` (empty when it cannot be listed)."""
+        return self.contents(folder_url)[0]
+
+    def contents(self, folder_url: str) -> tuple[list[RemoteEntry], list[str]]:
+        """(the files, the names of the subfolders) directly in ``folder_url``; both empty when it cannot
+        be listed."""
         self.fs.invalidate_cache()  # list afresh on every run
         try:
             items = self._call(folder_url, lambda: self.fs.ls(self._path(folder_url.rstrip("/") + "/"), detail=True))
         except RemoteError as e:
             if "404" in e.message:
-                return []
+                return [], []
             raise
-        entries = []
+        entries, folders = [], []
         for item in items:
-            if item.get("type") not in ("file", None) or item["name"].endswith("/"):
+            name = item["name"].rstrip("/").rsplit("/", 1)[-1]
+            if item.get("type") == "directory" or item["name"].endswith("/"):
+                folders.append(name)
                 continue
-            name, url = item["name"].rsplit("/", 1)[-1], self._url(item["name"])
-            size = item.get("size")
+            if item.get("type") not in ("file", None):
+                continue
+            url, size = self._url(item["name"]), item.get("size")
             entries.append(RemoteEntry(name, url, int(size) if size is not None else self.size(url)))
-        return entries
+        return entries, folders
 
     def size(self, url: str) -> int:
         """The size of the file at ``url`` (a 404 is a one-line error)."""
@@ -208,9 +217,19 @@ class RemoteFS:
             f.seek(start)
             return f.read(end - start)
 
-    def read_all(self, url: str) -> bytes:
-        """The whole file at ``url``."""
-        return self._call(url, lambda: self.fs.cat_file(self._path(url)))
+    def read_all(self, url: str, *, keep: bool = False) -> bytes:
+        """The whole file at ``url``; with ``keep``, the next ``read_all`` of it returns the same bytes
+        without a transfer (a file read to find others, which the mirror then stores)."""
+        if url in self._kept:
+            return self._kept.pop(url) if not keep else self._kept[url]
+        data = self._call(url, lambda: self.fs.cat_file(self._path(url)))
+        if keep:
+            self._kept[url] = data
+        return data
+
+    def forget(self) -> None:
+        """Drop the bytes kept by ``read_all(keep=True)`` (at the start of each resolution)."""
+        self._kept.clear()
 
 
 _FILESYSTEMS: dict[str, RemoteFS] = {}

@@ -53,14 +53,21 @@ def _split(url: str) -> tuple[str, str]:
 
 
 class _Mirror:
-    def __init__(self, fs: RemoteFS, folder_url: str):
+    def __init__(self, fs: RemoteFS, folder_url: str, *, within: "_Mirror | None" = None, part: str = ""):
+        """The mirror of ``folder_url``; ``within`` (a mirror of a folder of part folders) places it in
+        that mirror's folder as ``part``, with its own range records."""
         self.fs, self.folder_url = fs, folder_url
-        key = hashlib.sha256(f"{fs.kind}|{folder_url}".encode()).hexdigest()[:24]
-        self.root = os.path.join(SETTINGS.cache, key)
-        parent_url, base = _split(folder_url)
-        self.parent = os.path.join(self.root, "tree", re.sub(r"[^\w.-]", "_", _split(parent_url)[1] or "root"))
-        self.folder = os.path.join(self.parent, re.sub(r"[^\w.@-]", "_", base) or "folder")
-        self.state = os.path.join(self.root, "state")
+        if within is not None:
+            self.root, self.parent = within.root, within.folder
+            self.folder = os.path.join(within.folder, part)
+            self.state = os.path.join(within.state, part)
+        else:
+            key = hashlib.sha256(f"{fs.kind}|{folder_url}".encode()).hexdigest()[:24]
+            self.root = os.path.join(SETTINGS.cache, key)
+            parent_url, base = _split(folder_url)
+            self.parent = os.path.join(self.root, "tree", re.sub(r"[^\w.-]", "_", _split(parent_url)[1] or "root"))
+            self.folder = os.path.join(self.parent, re.sub(r"[^\w.@-]", "_", base) or "folder")
+            self.state = os.path.join(self.root, "state")
         for directory in (self.folder, self.state):
             os.makedirs(directory, exist_ok=True)
 
@@ -112,20 +119,60 @@ class _Mirror:
                 self._download(entry, os.path.join(self.parent, entry.name), revalidate=False)
 
 
-def _locate(fs: RemoteFS, url: str) -> tuple[str, str, list[RemoteEntry]]:
-    """(folder URL, the target's name in it or "", the folder's files) for what the user gave."""
+def _weights_among(entries: list[RemoteEntry]) -> bool:
+    return any(_DATA.search(e.name) or _TORCH.search(e.name) or _INDEX.search(e.name) for e in entries)
+
+
+def _looks_like_a_file(base: str) -> bool:
+    """A name with an extension or a TF step (``model.ckpt-1000``, ``x.safetensors``), not a folder's."""
+    return "." in base.strip(".")
+
+
+def _locate(fs: RemoteFS, url: str) -> tuple[str, str, list[RemoteEntry], list[str]]:
+    """(folder URL, the target's name in it or "", the folder's files, its part folders) for what the user
+    gave. A folder that cannot be listed is probed for its well-known files (:mod:`ckptkit.remote.probe`)."""
+    from ckptkit.remote.probe import part_names, probe
+
     head, base = _split(url)
-    if not url.endswith("/") and "/" in head.split("://", 1)[1]:
-        entries = fs.listing(head)
-        names = {e.name for e in entries}
+    in_folder = not url.endswith("/") and "/" in head.split("://", 1)[1]
+    refused: list[RemoteError] = []
+    head_entries: list[RemoteEntry] = []
+    if in_folder:
+        head_entries = _contents(fs, head, refused)[0]
+        names = {e.name for e in head_entries}
         if base in names or any(n.startswith(base + ".") for n in names):
-            return head, base, entries
-    entries = fs.listing(url)
-    if entries:
-        return url.rstrip("/"), "", entries
+            return head, base, head_entries, []
+    entries, folders = _contents(fs, url, refused)
+    parts = [p for p in part_names() if p in folders] if not _weights_among(entries) else []
+    if entries or parts:
+        return url.rstrip("/"), "", entries, parts
+    listings_work = not refused and (fs.kind not in ("http", "https") or head_entries)
+    attempts = [(head, base), (url, "")] if in_folder and _looks_like_a_file(base) else [(url, ""), (head, base)]
+    if listings_work:  # the folder was listed: what is not in it is not there
+        attempts = []
+    for folder, target in attempts:
+        if folder == head and not in_folder:
+            continue
+        entries, parts = probe(fs, folder, target=target)
+        if _weights_among(entries) or parts or target and any(e.name == target for e in entries):
+            return folder.rstrip("/"), target, entries, parts
     if not url.endswith("/"):
-        return head, base, [RemoteEntry(base, url, fs.size(url))]  # a lone file (404 is one line)
+        return head, base, [RemoteEntry(base, url, fs.size(url))], []  # a lone file (404 is one line)
+    if refused:
+        raise refused[-1]
     raise RemoteError("no files there (404)", path=url, hint="check the URL, the bucket/repo and the revision")
+
+
+def _contents(fs: RemoteFS, folder_url: str, refused: list[RemoteError]) -> tuple[list[RemoteEntry], list[str]]:
+    """The folder's listing; a listing refused (403: no list permission, or a server without listings)
+    is empty here and remembered, so that the files can still be probed one by one."""
+    try:
+        return fs.contents(folder_url)
+    except RemoteError as e:
+        if "(403)" not in e.message or (e.path or "").rstrip("/") != folder_url.rstrip("/"):
+            raise  # a file of the listing refused, not the listing
+        refused.append(e)
+        return [], []
 
 
 def _check_shards(folder_url: str, target: str, entries: list[RemoteEntry]) -> None:
@@ -143,14 +190,34 @@ def _check_shards(folder_url: str, target: str, entries: list[RemoteEntry]) -> N
                               hint="upload every .data-*-of-* file of the checkpoint, or check the URL")
 
 
+def _mirror_parts(fs: RemoteFS, folder_url: str, entries: list[RemoteEntry], parts: list[str]) -> str:
+    """Mirror a folder of part folders (ELECTRA's ``discriminator/`` and ``generator/``, each a hub folder):
+    each part as its own mirror inside this one, so that the local reader finds them as it does locally."""
+    from ckptkit.remote.probe import probe
+
+    home = _Mirror(fs, folder_url)
+    for stale in set(os.listdir(home.folder)) - set(parts):  # a part no longer on the server
+        if os.path.isdir(os.path.join(home.folder, stale)):
+            shutil.rmtree(os.path.join(home.folder, stale), ignore_errors=True)
+    home.add(entries, "")
+    for part in parts:
+        part_url = f"{folder_url}/{part}"
+        files = fs.listing(part_url) or probe(fs, part_url)[0]
+        _Mirror(fs, part_url, within=home, part=part).add(files, "")
+    return home.folder
+
+
 def resolve_remote(location: str) -> str:
     """The local mirror path of a remote checkpoint ``location`` (gs://, s3://, hf://, http(s)://)."""
     kind = location.split("://", 1)[0].lower()
     fs = remote_fs(kind)
-    folder_url, target, entries = _locate(fs, location)
+    fs.forget()
+    folder_url, target, entries, parts = _locate(fs, location)
+    STATS.remote = True
+    if parts:
+        return _mirror_parts(fs, folder_url, entries, parts)
     _check_shards(folder_url, target, entries)
     mirror = _Mirror(fs, folder_url)
-    STATS.remote = True
     mirror.add(entries, target)
     mirror.add_parent()
     path = os.path.join(mirror.folder, target) if target else mirror.folder

@@ -29,6 +29,7 @@ class Faults:
     status: dict[str, int] = field(default_factory=dict)
     no_ranges: bool = False
     ranged_ok: int | None = None  # answer this many ranged GETs, then 500 to every other one
+    listing_status: int | None = None  # answer folders with this status instead of an HTML listing (404, 403)
 
 
 class TokenBucket:
@@ -125,6 +126,8 @@ class _Handler(BaseHTTPRequestHandler):
         for pattern, status in owner.faults.status.items():
             if re.search(pattern, self.path):
                 return self._refuse(status, head_only)
+        if os.path.isdir(local) and owner.faults.listing_status:
+            return self._refuse(owner.faults.listing_status, head_only)
         if os.path.isdir(local):
             return self._send(200, self._listing(local), None, head_only, "text/html")
         if not os.path.isfile(local):
