@@ -67,6 +67,7 @@ class Repo:
     branches: dict[str, dict[str, bytes]] = field(default_factory=lambda: {"main": {}})
     commits: list[Commit] = field(default_factory=list)
     pull_requests: list[Commit] = field(default_factory=list)
+    snapshots: dict[str, dict[str, bytes]] = field(default_factory=dict)  # commit oid -> the tree after it
 
 
 @dataclass
@@ -179,6 +180,8 @@ class FakeHub:
         return self.repos[repo_id]
 
     def _branch(self, repo: Repo, revision: str) -> dict[str, bytes]:
+        if revision in repo.snapshots:  # a commit id (snapshot_download pins the revision it resolved)
+            return repo.snapshots[revision]
         if revision not in repo.branches:
             raise Answer(404, f"Invalid rev id: {revision}", error_code="RevisionNotFound")
         return repo.branches[revision]
@@ -268,6 +271,7 @@ class FakeHub:
             return {"commitUrl": f"{self.url}/{repo.repo_id}/commit/{commit.oid}", "commitOid": commit.oid,
                     "pullRequestUrl": f"{self.url}/{repo.repo_id}/discussions/{number}"}
         repo.branches[revision] = tree
+        repo.snapshots[commit.oid] = dict(tree)
         repo.commits.append(commit)
         return {"commitUrl": f"{self.url}/{repo.repo_id}/commit/{commit.oid}", "commitOid": commit.oid,
                 "pullRequestUrl": None}

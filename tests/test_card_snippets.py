@@ -11,87 +11,20 @@ from __future__ import annotations
 
 import contextlib
 import io
-import json
 import re
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from ckptkit.converters.formats.tf1 import write_tf_checkpoint
-from support.albert import albert_tf_config, albert_tf_variables
-from support.bert import bert_tf_config, bert_tf_variables, tiny_wordpiece_vocab
-from support.families import bigbird_tf_config, bigbird_tf_variables, electra_hparams, electra_tf_variables
-from support.mobilebert import mobilebert_config, mobilebert_tf_variables
+from support.cards import FAMILIES, ckptkit as _ckptkit
 
 pytestmark = pytest.mark.xdist_group("distill")  # torch-heavy: shares the worker with the distill tests
 
-
-def _vocab(folder: Path, size: int) -> None:
-    (folder / "vocab.txt").write_text("\n".join(tiny_wordpiece_vocab(size)) + "\n")
-
-
-def _bert(tf: Path) -> None:
-    dims = dict(vocab_size=40, hidden=16, layers=2, heads=2, intermediate=32, max_positions=32)
-    write_tf_checkpoint(str(tf / "model.ckpt-1"), sorted(bert_tf_variables(**dims, seed=1).items()))
-    (tf / "bert_config.json").write_text(json.dumps(bert_tf_config(**dims)))
-    _vocab(tf, 40)
-
-
-def _bigbird(tf: Path) -> None:
-    dims = dict(vocab_size=40, hidden=16, layers=2, heads=2, intermediate=32, max_positions=64)
-    write_tf_checkpoint(str(tf / "model.ckpt-1"), sorted(bigbird_tf_variables(**dims, layout="3d").items()))
-    (tf / "pretrain.config").write_text(json.dumps(bigbird_tf_config(**dims, block_size=4, num_rand_blocks=1)))
-    _vocab(tf, 40)
-
-
-def _electra(tf: Path) -> None:
-    dims = dict(vocab_size=40, embedding=8, hidden=16, layers=2, heads=2, intermediate=32, max_positions=32)
-    write_tf_checkpoint(str(tf / "model.ckpt-1"),
-                        sorted(electra_tf_variables(**dims, generator_hidden=8, generator_heads=1).items()))
-    (tf / "hparams.json").write_text(json.dumps({**electra_hparams(**dims, generator_hidden=8),
-                                                 "generator": {"num_attention_heads": 1}}))
-    _vocab(tf, 40)
-
-
-def _mobilebert(tf: Path) -> None:
-    config = mobilebert_config()
-    write_tf_checkpoint(str(tf / "model.ckpt-1"), sorted(mobilebert_tf_variables(config).items()))
-    (tf / "bert_config.json").write_text(json.dumps(config))
-    _vocab(tf, config["vocab_size"])
-
-
-def _albert(tf: Path) -> None:
-    import sentencepiece as spm
-
-    corpus = [f"the model {w} converts checkpoint {i} quickly, paris capital france" for i, w in
-              enumerate("abcdefghij" * 10)]
-    spm.SentencePieceTrainer.train(sentence_iterator=iter(corpus), model_prefix=str(tf / "30k-clean"),
-                                   vocab_size=60, pad_id=0, unk_id=1, eos_id=-1, bos_id=-1, hard_vocab_limit=False,
-                                   control_symbols=["[CLS]", "[SEP]", "[MASK]"], model_type="unigram", minloglevel=2)
-    size = spm.SentencePieceProcessor(model_file=str(tf / "30k-clean.model")).get_piece_size()
-    dims = dict(vocab_size=size, embedding=8, hidden=16, heads=2, intermediate=24, max_positions=32)
-    write_tf_checkpoint(str(tf / "model.ckpt-1"), sorted(albert_tf_variables(**dims, groups=1, inner=1).items()))
-    (tf / "albert_config.json").write_text(json.dumps(albert_tf_config(**dims, groups=1, inner=1, layers=2)))
-
-
-FAMILIES = {"bert": _bert, "bigbird": _bigbird, "electra": _electra, "mobilebert": _mobilebert, "albert": _albert}
 # card kind -> the folder (relative to the working directory) whose README.md is run
 CARDS = {"bert": "out/bert", "bigbird": "out/bigbird", "electra discriminator": "out/electra/discriminator",
          "electra generator": "out/electra/generator", "mobilebert": "out/mobilebert", "albert": "out/albert",
          "student": "out/student", "electra student": "out/electra-student", "sentence-transformers student": "out/st"}
-
-
-def _ckptkit(*argv: str) -> None:
-    from ckptkit.cli import main
-
-    saved = sys.argv
-    sys.argv = ["ckptkit", *argv]
-    try:
-        main(list(argv))
-    finally:
-        sys.argv = saved
 
 
 def _sentence_transformers_student(work: Path) -> None:
