@@ -2,6 +2,9 @@
 encoder and decoder, optimizer state) -> hub folders whose transformers outputs equal the official math, computed
 here in TensorFlow ops from the TF variables; and back to exactly the official names, read by TensorFlow.
 
+transformers' LayerNorm epsilon is 1e-5 where the official code's is 1e-12: test weights give the residual stream a
+realistic variance (well above 1), which keeps that difference below 1e-5.
+
 Encoder states are compared at real tokens: the official full attention masks ``from_mask x to_mask`` (a padded
 query row attends everywhere, shifted by -10000), transformers masks keys only; the decoder never sees padded
 encoder positions, so decoder states and logits are compared everywhere (asserted below, the difference too).
@@ -363,3 +366,58 @@ def test_pegasus_sentencepiece_model_becomes_a_pegasus_tokenizer(tmp_path):
         assert tok(text)["input_ids"] == sp.encode(text) + [1], text  # </s> ends a sequence (eos 1)
     report = verify_conversion(str(tmp_path / "tf"), str(tmp_path / "hf"), forward=False)
     assert report.tokenizer["ok"], report.tokenizer
+
+
+def _transformers_model(folder, **overrides) -> None:
+    """A BigBirdPegasusForConditionalGeneration made and saved by transformers itself (random weights, one
+    position table as the official code has)."""
+    import torch
+    import transformers
+
+    torch.manual_seed(0)
+    config = transformers.BigBirdPegasusConfig(
+        vocab_size=48, d_model=32, encoder_layers=2, decoder_layers=2, encoder_attention_heads=4,
+        decoder_attention_heads=4, encoder_ffn_dim=40, decoder_ffn_dim=40, max_position_embeddings=32,
+        attention_type="original_full", block_size=4, num_random_blocks=1, activation_function="relu", **overrides)
+    model = transformers.BigBirdPegasusForConditionalGeneration(config)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(torch.randn_like(p) * 0.3)  # LayerNorms and biases away from their initial values
+        model.model.shared.weight.normal_(0.0, 0.5)  # a realistic residual stream (see the module docstring)
+        model.model.encoder.embed_positions.weight.normal_(0.0, 1.0)
+        model.model.decoder.embed_positions.weight.copy_(model.model.encoder.embed_positions.weight)
+    model.save_pretrained(str(folder))
+
+
+def test_a_transformers_model_converts_to_the_official_names_and_its_outputs_match(tmp_path):
+    _transformers_model(tmp_path / "hf")
+    result = convert_checkpoint(str(tmp_path / "hf"), str(tmp_path / "tf"), to="tf1")
+    assert result.plan.info["family"] == "bigbird_pegasus"
+    config = json.loads((tmp_path / "tf" / "summarization.config").read_text())
+    expected = set(pegasus_tf_variables(pegasus_config(vocab_size=48, intermediate_size=40, max_position_embeddings=32,
+                                                       use_bias=False)))
+    import tensorflow as tf
+
+    assert set(tf.train.load_checkpoint(str(tmp_path / "tf" / "model.ckpt")).get_variable_to_shape_map()) == expected
+    assert config["hidden_act"] == "relu" and config["vocab_model_file"] == "pegasus"
+    report = verify_conversion(str(tmp_path / "hf"), str(tmp_path / "tf"), tokenizer=False)
+    assert report.passed, report.summary()  # transformers' outputs vs the NumPy reference over the TF variables
+    assert {r["output"] for r in report.outputs} == {"encoder_last_hidden_state", "last_hidden_state", "logits"}
+
+
+@pytest.mark.parametrize("change, words", [
+    ({"encoder_layers": "two"}, "'encoder_layers' is 'two'"),
+    ({"decoder_attention_heads": 2}, "decoder_attention_heads=2"),
+    ({"activation_function": "gelu"}, "hidden_act 'gelu'"),
+    ({"d_model": 30}, "'d_model' is 30"),
+])
+def test_a_config_json_the_official_code_cannot_take_is_one_line(made, tmp_path, capsys, change, words):
+    import shutil
+
+    root = made["released"][0]
+    shutil.copytree(root / "hf", tmp_path / "hf")
+    config = json.loads((tmp_path / "hf" / "config.json").read_text())
+    (tmp_path / "hf" / "config.json").write_text(json.dumps({**config, **change}))
+    code, _, err = run_cli(["convert", tmp_path / "hf", tmp_path / "out", "--to", "tf1"], capsys)
+    assert code == 2 and err.startswith("ckptkit: error:") and len(err.strip().splitlines()) == 1, err
+    assert words in err and not (tmp_path / "out").exists()

@@ -320,7 +320,7 @@ def hf_config_to_pegasus(hf_config: Mapping) -> dict:
               "rescale_embedding": bool(h.get("scale_embedding", True)), "scope": str(h.get("scope") or SCOPE),
               "norm_type": "prenorm", "attention_type": str(h.get("attention_type", "block_sparse")),
               "block_size": int(h.get("block_size", 64)), "num_rand_blocks": int(h.get("num_random_blocks", 3)),
-              "max_encoder_length": max_positions, "couple_encoder_decoder": False, "vocab_model_file": "pegasus.model"}
+              "max_encoder_length": max_positions, "couple_encoder_decoder": False, "vocab_model_file": "pegasus"}
     if int(h.get("decoder_layers", config["num_hidden_layers"])) != config["num_hidden_layers"]:
         config["num_decoder_layers"] = int(h["decoder_layers"])  # DecoderStack reads params["num_decoder_layers"]
     return config
