@@ -7,6 +7,8 @@ publishes them on purpose.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import shutil
 import sys
@@ -18,6 +20,7 @@ from ckptkit.output.paths_public import public_command, public_path, public_reco
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "tiny-bert"
 USER = "alice-q7zk"
+PRINTED: dict[str, str] = {}  # what the module fixture's commands printed
 pytestmark = pytest.mark.filterwarnings("ignore:Use 'content=<...>':DeprecationWarning")
 
 
@@ -41,7 +44,10 @@ def converted_once(tmp_path_factory):
         patch.setenv("HOME", str(home))
         patch.chdir(work)
         _run(patch, "convert", str(source), "out/tiny-bert", "--quiet")
-        _run(patch, "verify", str(source), "out/tiny-bert", "--quiet")
+        printed = io.StringIO()
+        with contextlib.redirect_stdout(printed):
+            _run(patch, "verify", str(source), "out/tiny-bert")
+    PRINTED["verify"] = printed.getvalue()
     return home, source, work / "out" / "tiny-bert"
 
 
@@ -65,13 +71,24 @@ def test_uploaded_card_and_record_hold_no_home_directory(converted, hub, monkeyp
     record = json.loads(files["ckptkit.json"])
     assert record["source"]["path"] == "model.ckpt-20000"  # outside the working directory: its own name
     assert record["command"] == "ckptkit convert tiny-bert out/tiny-bert --quiet"
-    assert record["results"][0]["command"] == "ckptkit verify tiny-bert out/tiny-bert --quiet"
+    assert record["results"][0]["command"] == "ckptkit verify tiny-bert out/tiny-bert"
     assert "working_directory" not in record
     card = files["README.md"].decode()
     assert "ckptkit convert tiny-bert out/tiny-bert --quiet" in card
     # the local record keeps everything; only the published copy is made public
     local = json.loads((out / "ckptkit.json").read_text())
     assert local["source"]["path"] == str(source / "model.ckpt-20000") and str(source) in local["command"]
+
+
+def test_verify_records_its_result_and_says_so(converted_once):
+    lines = PRINTED["verify"].splitlines()
+    assert lines[-2:] == ["verification PASSED", "recorded in out/tiny-bert/ckptkit.json (the model card shows it)"]
+    _, _, out = converted_once
+    result = json.loads((out / "ckptkit.json").read_text())["results"][-1]
+    assert result["kind"] == "verify" and {m["name"] for m in result["metrics"]} >= {
+        "max abs difference: mlm_logits", "max abs difference: nsp_logits"}
+    assert "NumPy float64 forward pass over the TF variables" in result["reference"]
+    assert "| nsp_logits |" in (out / "README.md").read_text()
 
 
 def test_card_paths_full_keeps_them(converted, hub, monkeypatch, capsys):
