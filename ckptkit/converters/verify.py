@@ -121,9 +121,12 @@ def _plan_for(src: Checkpoint, dst: Checkpoint, family: Family | None, part: str
         config = src.extras["config"]
         family = family or get_family(detect_family(src, model_type=config.get("model_type")) or "bert")
         chosen = next((p for p in family.hf_parts if p.name == part), None)
-        plans = [plan_hf_to_tf(family, src, hf_config=config, allow_unused=True,
-                               tf_rename=chosen.unrename if chosen else None, transform_overrides=layout)
-                 for layout in (list(family.tf_layouts.values()) or [None])]
+        # the output's own scope when it is a single part (BigBird-Pegasus written with --scope) is tried too
+        scoped = family.split({n: t.shape for n, t in dst.items() if t.role == "weight"}) if family.split else ()
+        renames = [chosen.unrename if chosen else None] + [p.unrename for p in scoped[:1] if len(scoped) == 1]
+        plans = [plan_hf_to_tf(family, src, hf_config=config, allow_unused=True, tf_rename=rename,
+                               transform_overrides=layout)
+                 for rename in dict.fromkeys(renames) for layout in (list(family.tf_layouts.values()) or [None])]
         return next((p for p in plans if _fits(p, dst)), plans[0]), family, "hf->tf", chosen
     if src.format == "tf" or dst.format == "tf":
         raise UsageError(f"cannot verify {src.format} -> {dst.format}",
