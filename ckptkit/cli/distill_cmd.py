@@ -18,6 +18,7 @@ DISTILL_COMMANDS: dict[str, str] = {
     "init": "ckptkit.cli.distill_init_cmd:init_command",
     "train": "ckptkit.cli.distill_cmd:train_command",
     "eval": "ckptkit.cli.distill_cmd:eval_command",
+    "cache": "ckptkit.cli.distill_cache_cmd:cache_command",
 }
 
 
@@ -107,6 +108,10 @@ def _training_options(func: Callable) -> Callable:
 @click.option("--preprocessing-num-workers", type=int, help="Processes for tokenizing (datasets.map).")
 @click.option("--cache-teacher", is_flag=True, help="Compute teacher outputs once (fixed masking) and reuse them.")
 @click.option("--cache-top-k", type=int, default=64, show_default=True, help="Teacher logits kept per token.")
+@click.option("--teacher-cache", type=click.Path(file_okay=False),
+              help="Teacher cache folder (`ckptkit distill cache`) to read; built or finished first when needed.")
+@click.option("--streaming", is_flag=True,
+              help="Stream the training files (.txt/.jsonl/.parquet, folders); needs --max-steps.")
 @click.option("--resume", is_flag=True, help="Continue from the latest checkpoint in --output-dir.")
 @click.option("--push-to-hub", "push_to_hub", metavar="REPO_ID", help="Upload the distilled student when done.")
 @click.option("--teacher-repo-id", metavar="NAMESPACE/NAME",
@@ -117,7 +122,7 @@ def _training_options(func: Callable) -> Callable:
 def train_command(teacher, student, train_files, validation_files, output_dir, objective, temperature, ce_on,
                   layer_map, max_seq_length, mlm_probability, mlm_smoothing, text_column, preprocessing_num_workers,
                   cache_teacher, cache_top_k, resume, push_to_hub, teacher_repo_id, quiet, as_json,
-                  **options) -> None:
+                  teacher_cache=None, streaming=False, **options) -> None:
     """Distil a teacher into a student with transformers.Trainer (DistilBERT losses).
 
     Loss = alpha_ce*KL(T=2)*T^2 + alpha_mlm*MLM + alpha_cos*(1-cos) + alpha_mse*MSE(mapped layers)
@@ -143,7 +148,8 @@ def train_command(teacher, student, train_files, validation_files, output_dir, o
         output_dir=output_dir, objective=objective, weights=resolve_weights(objective, alphas), temperature=temperature,
         ce_on=ce_on, layer_map=layer_map, max_seq_length=max_seq_length, mlm_probability=mlm_probability,
         mlm_smoothing=mlm_smoothing, text_column=text_column, preprocessing_num_workers=preprocessing_num_workers,
-        cache_teacher=cache_teacher, cache_top_k=cache_top_k, resume=resume, training_args=training_args,
+        cache_teacher=cache_teacher, cache_top_k=cache_top_k, teacher_cache=teacher_cache, streaming=streaming,
+        resume=resume, training_args=training_args,
         quiet=quiet, push_to_hub=push_to_hub, command=shlex.join(["ckptkit", *sys.argv[1:]]))
     result = train_student(train_options, log=lambda line: info(line, quiet=quiet))
     if result.process_index != 0:  # under torchrun only the main process reports

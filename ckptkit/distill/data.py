@@ -143,6 +143,8 @@ def dataset_token_counts(dataset, *, vocab_size: int) -> np.ndarray:
     """
     from ckptkit.distill.streaming import token_counts
 
+    if hasattr(dataset, "iter_shard"):  # a StreamingCorpus: every shard, whatever this process reads
+        return token_counts(dataset.iter_shard(0, 1), vocab_size=vocab_size)
     table = getattr(dataset, "data", None)
     if table is None or not hasattr(table, "column") or "input_ids" not in getattr(dataset, "column_names", ()):
         return token_counts(dataset, vocab_size=vocab_size)

@@ -1,12 +1,24 @@
-"""Teacher outputs computed once for a fixed masking, stored as safetensors, read back per batch.
+"""Teacher outputs on disk, read back per batch: memory-mapped shards, one per corpus piece.
 
-What is stored per training block (in float16): the teacher's top-k logits with their token ids
-and, when a hidden-state loss is on, the hidden states the losses read. One file per process
-(``shard-RRRRR-of-WWWWW.safetensors``) plus ``meta.json``, whose ``fingerprint`` says what the
-cache was built for; a cache with another fingerprint is rebuilt.
+Layout of a cache folder (built by :func:`ckptkit.distill.teacher_cache_build.build_teacher_cache`,
+i.e. ``ckptkit distill cache``)::
+
+    cache.json                       the key (teacher, data, tokenization, masking, top-k, temperature),
+                                     what is stored, complete or not, build statistics
+    pieces/p000042/piece.json        rows and tokens of piece 42 (written last: the piece is done)
+    pieces/p000042/offsets.i64       token offset of each row (n + 1)
+    pieces/p000042/logprobs.<dtype>  [tokens, k] teacher log-probabilities of its top k at temperature T
+    pieces/p000042/ids.<dtype>       [tokens, k] their token ids (uint16 when the vocabulary allows)
+    pieces/p000042/rest.<dtype>      [tokens] log of the probability mass outside the top k
+    pieces/p000042/hidden.<i>.<dtype> [tokens, hidden] hidden_states[i] (0 = embeddings)
+
+Rows are stored without padding (bytes per token = ``k * (value + id bytes) + value bytes`` plus
+the hidden states). The example with ``example_id = piece * ID_STRIDE + j`` is row ``j`` of its
+piece: the ids of :class:`~ckptkit.distill.streaming.StreamingCorpus`, the same on any number of
+ranks and workers. A cache is used only for the key it was built for; another key is refused.
 
 Example:
-    >>> cache = TeacherCache.open("out/teacher-cache")  # doctest: +SKIP
+    >>> cache = TeacherCache.open("out/teacher-cache", key=key)  # doctest: +SKIP
     >>> outputs = cache.lookup(batch["example_id"], seq_len=128)  # doctest: +SKIP
 """
 
@@ -14,172 +26,206 @@ from __future__ import annotations
 
 import json
 import time
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
-from ckptkit.errors import CorruptCheckpointError
-from ckptkit.output.atomic import out_of_space, write_json
+import numpy as np
 
-__all__ = ["TeacherOutputs", "TeacherCache", "build_teacher_cache", "cache_is_valid"]
+from ckptkit.errors import CheckpointNotFoundError, CorruptCheckpointError, UsageError
 
-META = "meta.json"
+__all__ = ["TeacherOutputs", "TeacherCache", "META", "FORMAT", "piece_dir", "read_meta", "check_key",
+           "key_differences"]
+
+META = "cache.json"
+FORMAT = 1
+OPEN_PIECES = 32      # memory maps kept open at once
 
 
 @dataclass
 class TeacherOutputs:
     """What the losses read from the teacher for one batch.
 
-    ``logits`` is ``[b, s, vocab]``, or ``[b, s, k]`` top-k values when ``indices`` holds their ids;
-    ``hidden`` maps a ``hidden_states`` index (0 = embeddings, ``j + 1`` = layer ``j``) to ``[b, s, h]``.
+    ``logits`` is ``[b, s, vocab]``; from a cache it is ``[b, s, k]`` top-k *log-probabilities* at
+    the cache's temperature, with their ids in ``indices`` and ``rest`` ``[b, s]`` the log of the
+    mass outside them (see :mod:`ckptkit.distill.topk_kl`). ``hidden`` maps a ``hidden_states``
+    index (0 = embeddings, ``j + 1`` = layer ``j``) to ``[b, s, h]``.
     """
 
     logits: Any = None
     indices: Any = None
     hidden: dict[int, Any] = field(default_factory=dict)
     attentions: Sequence[Any] | None = None
+    rest: Any = None
 
 
-def _shard_name(rank: int, world: int) -> str:
-    return f"shard-{rank:05d}-of-{world:05d}.safetensors"
+def piece_dir(directory: str | Path, piece_index: int) -> Path:
+    """Where piece ``piece_index`` is stored in a cache folder."""
+    return Path(directory) / "pieces" / f"p{piece_index:06d}"
 
 
-def cache_is_valid(directory: str | Path, fingerprint: dict[str, Any]) -> bool:
-    """True when ``directory`` holds a complete cache built for ``fingerprint``.
-
-    Example:
-        >>> cache_is_valid("/nonexistent", {})
-        False
-    """
-    meta_path = Path(directory) / META
-    if not meta_path.is_file():
-        return False
-    meta = json.loads(meta_path.read_text())
-    complete = all((Path(directory) / name).is_file() for name in meta.get("shards", []))
-    return complete and meta.get("fingerprint") == json.loads(json.dumps(fingerprint))
-
-
-def build_teacher_cache(directory: str | Path, *, teacher, dataset, collator, batch_size: int, top_k: int,
-                        hidden_indices: Sequence[int], fingerprint: dict[str, Any], device, dtype,
-                        rank: int = 0, world_size: int = 1, max_seq_length: int) -> dict[str, float]:
-    """Run ``teacher`` over this process's share of ``dataset`` (rows ``rank::world_size``) and store it.
-
-    ``collator`` must mask deterministically (``fixed=True``). Rank 0 writes ``meta.json`` after
-    its shard; callers synchronise processes before reading. Returns timing figures.
-
-    Example:
-        >>> stats = build_teacher_cache("out/teacher-cache", teacher=t, dataset=ds, collator=c,  # doctest: +SKIP
-        ...                             batch_size=32, top_k=32, hidden_indices=[6], fingerprint={},
-        ...                             device="cpu", dtype=torch.float32, max_seq_length=128)
-    """
-    import torch
-    from safetensors.torch import save_file
-
-    from ckptkit.progress import progress
-
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    rows = list(range(rank, len(dataset), world_size))
-    store: dict[str, list] = {"example_id": [], "topk_values": [], "topk_indices": []}
-    store.update({f"hidden.{i}": [] for i in hidden_indices})
-    teacher_seconds, start = 0.0, time.perf_counter()
-    batches = [rows[i:i + batch_size] for i in range(0, len(rows), batch_size)]
-    for batch_rows in progress(batches, desc="teacher cache", unit="batch"):
-        batch = collator([dataset[r] for r in batch_rows])
-        pad = max_seq_length - batch["input_ids"].shape[1]
-        t0 = time.perf_counter()
-        with torch.inference_mode(), torch.autocast(device_type=torch.device(device).type, dtype=dtype,
-                                                    enabled=dtype != torch.float32):
-            out = teacher(input_ids=batch["input_ids"].to(device), attention_mask=batch["attention_mask"].to(device),
-                          output_hidden_states=bool(hidden_indices))
-        teacher_seconds += time.perf_counter() - t0
-        store["example_id"].append(batch["example_id"])
-        if top_k > 0:
-            values, indices = out.logits.float().topk(top_k, dim=-1)
-            store["topk_values"].append(torch.nn.functional.pad(values, (0, 0, 0, pad)).half().cpu())
-            store["topk_indices"].append(torch.nn.functional.pad(indices, (0, 0, 0, pad)).int().cpu())
-        for i in hidden_indices:
-            h = out.hidden_states[i].float()
-            store[f"hidden.{i}"].append(torch.nn.functional.pad(h, (0, 0, 0, pad)).half().cpu())
-    tensors = {name: torch.cat(parts).contiguous() for name, parts in store.items() if parts}
-    _save_shard(save_file, tensors, directory / _shard_name(rank, world_size))
-    stats = {"build_seconds": time.perf_counter() - start, "teacher_seconds": teacher_seconds,
-             "rows": len(rows)}
-    if rank == 0:
-        meta = {"fingerprint": fingerprint, "shards": [_shard_name(r, world_size) for r in range(world_size)],
-                "top_k": top_k, "hidden_indices": list(hidden_indices), "max_seq_length": max_seq_length,
-                "teacher_seconds_per_row": teacher_seconds / max(1, len(rows)), "rows": len(dataset)}
-        write_json(directory / META, meta)
-    return stats
-
-
-def _save_shard(save_file, tensors: dict, path: Path) -> None:
-    """``save_file`` into a temporary sibling renamed to ``path``; nothing is left behind on failure."""
-    tmp = path.with_name(f".{path.name}.tmp")
+def read_meta(directory: str | Path) -> dict[str, Any] | None:
+    """``cache.json`` of ``directory``, or None when there is none."""
+    path = Path(directory) / META
+    if not path.is_file():
+        return None
     try:
-        save_file(tensors, str(tmp))
-        tmp.replace(path)
-    except BaseException as e:
-        tmp.unlink(missing_ok=True)
-        full = out_of_space(e, path)
-        if full is not None:
-            raise full from e
-        raise
+        return json.loads(path.read_text())
+    except ValueError as e:
+        raise CorruptCheckpointError(f"damaged {META} ({e})", path=directory, hint="delete the folder") from e
+
+
+def _short(value: Any) -> str:
+    text = json.dumps(value) if not isinstance(value, str) else value
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def key_differences(stored: Mapping[str, Any], wanted: Mapping[str, Any]) -> list[str]:
+    """``"name: A in the cache, B now"`` for every key field that differs.
+
+    Example:
+        >>> key_differences({"seed": 42, "top_k": 8}, {"seed": 1, "top_k": 8})
+        ['seed: 42 in the cache, 1 now']
+    """
+    wanted = json.loads(json.dumps(dict(wanted)))
+    names = sorted(set(stored) | set(wanted))
+    return [f"{n}: {_short(stored.get(n))} in the cache, {_short(wanted.get(n))} now" for n in names
+            if stored.get(n) != wanted.get(n)]
+
+
+def check_key(directory: str | Path, meta: Mapping[str, Any], key: Mapping[str, Any]) -> None:
+    """Refuse (one line) a cache built for another teacher, data, tokenization or masking."""
+    differences = key_differences(meta.get("key", {}), key)
+    if differences:
+        raise UsageError(f"teacher cache was built for other settings ({'; '.join(differences[:3])}"
+                         f"{f'; {len(differences) - 3} more' if len(differences) > 3 else ''})", path=directory,
+                         hint="build a cache for this run with `ckptkit distill cache` into another --out, "
+                              "or pass --overwrite there to rebuild this one")
+
+
+class _Piece:
+    """The memory-mapped arrays of one stored piece."""
+
+    def __init__(self, folder: Path, meta: Mapping[str, Any]):
+        info = json.loads((folder / "piece.json").read_text())
+        tokens, k, value = info["tokens"], meta["top_k"], meta["value_dtype"]
+
+        def array(name: str, dtype: str, shape: tuple[int, ...]):
+            if 0 in shape:
+                return np.zeros(shape, dtype=dtype)
+            return np.memmap(folder / name, dtype=dtype, mode="r", shape=shape)
+
+        self.offsets = np.fromfile(folder / "offsets.i64", dtype=np.int64)
+        if self.offsets.size != info["rows"] + 1 or self.offsets[-1] != tokens:
+            raise CorruptCheckpointError("piece offsets do not match piece.json", path=folder,
+                                         hint="delete this piece folder and run `ckptkit distill cache` again")
+        if k:
+            self.logprobs = array(f"logprobs.{value}", value, (tokens, k))
+            self.ids = array(f"ids.{meta['id_dtype']}", meta["id_dtype"], (tokens, k))
+            self.rest = array(f"rest.{value}", value, (tokens,))
+        self.hidden = {int(i): array(f"hidden.{i}.{value}", value, (tokens, meta["hidden_size"]))
+                       for i in meta["hidden"]}
 
 
 class TeacherCache:
-    """Read-only access to a built cache by example id (memory-mapped safetensors)."""
+    """Read-only access to a built cache by example id (memory-mapped, pieces opened on demand)."""
 
-    def __init__(self, directory: Path, meta: dict[str, Any], handles: list, where: dict[int, tuple[int, int]]):
+    def __init__(self, directory: Path, meta: dict[str, Any]):
         self.directory = directory
         self.meta = meta
-        self._handles = handles
-        self._where = where
+        self._open: OrderedDict[int, _Piece] = OrderedDict()
         self.read_seconds = 0.0
         self.rows_read = 0
 
     @classmethod
-    def open(cls, directory: str | Path) -> "TeacherCache":
-        """Open the cache in ``directory`` (built by :func:`build_teacher_cache`).
+    def open(cls, directory: str | Path, *, key: Mapping[str, Any] | None = None,
+             need_hidden: Sequence[int] = (), need_top_k: bool = False) -> "TeacherCache":
+        """Open a complete cache; with ``key``, refuse one built for other settings (one line).
 
         Example:
-            >>> TeacherCache.open("out/teacher-cache").meta["top_k"]  # doctest: +SKIP
-            32
+            >>> TeacherCache.open("/nonexistent")
+            Traceback (most recent call last):
+            ...
+            ckptkit.errors.CheckpointNotFoundError: /nonexistent: no teacher cache here (run ckptkit distill cache)
         """
-        from safetensors import safe_open
-
         directory = Path(directory)
-        meta = json.loads((directory / META).read_text())
-        handles, where = [], {}
-        for shard_index, name in enumerate(meta["shards"]):
-            handle = safe_open(str(directory / name), framework="pt")
-            handles.append(handle)
-            for row, example_id in enumerate(handle.get_tensor("example_id").tolist()):
-                where[int(example_id)] = (shard_index, row)
-        if len(where) != meta["rows"]:
-            raise CorruptCheckpointError(f"teacher cache holds {len(where)} rows, meta.json says {meta['rows']}",
-                                         path=directory, hint="delete the folder to rebuild it")
-        return cls(directory, meta, handles, where)
+        meta = read_meta(directory)
+        if meta is None:
+            raise CheckpointNotFoundError("no teacher cache here", path=directory, hint="run ckptkit distill cache")
+        if key is not None:
+            check_key(directory, meta, key)
+        if not meta.get("complete"):
+            raise UsageError("teacher cache is incomplete (its build was interrupted)", path=directory,
+                             hint="run the same `ckptkit distill cache` command again to finish it")
+        missing = sorted(set(need_hidden) - set(meta["hidden"]))
+        if missing or (need_top_k and not meta["top_k"]):
+            what = f"hidden states {missing}" if missing else "teacher logits (top-k)"
+            raise UsageError(f"teacher cache holds no {what}, which this run's losses need", path=directory,
+                             hint=f"rebuild it with --hidden-states {','.join(map(str, sorted(need_hidden)))}"
+                                  if missing else "rebuild it with --top-k 64")
+        return cls(directory, meta)
 
-    def _rows(self, name: str, example_ids: list[int], seq_len: int):
-        import torch
+    @property
+    def bytes_per_token(self) -> float:
+        return float(self.meta.get("bytes_per_token", 0.0))
 
-        parts = []
+    def _piece(self, index: int) -> _Piece:
+        piece = self._open.get(index)
+        if piece is None:
+            folder = piece_dir(self.directory, index)
+            if not (folder / "piece.json").is_file():
+                raise CorruptCheckpointError(f"teacher cache has no piece {index}", path=self.directory,
+                                             hint="it was built for other data: run `ckptkit distill cache` again")
+            piece = self._open[index] = _Piece(folder, self.meta)
+            while len(self._open) > OPEN_PIECES:
+                self._open.popitem(last=False)
+        self._open.move_to_end(index)
+        return piece
+
+    def _spans(self, example_ids: Sequence[int]) -> list[tuple[_Piece, int, int]]:
+        from ckptkit.distill.streaming import ID_STRIDE
+
+        spans = []
         for example_id in example_ids:
-            shard, row = self._where[example_id]
-            parts.append(self._handles[shard].get_slice(name)[row:row + 1, :seq_len])
-        return torch.cat(parts)
+            index, row = divmod(int(example_id), ID_STRIDE)
+            piece = self._piece(index)
+            if row + 1 >= piece.offsets.size:
+                raise CorruptCheckpointError(f"teacher cache has no example {row} in piece {index}",
+                                             path=self.directory, hint="it was built for other data")
+            spans.append((piece, int(piece.offsets[row]), int(piece.offsets[row + 1])))
+        return spans
+
+    @staticmethod
+    def _gather(spans, name: str, seq_len: int, width: int | None, dtype, fill) -> np.ndarray:
+        shape = (len(spans), seq_len) + ((width,) if width is not None else ())
+        out = np.full(shape, fill, dtype=dtype)
+        for row, (piece, start, stop) in enumerate(spans):
+            source = getattr(piece, name) if "." not in name else piece.hidden[int(name.split(".")[1])]
+            n = min(stop - start, seq_len)
+            out[row, :n] = source[start:start + n]
+        return out
 
     def lookup(self, example_ids, *, seq_len: int, device=None, dtype=None) -> TeacherOutputs:
-        """The stored teacher outputs of ``example_ids``, cut to ``seq_len`` positions."""
+        """The stored teacher outputs of ``example_ids``, padded or cut to ``seq_len`` positions."""
+        import torch
+
+        from ckptkit.distill.topk_kl import normalise_buckets
+
         start = time.perf_counter()
-        ids = [int(i) for i in example_ids]
+        spans = self._spans([int(i) for i in example_ids])
         outputs = TeacherOutputs()
-        if self.meta["top_k"] > 0:
-            outputs.logits = self._rows("topk_values", ids, seq_len).to(device=device, dtype=dtype)
-            outputs.indices = self._rows("topk_indices", ids, seq_len).to(device=device).long()
-        for i in self.meta["hidden_indices"]:
-            outputs.hidden[int(i)] = self._rows(f"hidden.{i}", ids, seq_len).to(device=device, dtype=dtype)
+        k, value = self.meta["top_k"], self.meta["value_dtype"]
+        if k:
+            logprobs = torch.from_numpy(self._gather(spans, "logprobs", seq_len, k, value, 0))
+            rest = torch.from_numpy(self._gather(spans, "rest", seq_len, None, value, float("-inf")))
+            logprobs, rest = normalise_buckets(logprobs, rest)
+            outputs.logits, outputs.rest = logprobs.to(device=device), rest.to(device=device)
+            ids = self._gather(spans, "ids", seq_len, k, self.meta["id_dtype"], 0)
+            outputs.indices = torch.from_numpy(ids.astype(np.int64)).to(device=device)
+        for i in self.meta["hidden"]:
+            hidden = self._gather(spans, f"hidden.{i}", seq_len, self.meta["hidden_size"], value, 0)
+            outputs.hidden[int(i)] = torch.from_numpy(hidden).to(device=device, dtype=dtype or torch.float32)
         self.read_seconds += time.perf_counter() - start
-        self.rows_read += len(ids)
+        self.rows_read += len(spans)
         return outputs

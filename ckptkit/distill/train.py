@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ckptkit.distill.models import read_student_json
+from ckptkit.distill.streaming_train import cache_dir_of, streaming_train_set, streaming_trainer, uses_streaming
 from ckptkit.distill.train_options import (OBJECTIVE_WEIGHTS, TRAINING_DEFAULTS, TrainOptions, check_reporters,
                                            resolve_weights)
 from ckptkit.distill.train_report import TrainResult, cache_summary, loss_summary, weights_digest, write_outputs
@@ -173,7 +174,9 @@ def _data(opts: TrainOptions, setup: _Setup, models: _Models) -> _Data:
                                           max_seq_length=opts.max_seq_length, num_proc=opts.preprocessing_num_workers)
 
     with setup.args.main_process_first(desc="tokenizing"):
-        train_set = packed(opts.train_files)
+        # streamed (ckptkit.distill.streaming) with --streaming and with a teacher cache, else datasets.map
+        train_set = (streaming_train_set(opts, tokenizer, setup.args) if uses_streaming(opts)
+                     else packed(opts.train_files))
         eval_set = packed(opts.validation_files) if opts.validation_files else None
     special = sorted(set(tokenizer.all_special_ids))
     mask_weights = None
@@ -183,39 +186,16 @@ def _data(opts: TrainOptions, setup: _Setup, models: _Models) -> _Data:
     collator = data_mod.MaskingCollator(pad_id=tokenizer.pad_token_id, mask_id=tokenizer.mask_token_id,
                                         special_ids=special, vocab_size=len(tokenizer),
                                         mlm_probability=opts.mlm_probability if opts.objective == "mlm" else 0.0,
-                                        mask_weights=mask_weights, seed=setup.args.seed, fixed=opts.cache_teacher)
+                                        mask_weights=mask_weights, seed=setup.args.seed,
+                                        fixed=cache_dir_of(opts, setup.out) is not None)
     return _Data(train_set, eval_set, collator)
 
 
-def _cache_fingerprint(*, teacher: str, dataset, collator, top_k: int, hidden, max_seq_length: int) -> dict[str, Any]:
-    weights = collator.mask_weights
-    return {"teacher": str(Path(teacher).resolve()), "data": dataset._fingerprint, "seed": collator.seed,
-            "mlm_probability": collator.mlm_probability, "top_k": top_k, "hidden": list(hidden),
-            "max_seq_length": max_seq_length, "smoothing": None if weights is None else float(weights.sum())}
-
-
 def _cache(opts: TrainOptions, setup: _Setup, models: _Models, data: _Data) -> tuple[Any, dict[str, Any]]:
-    """The teacher-output cache (built now unless a valid one is there) and its build statistics."""
-    import torch
+    """The teacher cache (built or finished now when needed; ckptkit.distill.streaming_train) and its build figures."""
+    from ckptkit.distill.streaming_train import prepare_teacher_cache
 
-    from ckptkit.distill.teacher_cache import TeacherCache, build_teacher_cache, cache_is_valid
-
-    args, cache_dir, hidden = setup.args, setup.out / "teacher-cache", models.distill.teacher_hidden_indices
-    top_k = min(opts.cache_top_k, len(models.tokenizer)) if opts.objective == "mlm" and opts.weights.ce > 0 else 0
-    fingerprint = _cache_fingerprint(teacher=str(setup.teacher), dataset=data.train_set, collator=data.collator,
-                                     top_k=top_k, hidden=hidden, max_seq_length=opts.max_seq_length)
-    valid = cache_is_valid(cache_dir, fingerprint)
-    _barrier()
-    stats: dict[str, Any] = {}
-    if not valid:
-        dtype = {True: torch.bfloat16}.get(bool(args.bf16), torch.float16 if args.fp16 else torch.float32)
-        stats = build_teacher_cache(cache_dir, teacher=models.teacher.to(args.device), dataset=data.train_set,
-                                    collator=data.collator, batch_size=args.per_device_train_batch_size * 2,
-                                    top_k=top_k, hidden_indices=hidden, fingerprint=fingerprint, device=args.device,
-                                    dtype=dtype, rank=args.process_index, world_size=args.world_size,
-                                    max_seq_length=opts.max_seq_length)
-        _barrier()
-    return TeacherCache.open(cache_dir), stats
+    return prepare_teacher_cache(opts, setup, models, data)
 
 
 def _train(opts: TrainOptions, setup: _Setup, models: _Models, data: _Data, cache, log: Log | None):
@@ -223,7 +203,8 @@ def _train(opts: TrainOptions, setup: _Setup, models: _Models, data: _Data, cach
     from ckptkit.distill.train_log import install_callbacks, stderr_line
     from ckptkit.distill.trainer import DistillationTrainer, EpochCallback
 
-    trainer = DistillationTrainer(model=models.student, args=setup.args, train_dataset=data.train_set,
+    trainer_class = streaming_trainer(DistillationTrainer) if uses_streaming(opts) else DistillationTrainer
+    trainer = trainer_class(model=models.student, args=setup.args, train_dataset=data.train_set,
                                   eval_dataset=data.eval_set, data_collator=data.collator,
                                   processing_class=models.tokenizer, teacher=models.teacher, options=models.distill,
                                   teacher_cache=cache)
@@ -319,7 +300,7 @@ def train_student(options: TrainOptions | None = None, *, log: Log | None = None
     setup = _check(options)
     models = _load(options, setup)
     data = _data(options, setup, models)
-    cache, stats = _cache(options, setup, models, data) if options.cache_teacher else (None, {})
+    cache, stats = _cache(options, setup, models, data) if cache_dir_of(options, setup.out) else (None, {})
     trainer, train_output, eval_metrics = _train(options, setup, models, data, cache, log)
     result = TrainResult(summary=_summary(options, setup, models, trainer, train_output, cache, stats),
                          eval=eval_metrics, output_dir=str(setup.out), teacher=str(setup.teacher),

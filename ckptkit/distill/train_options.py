@@ -90,7 +90,9 @@ class TrainOptions:
         objective: ``"mlm"`` (soft targets + MLM + hidden losses) or ``"hidden"`` (embedding models).
         weights: loss weights; default :data:`OBJECTIVE_WEIGHTS` of the objective.
         layer_map: ``"0,4,8"``: teacher layer of each student layer (default: ``student.json``).
-        cache_teacher: compute teacher outputs once (fixed masking) and reuse them every epoch.
+        cache_teacher: compute teacher outputs once (fixed masking) into ``output_dir/teacher-cache``, reuse them.
+        teacher_cache: a teacher cache folder (``ckptkit distill cache``) to read, built or finished first if needed.
+        streaming: stream the training files (text/jsonl/parquet; needs ``max_steps``); implied by a cache.
         resume: continue from the latest ``checkpoint-*`` in ``output_dir``.
         training_args: ``transformers.TrainingArguments`` fields (``max_steps``, ``learning_rate``...).
         quiet: no progress bars, no library logs, no step lines.
@@ -116,6 +118,8 @@ class TrainOptions:
     preprocessing_num_workers: int | None = None
     cache_teacher: bool = False
     cache_top_k: int = 64
+    teacher_cache: str | os.PathLike | None = None
+    streaming: bool = False
     resume: bool = False
     training_args: Mapping[str, Any] = field(default_factory=dict)
     quiet: bool = False
@@ -135,5 +139,5 @@ class TrainOptions:
             set_(self, "layer_map", parse_layer_list(self.layer_map, flag="--layer-map"))
         if self.ce_on not in CE_ON:
             raise UsageError(f"--ce-on must be 'masked' or 'all', got {self.ce_on!r}")
-        if self.cache_teacher and self.weights.attn > 0:
+        if (self.cache_teacher or self.teacher_cache) and self.weights.attn > 0:
             raise UsageError("--cache-teacher does not store attentions: use --alpha-attn 0 or drop --cache-teacher")

@@ -90,6 +90,7 @@ def cache_summary(cache, stats: dict[str, Any]) -> dict[str, Any]:
     per_row = cache.meta["teacher_seconds_per_row"]
     spent = cache.read_seconds + stats.get("build_seconds", 0.0)
     return {"built_now": bool(stats), "top_k": cache.meta["top_k"],
+            "bytes_per_token": cache.meta.get("bytes_per_token"),
             "build_s": round(stats.get("build_seconds", 0.0), 2), "read_s": round(cache.read_seconds, 2),
             "teacher_forward_avoided_s": round(per_row * cache.rows_read, 2),
             "saved_s": round(per_row * cache.rows_read - spent, 2)}

@@ -1,0 +1,146 @@
+"""Peak RSS of streaming a training corpus: flat in corpus size (issue 17).
+
+Writes synthetic corpora (random sentences over a 5,000-word vocabulary; one text per line) of the
+given sizes, then streams each one in a fresh child process through ``StreamingCorpus`` (tokenised
+with a fast WordPiece tokenizer, packed into 128-token blocks) and, in the same pass, the token
+counts of ``--mlm-smoothing``. Peak RSS comes from ``os.wait4`` of that child alone. Also shows the
+old path (``datasets.map`` into Arrow, then a Python loop for the counts) for the smallest size
+unless ``--no-datasets``.
+
+Example (a check; the issue's figure is ``--sizes-mb 100,1000``):
+    python benchmarks/bench_distill_data.py --sizes-mb 10,100
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _measure import machine_line, measure  # noqa: E402
+
+WORK = Path(__file__).resolve().parent / "_work" / "distill_data"
+SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+
+
+def _words(n: int = 5000) -> list[str]:
+    rng = random.Random(0)
+    letters = "abcdefghijklmnopqrstuvwxyz"
+    words = set()
+    while len(words) < n:
+        words.add("".join(rng.choice(letters) for _ in range(rng.randint(2, 9))))
+    return sorted(words)
+
+
+def make_tokenizer_dir(folder: Path) -> Path:
+    """A BERT tokenizer folder (vocab.txt) over the synthetic words, loaded as the fast tokenizer."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "vocab.txt").write_text("\n".join(SPECIALS + _words()) + "\n")
+    return folder
+
+
+def make_corpus(path: Path, megabytes: int) -> Path:
+    """``megabytes`` MB of lines of 5-40 random words (reused when already there)."""
+    target = megabytes * 1_000_000
+    if path.is_file() and path.stat().st_size >= target:
+        return path
+    rng, words = random.Random(megabytes), _words()
+    tmp = path.with_suffix(".tmp")
+    with open(tmp, "w") as f:
+        written = 0
+        while written < target:
+            lines = [" ".join(rng.choices(words, k=rng.randint(5, 40))) for _ in range(2000)]
+            chunk = "\n".join(lines) + "\n"
+            f.write(chunk)
+            written += len(chunk)
+    tmp.replace(path)
+    return path
+
+
+def stream_child(corpus: str, tokenizer_dir: str) -> None:
+    """Child process: stream the corpus once (examples and smoothing counts); print what it saw."""
+    from transformers import BertTokenizerFast
+
+    from ckptkit.distill.streaming import StreamingCorpus, token_counts
+
+    tok = BertTokenizerFast(vocab_file=str(Path(tokenizer_dir) / "vocab.txt"))
+    start = time.perf_counter()
+    stream = StreamingCorpus([corpus], tok, max_seq_length=128, shuffle=False)
+    examples = []
+
+    def counted():
+        for example in stream:
+            examples.append(1)
+            yield example["input_ids"]
+    counts = token_counts(counted(), vocab_size=len(tok))
+    print(json.dumps({"examples": len(examples), "tokens": int(counts.sum()), "seconds": time.perf_counter() - start}))
+
+
+def datasets_child(corpus: str, tokenizer_dir: str) -> None:
+    """Child process: the old path (datasets.map into Arrow, counts by a Python loop), for comparison."""
+    import tempfile
+
+    import datasets
+    import numpy as np
+    from transformers import BertTokenizerFast
+
+    from ckptkit.distill.data import tokenize_and_pack
+
+    datasets.disable_progress_bars()
+    os.environ["HF_DATASETS_CACHE"] = tempfile.mkdtemp()
+    tok = BertTokenizerFast(vocab_file=str(Path(tokenizer_dir) / "vocab.txt"))
+    start = time.perf_counter()
+    texts = datasets.load_dataset("text", data_files={"train": [corpus]}, split="train",
+                                  cache_dir=os.environ["HF_DATASETS_CACHE"])
+    packed = tokenize_and_pack(texts, tok, max_seq_length=128)
+    counts = np.zeros(len(tok))
+    for row in packed:
+        counts += np.bincount(np.asarray(row["input_ids"]), minlength=len(tok))
+    print(json.dumps({"examples": len(packed), "tokens": int(counts.sum()), "seconds": time.perf_counter() - start}))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes-mb", default="100,1000", help="corpus sizes in MB (comma-separated)")
+    parser.add_argument("--no-datasets", action="store_true", help="skip the old datasets.map path")
+    parser.add_argument("--json", action="store_true")
+    parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        {"stream": stream_child, "datasets": datasets_child}[args.child[0]](args.child[1], args.child[2])
+        return
+    WORK.mkdir(parents=True, exist_ok=True)
+    tokenizer_dir = make_tokenizer_dir(WORK / "tokenizer")
+    sizes = [int(s) for s in args.sizes_mb.split(",")]
+    env = {**os.environ, "TOKENIZERS_PARALLELISM": "false"}
+    rows = []
+    for size in sizes:
+        corpus = make_corpus(WORK / f"corpus-{size}mb.txt", size)
+        paths = ["stream"] + (["datasets"] if size == min(sizes) and not args.no_datasets else [])
+        for path in paths:
+            result = measure([sys.executable, __file__, "--child", path, str(corpus), str(tokenizer_dir)], env=env)
+            seen = json.loads(result["stdout"].strip().splitlines()[-1])
+            rows.append({"path": path, "size_mb": size, **seen, "wall_s": round(result["wall_s"], 1),
+                         "peak_rss_mb": round(result["peak_rss_mb"], 1),
+                         "tokens_per_s": round(seen["tokens"] / max(seen["seconds"], 1e-9))})
+    streamed = [r["peak_rss_mb"] for r in rows if r["path"] == "stream"]
+    summary = {"machine": machine_line(), "rows": rows,
+               "stream_rss_ratio_largest_to_smallest": round(streamed[-1] / streamed[0], 3)}
+    if args.json:
+        print(json.dumps(summary, indent=2))
+        return
+    print(summary["machine"])
+    print(f"{'path':<9}{'size MB':>9}{'examples':>11}{'tokens':>13}{'wall s':>9}{'tokens/s':>11}{'peak RSS MB':>13}")
+    for r in rows:
+        print(f"{r['path']:<9}{r['size_mb']:>9}{r['examples']:>11,}{r['tokens']:>13,}{r['wall_s']:>9}"
+              f"{r['tokens_per_s']:>11,}{r['peak_rss_mb']:>13}")
+    print(f"streaming peak RSS, largest / smallest corpus: {summary['stream_rss_ratio_largest_to_smallest']:.3f}")
+
+
+if __name__ == "__main__":
+    main()
