@@ -42,8 +42,9 @@ def layer_norm(x: np.ndarray, gamma: np.ndarray, beta: np.ndarray, eps: float = 
 
 
 def dense(x: np.ndarray, kernel: np.ndarray, bias: np.ndarray | None = None) -> np.ndarray:
-    """TF layout: kernel is [in, out]."""
-    y = x @ kernel
+    """TF layout: kernel is [in, out]. Leading dimensions are flattened into one matrix product (one BLAS
+    call instead of one per batch row)."""
+    y = (x.reshape(-1, x.shape[-1]) @ kernel).reshape(*x.shape[:-1], kernel.shape[-1])
     return y + bias if bias is not None else y
 
 
