@@ -232,8 +232,6 @@ def test_back_to_tf_gives_exactly_the_official_names_and_tensorflow_restores_the
         assert written[key] == config[key], key
     assert written.get("num_decoder_layers") == config.get("num_decoder_layers")
     assert written["attention_type"] == "original_full" and written["couple_encoder_decoder"] is False
-    report = verify_conversion(str(root / "hf"), str(tmp_path / "tf"), tokenizer=False)  # its scope and layout too
-    assert report.passed and len(report.tensors) == len(saved), report.summary()
 
 
 def test_hf_tensors_the_official_code_cannot_hold_are_refused(made, tmp_path, capsys):

@@ -99,12 +99,17 @@ def _training_options(func: Callable) -> Callable:
 @click.option("--temperature", type=float, default=2.0, show_default=True, help="Softmax temperature of the KL.")
 @click.option("--ce-on", type=click.Choice(["all", "masked"]), default="all", show_default=True,
               help="Positions of the soft-target KL: every non-padding token or masked ones only.")
-@click.option("--layer-map", help="Teacher layer of each student layer, e.g. 0,4,8 [student.json's layers].")
+@click.option("--layer-map", help="Teacher layer of each student layer for --alpha-mse/--alpha-attn, e.g. 0,4,11 "
+              "[student.json's layers with the last one moved to the teacher's last layer, the cosines' target].")
+@click.option("--cos-layer-map", metavar="S:T,...", help="STUDENT:TEACHER layer pairs of --alpha-cos and "
+              "--alpha-pooled-cos, 0-based, e.g. 2:11 [the last layer of each, as DistilBERT].")
 @click.option("--max-seq-length", type=int, default=128, show_default=True, help="Tokens per packed block.")
 @click.option("--mlm-probability", type=float, default=0.15, show_default=True, help="Share of tokens masked.")
 @click.option("--mlm-smoothing", type=float, default=0.0, show_default=True,
               help="Mask rare tokens more: weight = count**-s (DistilBERT used 0.7).")
 @click.option("--text-column", default="text", show_default=True, help="Column of a datasets folder.")
+@click.option("--whole-word-mask", is_flag=True,
+              help="Mask all pieces of a word together (WordPiece ##, SentencePiece \u2581 as KoBERT's).")
 @click.option("--preprocessing-num-workers", type=int, help="Processes for tokenizing (datasets.map).")
 @click.option("--cache-teacher", is_flag=True, help="Compute teacher outputs once (fixed masking) and reuse them.")
 @click.option("--cache-top-k", type=int, default=64, show_default=True, help="Teacher logits kept per token.")
@@ -120,7 +125,8 @@ def _training_options(func: Callable) -> Callable:
 @quiet_option
 @json_option
 def train_command(teacher, student, train_files, validation_files, output_dir, objective, temperature, ce_on,
-                  layer_map, max_seq_length, mlm_probability, mlm_smoothing, text_column, preprocessing_num_workers,
+                  layer_map, cos_layer_map, max_seq_length, mlm_probability, mlm_smoothing, whole_word_mask,
+                  text_column, preprocessing_num_workers,
                   cache_teacher, cache_top_k, resume, push_to_hub, teacher_repo_id, quiet, as_json,
                   teacher_cache=None, streaming=False, **options) -> None:
     """Distil a teacher into a student with transformers.Trainer (DistilBERT losses).
@@ -146,8 +152,9 @@ def train_command(teacher, student, train_files, validation_files, output_dir, o
     train_options = TrainOptions(
         teacher=teacher, student=student, train_files=train_files, validation_files=validation_files,
         output_dir=output_dir, objective=objective, weights=resolve_weights(objective, alphas), temperature=temperature,
-        ce_on=ce_on, layer_map=layer_map, max_seq_length=max_seq_length, mlm_probability=mlm_probability,
-        mlm_smoothing=mlm_smoothing, text_column=text_column, preprocessing_num_workers=preprocessing_num_workers,
+        ce_on=ce_on, layer_map=layer_map, cos_layer_map=cos_layer_map, max_seq_length=max_seq_length,
+        mlm_probability=mlm_probability, mlm_smoothing=mlm_smoothing, whole_word_mask=whole_word_mask,
+        text_column=text_column, preprocessing_num_workers=preprocessing_num_workers,
         cache_teacher=cache_teacher, cache_top_k=cache_top_k, teacher_cache=teacher_cache, streaming=streaming,
         resume=resume, training_args=training_args,
         quiet=quiet, push_to_hub=push_to_hub, command=shlex.join(["ckptkit", *sys.argv[1:]]))

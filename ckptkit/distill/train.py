@@ -131,19 +131,19 @@ class _Models:
 def _load(opts: TrainOptions, setup: _Setup) -> _Models:
     from transformers import AutoTokenizer
 
-    from ckptkit.distill.models import check_pair, fit_seq_length, load_model, num_layers, parse_layer_map
+    from ckptkit.distill.models import check_pair, fit_seq_length, load_model, num_layers
     from ckptkit.distill.trainer import DistillOptions
 
     weights, student_dir = opts.weights, setup.student_dir
     attn = "eager" if weights.attn > 0 else None
     _check_teacher_tokenizer(setup.teacher)
     tokenizer = AutoTokenizer.from_pretrained(str(setup.teacher))
-    teacher = load_model(setup.teacher, objective=opts.objective, role="teacher", attn_implementation=attn)
+    teacher = _load_teacher(opts, setup.teacher, attn)
     student = load_model(student_dir, objective=opts.objective, role="student", attn_implementation=attn)
     student_vocab = None
     if any((student_dir / f).is_file() for f in ("tokenizer.json", "vocab.txt", "tokenizer_config.json")):
         student_vocab = AutoTokenizer.from_pretrained(str(student_dir)).get_vocab()
-    layers = parse_layer_map(opts.layer_map, setup.student_info)
+    layers, cos_pairs = _layer_maps(opts, setup.student_info, teacher.config, student.config)
     check_pair(teacher, student, teacher_vocab=tokenizer.get_vocab(), student_vocab=student_vocab,
                layer_map=layers, needs_map=weights.mse > 0 or weights.attn > 0,
                needs_same_width=weights.cos > 0 or weights.mse > 0 or weights.pooled_cos > 0,
@@ -153,8 +153,37 @@ def _load(opts: TrainOptions, setup: _Setup) -> _Models:
         raise UsageError(f"--max-seq-length {opts.max_seq_length} exceeds the models' max_position_embeddings "
                          f"({fitted})")
     distill = DistillOptions(weights=weights, temperature=opts.temperature, ce_on=opts.ce_on, layer_map=layers,
-                             objective=opts.objective, teacher_layers=num_layers(teacher.config))
+                             objective=opts.objective, teacher_layers=num_layers(teacher.config),
+                             cos_pairs=cos_pairs)
     return _Models(tokenizer, teacher, student, layers, distill)
+
+
+def _load_teacher(opts: TrainOptions, teacher: str | os.PathLike, attn: str | None):
+    """The teacher with its MLM head when it has one; without it when no term reads its logits (MiniLM)."""
+    from ckptkit.distill.models import load_model
+
+    try:
+        return load_model(teacher, objective=opts.objective, role="teacher", attn_implementation=attn)
+    except UsageError:
+        if opts.weights.ce > 0 or opts.objective != "mlm":
+            raise
+    return load_model(teacher, objective="hidden", role="teacher", attn_implementation=attn)
+
+
+def _layer_maps(opts: TrainOptions, student_info: dict[str, Any], teacher_config, student_config
+                ) -> tuple[tuple[int, ...], tuple[tuple[int, int], ...]]:
+    """The MSE/attention layer map and the cosine pairs, defaults resolved and checked (see TrainOptions)."""
+    from ckptkit.distill.models import num_layers, parse_layer_map
+    from ckptkit.distill.train_options import default_mse_map
+
+    t_layers, s_layers = num_layers(teacher_config), num_layers(student_config)
+    layers = opts.layer_map or default_mse_map(parse_layer_map(None, student_info), t_layers)
+    pairs = opts.cos_layer_map or ((s_layers - 1, t_layers - 1),)
+    bad = [f"{s}:{t}" for s, t in pairs if not (0 <= s < s_layers and 0 <= t < t_layers)]
+    if bad:
+        raise UsageError(f"--cos-layer-map names {', '.join(bad)}: the student has layers 0..{s_layers - 1}, the "
+                         f"teacher 0..{t_layers - 1}")
+    return tuple(layers), tuple(pairs)
 
 
 @dataclass(frozen=True)
@@ -188,6 +217,10 @@ def _data(opts: TrainOptions, setup: _Setup, models: _Models) -> _Data:
                                         mlm_probability=opts.mlm_probability if opts.objective == "mlm" else 0.0,
                                         mask_weights=mask_weights, seed=setup.args.seed,
                                         fixed=cache_dir_of(opts, setup.out) is not None)
+    if opts.whole_word_mask:
+        from ckptkit.distill.whole_word import with_whole_words
+
+        collator = with_whole_words(collator, tokenizer)
     return _Data(train_set, eval_set, collator)
 
 
@@ -231,7 +264,8 @@ def _summary(opts: TrainOptions, setup: _Setup, models: _Models, trainer, result
     agreement = [row["top1_agreement"] for row in train_rows if "top1_agreement" in row]
     summary: dict[str, Any] = {
         "objective": opts.objective, "steps": trainer.state.global_step, "temperature": opts.temperature,
-        "ce_on": opts.ce_on, "layer_map": list(models.layers), "max_seq_length": opts.max_seq_length,
+        "ce_on": opts.ce_on, "layer_map": list(models.layers),
+        "cos_layer_map": [list(pair) for pair in models.distill.cosine_pairs], "max_seq_length": opts.max_seq_length,
         "mlm_probability": opts.mlm_probability, "mlm_smoothing": opts.mlm_smoothing,
         "learning_rate": args.learning_rate,
         "global_batch_size": args.per_device_train_batch_size * args.gradient_accumulation_steps * args.world_size,
@@ -264,7 +298,7 @@ def _finish(opts: TrainOptions, setup: _Setup, models: _Models, trainer, result:
     if result.eval:
         card_summary["eval"] = {"student": {k: round(v, 4) for k, v in result.eval.items() if isinstance(v, float)}}
     info = {**setup.student_info, "teacher": str(setup.teacher),
-            "layers": list(models.layers) or setup.student_info.get("layers")}
+            "layers": setup.student_info.get("layers") or list(models.layers)}
     result.files = write_outputs(out, trainer=trainer, tokenizer=models.tokenizer, student_info=info,
                                  student_dir=setup.student_dir, summary=card_summary, command=opts.command)
     result.plot = str(plot_loss_curves(trainer.state.log_history, out / "loss_curves.png"))

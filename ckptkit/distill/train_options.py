@@ -20,7 +20,7 @@ from ckptkit.distill.losses import LossWeights
 from ckptkit.errors import UsageError
 
 __all__ = ["TrainOptions", "OBJECTIVE_WEIGHTS", "TRAINING_DEFAULTS", "REPORTERS", "resolve_weights",
-           "check_reporters"]
+           "check_reporters", "parse_cos_pairs", "default_mse_map"]
 
 # objective -> default loss weights (``--objective mlm`` = DistilBERT's published command)
 OBJECTIVE_WEIGHTS: dict[str, LossWeights] = {
@@ -58,6 +58,42 @@ def check_reporters(report_to: str | Sequence[str] | None) -> None:
                              hint=f"pip install '{package}', or --report-to none")
 
 
+def parse_cos_pairs(text: str | Sequence[Sequence[int]]) -> tuple[tuple[int, int], ...]:
+    """``--cos-layer-map "2:11,1:8"``: (student layer, teacher layer) pairs of the cosine terms, 0-based.
+
+    Example:
+        >>> parse_cos_pairs("2:11, 1:8")
+        ((2, 11), (1, 8))
+        >>> parse_cos_pairs("2")
+        Traceback (most recent call last):
+        ...
+        ckptkit.errors.UsageError: --cos-layer-map 2: not a list of STUDENT:TEACHER layer pairs (e.g. --cos-layer-map 2:11 (0-based))
+    """
+    items = [p.strip().split(":") for p in text.split(",")] if isinstance(text, str) else [list(p) for p in text]
+    try:
+        pairs = tuple((int(s), int(t)) for s, t in items)
+    except ValueError:
+        raise UsageError(f"--cos-layer-map {text}: not a list of STUDENT:TEACHER layer pairs",
+                         hint="e.g. --cos-layer-map 2:11 (0-based)") from None
+    if not pairs:
+        raise UsageError("--cos-layer-map is empty", hint="e.g. --cos-layer-map 2:11 (0-based)")
+    return pairs
+
+
+def default_mse_map(init_layers: Sequence[int], teacher_layers: int) -> tuple[int, ...]:
+    """The default ``--layer-map`` of the MSE and attention terms: the layers the student started from,
+    but the student's last layer mapped to the teacher's last, the layer the cosine terms use too.
+
+    Two targets for one student layer conflict (an MSE toward teacher layer 8 and a cosine toward
+    layer 11 pull the same output apart; the MSE then rises during training).
+
+    Example:
+        >>> default_mse_map([0, 4, 8], 12)
+        (0, 4, 11)
+    """
+    return (*init_layers[:-1], teacher_layers - 1) if init_layers else ()
+
+
 def resolve_weights(objective: str, overrides: dict[str, float | None] | None = None) -> LossWeights:
     """The objective's default weights with the given (non-None) ones replaced.
 
@@ -89,7 +125,11 @@ class TrainOptions:
         teacher: teacher hub folder (default: ``student.json``'s ``teacher``).
         objective: ``"mlm"`` (soft targets + MLM + hidden losses) or ``"hidden"`` (embedding models).
         weights: loss weights; default :data:`OBJECTIVE_WEIGHTS` of the objective.
-        layer_map: ``"0,4,8"``: teacher layer of each student layer (default: ``student.json``).
+        layer_map: ``"0,4,8"``: teacher layer of each student layer for the MSE and attention terms
+            (default: :func:`default_mse_map` of ``student.json``'s layers, which agrees with the cosines).
+        cos_layer_map: ``"2:11"``: (student, teacher) layer pairs of the cosine terms (cos,
+            pooled_cos); default: the last layer of each, as DistilBERT.
+        whole_word_mask: mask every piece of a chosen word together (WordPiece ``##``, SentencePiece ``▁``).
         cache_teacher: compute teacher outputs once (fixed masking) into ``output_dir/teacher-cache``, reuse them.
         teacher_cache: a teacher cache folder (``ckptkit distill cache``) to read, built or finished first if needed.
         streaming: stream the training files (text/jsonl/parquet; needs ``max_steps``); implied by a cache.
@@ -111,9 +151,11 @@ class TrainOptions:
     temperature: float = 2.0
     ce_on: str = "all"
     layer_map: str | Sequence[int] | None = None
+    cos_layer_map: str | Sequence[Sequence[int]] | None = None
     max_seq_length: int = 128
     mlm_probability: float = 0.15
     mlm_smoothing: float = 0.0
+    whole_word_mask: bool = False
     text_column: str = "text"
     preprocessing_num_workers: int | None = None
     cache_teacher: bool = False
@@ -137,6 +179,8 @@ class TrainOptions:
             from ckptkit.distill.init.layers import parse_layer_list
 
             set_(self, "layer_map", parse_layer_list(self.layer_map, flag="--layer-map"))
+        if self.cos_layer_map:
+            set_(self, "cos_layer_map", parse_cos_pairs(self.cos_layer_map))
         if self.ce_on not in CE_ON:
             raise UsageError(f"--ce-on must be 'masked' or 'all', got {self.ce_on!r}")
         if (self.cache_teacher or self.teacher_cache) and self.weights.attn > 0:

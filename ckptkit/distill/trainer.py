@@ -28,8 +28,10 @@ __all__ = ["DistillOptions", "DistillationTrainer", "EpochCallback", "compute_te
 
 @dataclass(frozen=True)
 class DistillOptions:
-    """What to distil. ``layer_map[i]`` is the teacher layer student layer ``i`` mirrors.
+    """What to distil. ``layer_map[i]`` is the teacher layer student layer ``i`` mirrors (mse, attn terms).
 
+    ``cos_pairs`` are the (student layer, teacher layer) pairs of the cosine terms (cos, pooled_cos);
+    empty: the student's last layer with the teacher's last, DistilBERT's choice.
     ``objective="mlm"`` uses the MLM heads (ce, mlm terms); ``"hidden"`` only hidden states.
 
     Example:
@@ -43,6 +45,12 @@ class DistillOptions:
     layer_map: tuple[int, ...] = ()
     objective: str = "mlm"
     teacher_layers: int = 0
+    cos_pairs: tuple[tuple[int, int], ...] = ()
+
+    @property
+    def cosine_pairs(self) -> tuple[tuple[int, int], ...]:
+        """(student layer, teacher layer) of the cosine terms; ``-1`` is a model's last layer."""
+        return self.cos_pairs or ((-1, self.teacher_layers - 1),)
 
     @property
     def needs_hidden(self) -> bool:
@@ -59,7 +67,7 @@ class DistillOptions:
         """The teacher ``hidden_states`` indices the active losses read (last layer for cosines)."""
         wanted = set()
         if self.weights.cos > 0 or self.weights.pooled_cos > 0:
-            wanted.add(self.teacher_layers)
+            wanted.update(t % self.teacher_layers + 1 for _, t in self.cosine_pairs)
         if self.weights.mse > 0:
             wanted.update(j + 1 for j in self.layer_map)
         return sorted(wanted)
@@ -79,13 +87,12 @@ class _Step:
     def ce_mask(self) -> torch.Tensor:
         return self.labels != -100 if self.options.ce_on == "masked" else self.attention_mask.bool()
 
-    @property
-    def student_last(self) -> torch.Tensor:
-        return self.student.hidden_states[-1]
-
-    @property
-    def teacher_last(self) -> torch.Tensor:
-        return self.teacher.hidden[self.options.teacher_layers]
+    def cosine(self, loss: Callable[..., torch.Tensor]) -> torch.Tensor:
+        """``loss`` (a cosine term) averaged over the options' (student layer, teacher layer) pairs."""
+        states, teacher_layers = self.student.hidden_states, self.options.teacher_layers
+        terms = [loss(states[s + 1 if s >= 0 else s], self.teacher.hidden[t % teacher_layers + 1], self.attention_mask)
+                 for s, t in self.options.cosine_pairs]
+        return torch.stack(terms).mean()
 
 
 # the terms that compare with the teacher (every other one, ``mlm``, reads the labels only)
@@ -99,12 +106,12 @@ TERMS: dict[str, Callable[[_Step], torch.Tensor]] = {
     bucketed_kl(s.student.logits, s.teacher.logits, s.teacher.indices, s.teacher.rest,
                 temperature=s.options.temperature, mask=s.ce_mask),
     "mlm": lambda s: losses.mlm_loss(s.student.logits, s.labels),
-    "cos": lambda s: losses.hidden_cosine_loss(s.student_last, s.teacher_last, s.attention_mask),
+    "cos": lambda s: s.cosine(losses.hidden_cosine_loss),
     "mse": lambda s: losses.mapped_hidden_mse(s.student.hidden_states, s.teacher.hidden, s.options.layer_map,
                                               s.attention_mask),
     "attn": lambda s: losses.attention_kl(s.student.attentions, s.teacher.attentions, s.options.layer_map,
                                           s.attention_mask),
-    "pooled_cos": lambda s: losses.pooled_cosine_loss(s.student_last, s.teacher_last, s.attention_mask),
+    "pooled_cos": lambda s: s.cosine(losses.pooled_cosine_loss),
 }
 
 

@@ -18,7 +18,7 @@ import numpy as np
 
 from ckptkit.converters.plan import Plan
 from ckptkit.distill.init.distilbert import TOKEN_TYPE_EMBEDDINGS, student_config
-from ckptkit.distill.init.layers import LayerChoice
+from ckptkit.distill.init.layers import LayerChoice, order_warning
 from ckptkit.distill.init.names import Copied
 from ckptkit.distill.init.plan import check_arch, plan_student
 from ckptkit.distill.init.report import StudentReport, equivalent_command, student_record
@@ -97,6 +97,8 @@ def _report(teacher: Teacher, plan: Plan, copied: list[Copied], dropped: dict[st
         params_before=teacher.num_parameters,
         params_after=sum(int(np.prod(t.shape, dtype=np.int64)) for t in plan.outputs),
         config={}, warnings=list(plan.info.get("warnings", [])), dry_run=dry_run)
+    if order_warning(layers):
+        report.warnings.append(order_warning(layers))
     act = teacher.config.get("hidden_act")
     if arch == "distilbert" and plan.info.get("head_activation") not in (None, act) \
             and report.model_class.endswith("MaskedLM"):

@@ -154,3 +154,22 @@ class LayerChoice:
         if self.layers is None:
             return select_layers(teacher_layers, num_layers=int(self.num_layers or 0), strategy=self.strategy)
         return check_layers(self.layers, teacher_layers, shown=self.shown)
+
+
+def order_warning(layers: Sequence[int]) -> str | None:
+    """A warning when the student's layers do not follow the teacher's order (allowed, rarely meant).
+
+    Example:
+        >>> order_warning([0, 4, 8]) is None
+        True
+        >>> order_warning([8, 4, 0])
+        '--layers 8,4,0 is not increasing: student layer 1 starts from teacher layer 4, which the teacher runs before layer 8 (student layer 0); layers keep their order in the teacher, so a student usually takes increasing layers (e.g. 0,4,8)'
+    """
+    for k in range(1, len(layers)):
+        if layers[k] < layers[k - 1]:
+            shown = ",".join(str(i) for i in layers)
+            return (f"--layers {shown} is not increasing: student layer {k} starts from teacher layer {layers[k]}, "
+                    f"which the teacher runs before layer {layers[k - 1]} (student layer {k - 1}); layers keep "
+                    f"their order in the teacher, so a student usually takes increasing layers (e.g. "
+                    f"{','.join(str(i) for i in sorted(layers))})")
+    return None
