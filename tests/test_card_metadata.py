@@ -165,3 +165,35 @@ def test_malformed_results_are_refused_naming_the_entry(tmp_path):
     with pytest.raises(ConfigError, match=r"'results\[\]\.metrics\[0\]' is \{'type': 'accuracy', 'value': 'high'\}"):
         add_result(tmp_path, make_result("downstream", [{"type": "accuracy", "value": "high"}], command="c", date="d"))
     assert "results" not in json.loads((tmp_path / "ckptkit.json").read_text())
+
+
+def test_distilled_student_remembers_the_teacher_id_given_at_init(tmp_path):
+    init, distilled = tmp_path / "init", tmp_path / "distilled"
+    init.mkdir(), distilled.mkdir()
+    write_record(init, {**CONVERSION, "kind": "student",
+                        "student": {"teacher": "/gone/teacher", "layers": [0], "teacher_repo_id": "my-org/kobert"}})
+    # distill train's record: source is the init folder, student rebuilt from student.json (no teacher_repo_id)
+    write_record(distilled, {**CONVERSION, "kind": "distilled", "source": {**CONVERSION["source"], "path": str(init)},
+                             "student": {"teacher": "/gone/teacher", "layers": [0], "training": {"steps": 3}}})
+    text = render_model_card(distilled)
+    assert "base_model: my-org/kobert" in text and "base_model_relation" not in text
+    assert "/gone" not in text  # the teacher's local path is shown as its own name
+
+
+def test_card_command_relation_and_paths_options(tmp_path):
+    from click.testing import CliRunner
+
+    from ckptkit.cli.hub_cmd import card_command
+
+    write_record(tmp_path, {**CONVERSION, "source": {**CONVERSION["source"], "path": "/home/someone/m.ckpt"}})
+    result = CliRunner().invoke(card_command, [str(tmp_path), "--base-model", "google/bert-tiny",
+                                               "--base-model-relation", "quantized", "--card-paths", "full"])
+    assert result.exit_code == 0, result.output
+    assert result.output == f"wrote {tmp_path / 'README.md'}\n"
+    meta = _metadata(tmp_path)
+    assert (meta["base_model"], meta["base_model_relation"]) == ("google/bert-tiny", "quantized")
+    assert "/home/someone/m.ckpt" in (tmp_path / "README.md").read_text()
+    CliRunner().invoke(card_command, [str(tmp_path), "--card-paths", "public"])
+    assert "/home/someone" not in (tmp_path / "README.md").read_text()
+    bad = CliRunner().invoke(card_command, [str(tmp_path), "--base-model-relation", "distilled"])
+    assert bad.exit_code == 2 and "'distilled' is not one of 'adapter', 'merge', 'quantized', 'finetune'" in bad.output

@@ -48,8 +48,9 @@ def electra(electra_once, hub, monkeypatch, tmp_path):
 
 def test_one_repo_with_subfolders_loads_each_part_from_the_hub(electra, hub, capsys):
     ckptkit("upload", "out/electra", "--repo-id", "me/electra")
-    out = capsys.readouterr().out
-    assert out.strip().endswith(hub.repos["me/electra"].commits[-1].oid)
+    printed = capsys.readouterr()
+    assert printed.out.strip() == f"{hub.url}/me/electra/commit/{hub.repos['me/electra'].commits[-1].oid}"
+    assert printed.err.startswith(f"uploaded {len(hub.files('me/electra'))} files (") and printed.err.strip().endswith(f"to {hub.url}/me/electra")
     files = hub.files("me/electra")
     for part in PARTS:
         assert {f"{part}/config.json", f"{part}/model.safetensors", f"{part}/README.md", f"{part}/ckptkit.json",

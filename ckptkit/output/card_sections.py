@@ -218,7 +218,7 @@ def _intro(ctx: CardContext) -> str:
     layers = ctx.student.get("layers") or []
     intros = {
         "conversion": f"a {_code(model['model_class'])} ({what}) converted from a {fmt} checkpoint{step} "
-                      f"with {CKPTKIT_NAME} (the `{CKPTKIT_NAME}` Python package)"
+                      f"with {CKPTKIT_NAME}"
                       + (", and checked against it (see Verification)." if _verified(ctx) else "."),
         "student": f"a {len(layers) or '?'}-layer student ({_code(model['model_class'])}, {what}) of "
                    f"{_code(teacher)}, initialised from teacher layers {_cell(layers)} (0-based) with "
