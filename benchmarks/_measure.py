@@ -25,7 +25,8 @@ def measure(cmd: list[str], *, env: dict | None = None, cwd: str | None = None) 
     wall = time.perf_counter() - start
     if proc.returncode != 0:
         raise RuntimeError(f"{cmd[:3]}... failed ({proc.returncode}): {err.decode()[-2000:]}")
-    return {"wall_s": wall, "peak_rss_mb": usage.ru_maxrss / 1024, "stdout": out.decode()[-2000:]}
+    return {"wall_s": wall, "cpu_s": usage.ru_utime + usage.ru_stime, "peak_rss_mb": usage.ru_maxrss / 1024,
+            "stdout": out.decode()[-2000:]}
 
 
 def machine_line() -> str:

@@ -5,7 +5,13 @@ path, against the I/O floor, each in a fresh process, in one run.
     python benchmarks/bench_convert.py --cases base-adam --no-transformers457
 
 Cases: a BERT-base checkpoint with Adam slots (~1.3 GB, as google-research/bert writes it) and a
-BERT-large-shaped one (~1.35 GB). Paths:
+BERT-large-shaped one (~1.35 GB); for peak RSS at every size also `tiny` and `xl-2048` (24 layers,
+hidden 2048: 3.5 GB, written layer by layer), e.g.
+
+    python benchmarks/bench_convert.py --cases tiny,base-adam,large,xl-2048 --paths io-floor
+
+The report gives CPU time beside wall time, ckptkit / io-floor for both, and ckptkit's peak RSS as
+the largest tensor + the rest (#18: at most largest tensor + 100 MB). Paths:
 - ckptkit:          `ckptkit convert CKPT OUT --quiet` (TF -> hub folder with model.safetensors)
 - transformers457:  BertForPreTraining + load_tf_weights_in_bert + save_pretrained, in its own venv
                     (transformers 4.57.6 is the last release with the TF loader; it needs TensorFlow)
@@ -42,7 +48,14 @@ CASES = {
                                  max_positions=512), adam=True),
     "large": dict(shape=dict(vocab_size=30522, hidden=1024, layers=24, heads=16, intermediate=4096,
                              max_positions=512), adam=False),
+    # for peak RSS at every size (#18): a tiny model, and a 3.5 GB one written layer by layer
+    "tiny": dict(shape=dict(vocab_size=1000, hidden=64, layers=2, heads=2, intermediate=256, max_positions=128),
+                 adam=False),
+    "xl-2048": dict(shape=dict(vocab_size=30522, hidden=2048, layers=24, heads=16, intermediate=4096,
+                               max_positions=512), adam=False, streamed=True),
 }
+LARGEST_MB = {name: max(c["shape"]["vocab_size"], c["shape"]["intermediate"]) * c["shape"]["hidden"] * 4 / 2**20
+              for name, c in CASES.items()}  # the word embeddings (or an FFN kernel): the largest tensor
 
 
 def make_case(name: str) -> str:
@@ -67,6 +80,11 @@ def _make_case(name: str) -> str:
     shutil.rmtree(folder, ignore_errors=True)
     os.makedirs(folder)
     spec = CASES[name]
+    if spec.get("streamed"):
+        _write_streamed(prefix, spec["shape"])
+        with open(os.path.join(folder, "bert_config.json"), "w") as f:
+            json.dump(bert_tf_config(**spec["shape"]), f)
+        return prefix
     variables = bert_tf_variables(**spec["shape"], seed=0)
     if spec["adam"]:
         variables = with_adam_slots(variables)
@@ -77,6 +95,25 @@ def _make_case(name: str) -> str:
         json.dump(bert_tf_config(**spec["shape"]), f)
     del np
     return prefix
+
+
+def _write_streamed(prefix: str, shape: dict) -> None:
+    """A checkpoint too big to build in memory at once: embeddings and heads, then one layer at a time
+    (each layer's variables from a 1-layer model with its own seed, renamed), in key order."""
+    from ckptkit.converters.formats.tf1 import TFCheckpointWriter
+    from support.bert import bert_tf_variables
+
+    outer = bert_tf_variables(**{**shape, "layers": 0}, seed=0)
+    layer_shape = {**shape, "layers": 1, "vocab_size": 2, "max_positions": 2}
+    with TFCheckpointWriter(prefix) as writer:
+        for key in sorted(k for k in outer if k < "bert/encoder/"):
+            writer.add(key, outer.pop(key))
+        for i in sorted(range(shape["layers"]), key=lambda i: f"layer_{i}/"):
+            layer = bert_tf_variables(**layer_shape, seed=i + 1)
+            for key in sorted(k for k in layer if k.startswith("bert/encoder/layer_0/")):
+                writer.add(key.replace("/layer_0/", f"/layer_{i}/"), layer[key])
+        for key in sorted(outer):
+            writer.add(key, outer.pop(key))
 
 
 OLD_SCRIPT = textwrap.dedent("""
@@ -162,7 +199,7 @@ def warm(folder: str) -> None:
                 pass
 
 
-def run_case(name: str, *, old_python: str | None, repeat: int = 3) -> dict:
+def run_case(name: str, *, old_python: str | None, repeat: int = 3, only: set[str] | None = None) -> dict:
     prefix = make_case(name)
     folder = os.path.dirname(prefix)
     config = os.path.join(folder, "bert_config.json")
@@ -184,39 +221,56 @@ def run_case(name: str, *, old_python: str | None, repeat: int = 3) -> dict:
     if old_python:
         paths["transformers457"] = [old_python, os.path.join(scripts, "old.py"), prefix, config,
                                     os.path.join(outputs, "t457")]
+    paths = {path: cmd for path, cmd in paths.items() if only is None or path in only}
     runs: dict[str, list[dict]] = {path: [] for path in paths}
     for round_ in range(repeat):  # rounds interleave the paths, so slow disk moments hit all of them alike
         for path, cmd in paths.items():
             shutil.rmtree(os.path.join(outputs, path), ignore_errors=True)
-            env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": ""}
+            env = measured_env()
             os.sync()  # flush the previous path's dirty pages first, so no path pays for another's writeback
             warm(folder)  # this VM's host evicts page cache under other paths' memory use: re-read the inputs
             run = measure(cmd, env=env)
             runs[path].append(run)
-            print(f"  {name:<10} {path:<16} round {round_ + 1}: {run['wall_s']:7.2f} s  {run['peak_rss_mb']:7.0f} MB",
+            print(f"  {name:<10} {path:<16} round {round_ + 1}: {run['wall_s']:7.2f} s  {run['cpu_s']:6.2f} s CPU  "
+                  f"{run['peak_rss_mb']:7.0f} MB",
                   file=sys.stderr)
     shutil.rmtree(outputs, ignore_errors=True)
     return {path: summarize(each) for path, each in runs.items()}
+
+
+def measured_env() -> dict:
+    """The environment of a measured process: bytecode caching on, as in any installed package (a session
+    with PYTHONDONTWRITEBYTECODE=1 would recompile ckptkit on every run, ~0.2 s of CPU)."""
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": ""}
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    return env
 
 
 def summarize(runs: list[dict]) -> dict:
     """Median wall time (and its range) and the largest peak RSS over the rounds."""
     walls = sorted(r["wall_s"] for r in runs)
     return {"wall_s": statistics.median(walls), "wall_min_s": walls[0], "wall_max_s": walls[-1],
+            "cpu_s": statistics.median(r["cpu_s"] for r in runs),
             "peak_rss_mb": max(r["peak_rss_mb"] for r in runs), "rounds": len(runs)}
 
 
 def report(all_results: dict) -> str:
-    lines = [f"{'case':<10} {'path':<16} {'median s':>8} {'range s':>12} {'peak RSS MB':>12} {'x ckptkit time':>15} "
-             f"{'x ckptkit RSS':>14}"]
+    lines = [f"{'case':<10} {'path':<16} {'median s':>8} {'range s':>12} {'CPU s':>6} {'peak RSS MB':>12} "
+             f"{'x ckptkit time':>15} {'x ckptkit RSS':>14}"]
     for case, results in all_results.items():
         ours = results["ckptkit"]
         for path, r in results.items():
             spread = f"{r['wall_min_s']:.2f}-{r['wall_max_s']:.2f}"
-            lines.append(f"{case:<10} {path:<16} {r['wall_s']:8.2f} {spread:>12} {r['peak_rss_mb']:12.0f} "
-                         f"{r['wall_s'] / ours['wall_s']:15.2f} {r['peak_rss_mb'] / ours['peak_rss_mb']:14.2f}")
-        floor = results["io-floor"]["wall_s"]
-        lines.append(f"{case:<10} ckptkit / io-floor time: {ours['wall_s'] / floor:.2f}x")
+            lines.append(f"{case:<10} {path:<16} {r['wall_s']:8.2f} {spread:>12} {r['cpu_s']:6.2f} "
+                         f"{r['peak_rss_mb']:12.0f} {r['wall_s'] / ours['wall_s']:15.2f} "
+                         f"{r['peak_rss_mb'] / ours['peak_rss_mb']:14.2f}")
+        if "io-floor" in results:
+            floor = results["io-floor"]
+            lines.append(f"{case:<10} ckptkit / io-floor: time {ours['wall_s'] / floor['wall_s']:.2f}x, "
+                         f"CPU {ours['cpu_s'] / floor['cpu_s']:.2f}x")
+        largest = LARGEST_MB[case]
+        lines.append(f"{case:<10} ckptkit peak RSS {ours['peak_rss_mb']:.0f} MB = largest tensor {largest:.0f} MB "
+                     f"+ {ours['peak_rss_mb'] - largest:.0f} MB")
     return "\n".join(lines)
 
 
@@ -244,17 +298,21 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--cases", default=",".join(CASES))
     parser.add_argument("--no-transformers457", action="store_true")
+    parser.add_argument("--paths", help="measure only these paths (comma-separated; ckptkit is always one), "
+                                        "e.g. ckptkit,io-floor")
     parser.add_argument("--background-load", type=int, default=0, metavar="N",
                         help="run N busy-looping processes during the measurement, to show how a loaded "
                              "machine moves the figures")
     args = parse_bench_args(parser, make_case=_make_case)
     if args is None:
         return
-    old_python = None if args.no_transformers457 else ensure_old_venv()
+    only = {"ckptkit", *args.paths.split(",")} if args.paths else None
+    old_python = None if args.no_transformers457 or (only and "transformers457" not in only) else ensure_old_venv()
     started = machine_line()  # the load average before the run: a busy machine moves every ratio
     load = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(args.background_load)]
     try:
-        results = {case: run_case(case, old_python=old_python, repeat=args.repeat) for case in args.cases.split(",")}
+        results = {case: run_case(case, old_python=old_python, repeat=args.repeat, only=only)
+                   for case in args.cases.split(",")}
     finally:
         for process in load:
             process.kill()
