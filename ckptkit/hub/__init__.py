@@ -26,6 +26,7 @@ _LAZY = {
     "write_model_card": "ckptkit.output.card",
     "render_model_card": "ckptkit.output.card",
     "usage_snippet": "ckptkit.output.card_sections",
+    "upload": "ckptkit.hub.publish",
     "upload_folder": "ckptkit.hub.upload",
     "plan_files": "ckptkit.hub.upload",
     "UploadResult": "ckptkit.hub.upload",

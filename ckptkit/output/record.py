@@ -37,6 +37,7 @@ unknown keys are kept, so writers may add fields without breaking readers)::
       "working_directory": "/abs/dir",                 # filled in by write_record; never published
       "student": {                                     # students: a copy of student.json
         "teacher": "...", "layers": [1, 5, 9], "arch": {...},
+        "teacher_repo_id": "org/teacher" | None,       #   the teacher's Hub id (--teacher-repo-id): base_model
         "training": {"losses": {...}, "eval": {...}}   #   after `distill train`
       }
     }
