@@ -116,6 +116,15 @@ def _save_tokenizer(out: Path, tokenizer, student_dir: Path, teacher: str | os.P
     return tokenizer_files(out)
 
 
+def _save_st_modules(out: Path, student_dir: Path, teacher: str | os.PathLike) -> list[str]:
+    """The sentence-transformers stack of the student (else of a local teacher), so the result loads with
+    ``SentenceTransformer(out)`` and embeds as the student did (Pooling, Normalize kept)."""
+    from ckptkit.distill.st_modules import copy_st_modules, is_sentence_transformer
+
+    source = student_dir if is_sentence_transformer(student_dir) else Path(teacher)
+    return copy_st_modules(source, out) if source.is_dir() else []
+
+
 def _record(model, student_dir: Path, student_info: dict[str, Any], summary: dict[str, Any],
             command: str | None) -> dict[str, Any]:
     from ckptkit.output.record import read_record
@@ -139,8 +148,11 @@ def write_outputs(out: Path, *, trainer, tokenizer, student_info: dict[str, Any]
                   summary: dict[str, Any], command: str | None) -> dict[str, Any]:
     """Save the hub folder: weights, tokenizer, student.json, ckptkit.json, model card; returns what was written."""
     trainer.save_model(str(out))
-    notes: dict[str, Any] = {"tokenizer_files": _save_tokenizer(out, tokenizer, student_dir,
-                                                                student_info.get("teacher") or student_dir)}
+    teacher = student_info.get("teacher") or student_dir
+    notes: dict[str, Any] = {"tokenizer_files": _save_tokenizer(out, tokenizer, student_dir, teacher)}
+    st_files = _save_st_modules(out, student_dir, teacher)
+    if st_files:
+        notes["sentence_transformers_files"] = st_files
     write_json(out / STUDENT_FILE, {**student_info, "training": summary})
     try:
         from ckptkit.output.card import write_model_card

@@ -122,6 +122,10 @@ def _write_student(folder: str, *, teacher: Teacher, source, plan: Plan, report:
 
     stream_plan(plan, source, SafetensorsSink(folder), desc="student")
     report.tokenizer_files = _copy_tokenizer(teacher, folder)
+    if teacher.folder:  # a sentence-transformers teacher: the same module stack (Pooling, Normalize...)
+        from ckptkit.distill.st_modules import copy_st_modules
+
+        copy_st_modules(teacher.folder, folder)
     report.config = _config(teacher, report, plan)  # after the tokenizer: it may set pad_token_id
     _write_json(os.path.join(folder, "config.json"), report.config)
     report.files = sorted([*os.listdir(folder), STUDENT_FILE, RECORD_FILE, CARD_FILE])
