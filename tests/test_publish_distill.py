@@ -44,7 +44,10 @@ def test_train_with_teacher_repo_id_pushes_a_card_naming_the_teacher(world, hub,
     meta = ModelCard(received["README.md"].decode()).data.to_dict()
     assert meta["base_model"] == "my-org/tiny-bert" and "base_model_relation" not in meta
     assert json.loads(received["ckptkit.json"])["student"]["teacher_repo_id"] == "my-org/tiny-bert"
-    assert str(tmp_path).encode() not in received["ckptkit.json"] + received["README.md"]
+    leaked = [name for name, data in received.items() if str(tmp_path).encode() in data or str(world).encode() in data]
+    assert leaked == [], leaked  # no file names the local folders (student.json, configs, tokenizer files included)
+    assert "training_args.bin" not in received  # a pickle of local paths stays local
+    assert (tmp_path / "distil" / "training_args.bin").is_file()
 
 
 def test_distill_eval_records_what_it_measured(world, monkeypatch, capsys):

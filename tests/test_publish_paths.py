@@ -103,10 +103,10 @@ def test_dry_run_says_what_is_published(converted, capsys, monkeypatch):
     _run(monkeypatch, "upload", "out/tiny-bert", "--repo-id", "me/tiny-bert", "--dry-run")
     out = capsys.readouterr().out
     assert "refresh README.md from ckptkit.json (usage snippet names the repo)" in out
-    assert ("publish the cards and ckptkit.json with local paths relative to the working directory, "
+    assert ("publish the cards, ckptkit.json and student.json with local paths relative to the working directory, "
             "or the file's own name when outside it") in out
     _run(monkeypatch, "upload", "out/tiny-bert", "--repo-id", "me/tiny-bert", "--dry-run", "--card-paths", "full")
-    assert "publish the cards and ckptkit.json with local paths in full (--card-paths full)" in capsys.readouterr().out
+    assert "publish the cards, ckptkit.json and student.json with local paths in full (--card-paths full)" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("path, cwd, expected", [

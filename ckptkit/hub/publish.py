@@ -22,11 +22,14 @@ from typing import Any
 
 from ckptkit.errors import UsageError
 from ckptkit.output.card_parts import part_folders
-from ckptkit.output.names import CARD_FILE, RECORD_FILE
+from ckptkit.output.names import CARD_FILE, RECORD_FILE, STUDENT_FILE
 
-__all__ = ["PART_PLACEHOLDER", "split_repo_ids", "refresh_cards", "card_steps", "published_record", "upload"]
+__all__ = ["PART_PLACEHOLDER", "PUBLIC_JSON_FILES", "split_repo_ids", "refresh_cards", "card_steps",
+           "published_record", "published_bytes", "upload"]
 
 PART_PLACEHOLDER = "{part}"
+# ckptkit's own JSON files that name local paths: sent as their public copies (the local files keep them)
+PUBLIC_JSON_FILES = (RECORD_FILE, STUDENT_FILE, "distill_report.json")
 
 
 def split_repo_ids(repo_id: str, parts: list[str]) -> dict[str, str]:
@@ -71,16 +74,31 @@ def card_steps(folder: Path, *, card_paths: str) -> list[str]:
     paths = ("local paths relative to the working directory, or the file's own name when outside it"
              if card_paths == "public" else "local paths in full (--card-paths full)")
     return [f"refresh {cards} from ckptkit.json {where}",
-            f"publish the cards and ckptkit.json with {paths}"]
+            f"publish the cards, ckptkit.json and student.json with {paths}"]
 
 
-def published_record(path: Path, *, card_paths: str) -> bytes:
-    """The bytes a ``ckptkit.json`` is published as (its public copy unless ``card_paths="full"``)."""
+def published_record(path: Path, *, card_paths: str, cwd: str | None = None) -> bytes:
+    """The bytes one of :data:`PUBLIC_JSON_FILES` is published as (its public copy unless ``card_paths="full"``).
+
+    ``cwd``: the working directory its paths are relative to (default: the document's own
+    ``working_directory``, else the folder record's, else the current one).
+    """
     from ckptkit.output.atomic import json_text
-    from ckptkit.output.paths_public import public_record
+    from ckptkit.output.paths_public import WORKDIR_KEY, public_record
 
-    record = json.loads(path.read_text(encoding="utf-8"))
-    return json_text(public_record(record, mode=card_paths)).encode("utf-8")
+    document = json.loads(path.read_text(encoding="utf-8"))
+    if not isinstance(document, dict):
+        return path.read_bytes()
+    if cwd is None and WORKDIR_KEY not in document and (path.parent / RECORD_FILE).is_file():
+        cwd = json.loads((path.parent / RECORD_FILE).read_text(encoding="utf-8")).get(WORKDIR_KEY)
+    return json_text(public_record(document, mode=card_paths, cwd=cwd)).encode("utf-8")
+
+
+def published_bytes(folder: Path, relative: str, *, card_paths: str) -> bytes | None:
+    """The public copy of ``FOLDER/RELATIVE`` when it is one of :data:`PUBLIC_JSON_FILES`, else ``None`` (sent as is)."""
+    if relative.rsplit("/", 1)[-1] not in PUBLIC_JSON_FILES:
+        return None
+    return published_record(folder / relative, card_paths=card_paths)
 
 
 def upload(folder: str | os.PathLike, *, repo_id: str, **options: Any) -> list:

@@ -33,9 +33,9 @@ from typing import Any
 
 from ckptkit import __version__
 from ckptkit.errors import CheckpointNotFoundError, CkptkitError, HubError, UsageError, register_secret
-from ckptkit.hub.publish import card_steps, published_record, refresh_cards
+from ckptkit.hub.publish import PUBLIC_JSON_FILES, card_steps, published_bytes, refresh_cards
 from ckptkit.hub.translate import translate
-from ckptkit.output.names import MARKER_FILE, RECORD_FILE
+from ckptkit.output.names import MARKER_FILE
 from ckptkit.output.paths_public import PATH_MODES
 
 __all__ = ["upload_folder", "plan_files", "UploadResult", "FileAction", "resolve_endpoint",
@@ -70,6 +70,7 @@ SKIP_RULES: tuple[tuple[str, str], ...] = (
     ("teacher-cache", "cached teacher outputs (distill train --cache-teacher)"),
     ("ranks", "per-process training state"),
     (MARKER_FILE, "ckptkit's output-folder marker (local only)"),
+    ("training_args.bin", "pickled training arguments (local paths; ckptkit.json keeps the training summary)"),
 )
 _REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]{0,95}/[A-Za-z0-9][\w.-]{0,95}$")
 
@@ -289,11 +290,12 @@ def _plan(folder: Path, *, repo_id: str, private: bool, commit_message: str | No
 
 
 def _operations(folder: Path, uploads: list[FileAction], *, card_paths: str) -> list:
-    """One ``CommitOperationAdd`` per file; a ckptkit.json is sent as its public copy."""
+    """One ``CommitOperationAdd`` per file; ckptkit's own JSON files are sent as their public copies."""
     from huggingface_hub import CommitOperationAdd
 
-    return [CommitOperationAdd(path_in_repo=f.path, path_or_fileobj=published_record(folder / f.path, card_paths=card_paths)
-                               if f.path.rsplit("/", 1)[-1] == RECORD_FILE else str(folder / f.path))
+    return [CommitOperationAdd(path_in_repo=f.path,
+                               path_or_fileobj=published_bytes(folder, f.path, card_paths=card_paths)
+                               or str(folder / f.path))
             for f in uploads]
 
 
@@ -316,7 +318,7 @@ def _push(folder: Path, uploads: list[FileAction], plan: dict[str, Any], *, priv
         repo_url = api.create_repo(repo_id, private=private or None, exist_ok=True, repo_type="model")
         if branch != DEFAULT_REVISION and not create_pr:
             api.create_branch(repo_id, branch=branch, exist_ok=True, repo_type="model")
-        records = [f for f in uploads if f.path.rsplit("/", 1)[-1] == RECORD_FILE]
+        records = [f for f in uploads if f.path.rsplit("/", 1)[-1] in PUBLIC_JSON_FILES]
         if plan["strategy"] == "large folder":
             info = api.upload_folder(repo_id=repo_id, folder_path=folder, commit_message=message,
                                      revision=revision, create_pr=create_pr, repo_type="model",
