@@ -25,6 +25,21 @@ COMMANDS: dict[str, str] = {
 }
 
 
+# command name -> the first paragraph of its help: `ckptkit --help` lists the commands from here without
+# importing any (tests/test_startup.py holds each to the command's own help).
+SUMMARIES: dict[str, str] = {
+    "inspect": "List the tensors of a checkpoint: name, dtype, shape, size, grouped into model weights, "
+               "optimizer state and counters, with totals and the global step.",
+    "convert": "Convert SOURCE (TF checkpoint, hub folder, safetensors or .bin) into DESTINATION.",
+    "verify": "Check OUTPUT against SOURCE: every tensor through the conversion plan (bitwise for float32), then "
+              "a forward pass of the transformers model against a NumPy forward pass over the TF variables,",
+    "distill": "Make, train and evaluate smaller students of a BERT-family teacher.",
+    "tokenizer": "Export tokenizers as tokenizer.json folders.",
+    "card": "(Re)write FOLDER/README.md, the model card, from FOLDER/ckptkit.json.",
+    "upload": "Upload FOLDER to the Hugging Face Hub as NAMESPACE/NAME, in one commit.",
+}
+
+
 def load_command(spec: str) -> click.Command:
     module, _, attribute = spec.partition(":")
     return getattr(importlib.import_module(module), attribute)
@@ -49,6 +64,16 @@ class LazyGroup(click.Group):
                     raise
                 return None
         return super().get_command(ctx, name)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """The command list from SUMMARIES, as click would shorten each command's help, importing none."""
+        names = self.list_commands(ctx)
+        if any(name not in SUMMARIES for name in names):
+            return super().format_commands(ctx, formatter)
+        limit = formatter.width - 6 - max(len(name) for name in names)
+        with formatter.section("Commands"):
+            formatter.write_dl([(name, click.utils.make_default_short_help(SUMMARIES[name], limit))
+                                for name in names])
 
 
 @click.group(cls=LazyGroup, lazy_commands=COMMANDS, context_settings={"help_option_names": ["-h", "--help"]})

@@ -1,0 +1,86 @@
+"""Start-up (#18 item 4): `ckptkit --help` lists the commands without importing them, and the commands that
+need no ML framework (inspect, TF <-> safetensors, tokenizer export) import none: checked on sys.modules
+after running the real CLI in a fresh process."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import click
+import pytest
+
+from ckptkit.cli import COMMANDS, SUMMARIES, cli, load_command
+from conftest import KOBERT_DIR, REPO
+
+TINY = REPO / "examples" / "tiny-bert"
+FRAMEWORKS = ("torch", "transformers", "tensorflow")
+
+RUN_THEN_LIST = textwrap.dedent("""
+    import json, sys
+    from ckptkit.cli import main
+    try:
+        main(sys.argv[1:])
+    except SystemExit as e:
+        code = e.code
+    else:
+        code = 0
+    print(json.dumps({"code": code, "modules": sorted(sys.modules)}))
+""")
+
+
+def run_cli(*args: str) -> tuple[int, set[str]]:
+    done = subprocess.run([sys.executable, "-c", RUN_THEN_LIST, *map(str, args)], capture_output=True, text=True,
+                          timeout=120, cwd=REPO)
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout.splitlines()[-1])
+    return result["code"], set(result["modules"])
+
+
+def frameworks(modules: set[str]) -> list[str]:
+    return sorted(m for m in modules if m.split(".")[0] in FRAMEWORKS)
+
+
+def test_help_imports_no_command():
+    code, modules = run_cli("--help")
+    assert code == 0
+    assert sorted(m for m in modules if m.startswith("ckptkit.cli.")) == []  # before #18: all seven commands
+    assert frameworks(modules) == [] and "numpy" not in modules
+
+
+@pytest.mark.parametrize("width", [40, 60, 80, 120])
+def test_the_command_list_is_what_click_would_print(width):
+    """SUMMARIES shortened as click shortens each command's own help, at every terminal width."""
+    assert set(SUMMARIES) == set(COMMANDS)
+    limit = width - 6 - max(len(name) for name in COMMANDS)
+    for name, spec in COMMANDS.items():
+        assert click.utils.make_default_short_help(SUMMARIES[name], limit) == \
+            load_command(spec).get_short_help_str(limit), name
+    lazy = click.HelpFormatter(width=width)
+    cli.format_commands(click.Context(cli), lazy)
+    eager = click.HelpFormatter(width=width)
+    click.Group.format_commands(cli, click.Context(cli), eager)
+    assert lazy.getvalue() == eager.getvalue()
+
+
+@pytest.fixture(scope="module")
+def hub_folder(tmp_path_factory) -> str:
+    out = tmp_path_factory.mktemp("startup") / "hf"
+    assert run_cli("convert", TINY, out, "-q")[0] == 0
+    return str(out)
+
+
+@pytest.mark.parametrize("command", ["inspect", "tf-to-safetensors", "safetensors-to-tf1", "tokenizer-kobert"])
+def test_commands_without_a_model_import_no_framework(command, hub_folder, tmp_path):
+    spm = next(p for p in os.listdir(KOBERT_DIR) if p.endswith(".model"))
+    args = {"inspect": ["inspect", TINY],
+            "tf-to-safetensors": ["convert", TINY, tmp_path / "out", "-q"],
+            "safetensors-to-tf1": ["convert", hub_folder, tmp_path / "out", "--to", "tf1", "-q"],
+            "tokenizer-kobert": ["tokenizer", "kobert", tmp_path / "out", "--spm", KOBERT_DIR / spm,
+                                 "--vocab", KOBERT_DIR / "vocab.txt"]}[command]
+    code, modules = run_cli(*args)
+    assert code == 0
+    assert frameworks(modules) == []
