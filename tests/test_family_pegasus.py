@@ -232,6 +232,8 @@ def test_back_to_tf_gives_exactly_the_official_names_and_tensorflow_restores_the
         assert written[key] == config[key], key
     assert written.get("num_decoder_layers") == config.get("num_decoder_layers")
     assert written["attention_type"] == "original_full" and written["couple_encoder_decoder"] is False
+    report = verify_conversion(str(root / "hf"), str(tmp_path / "tf"), tokenizer=False)  # its scope and layout too
+    assert report.passed and len(report.tensors) == len(saved), report.summary()
 
 
 def test_hf_tensors_the_official_code_cannot_hold_are_refused(made, tmp_path, capsys):
@@ -421,3 +423,17 @@ def test_a_config_json_the_official_code_cannot_take_is_one_line(made, tmp_path,
     code, _, err = run_cli(["convert", tmp_path / "hf", tmp_path / "out", "--to", "tf1"], capsys)
     assert code == 2 and err.startswith("ckptkit: error:") and len(err.strip().splitlines()) == 1, err
     assert words in err and not (tmp_path / "out").exists()
+
+
+def test_without_a_config_the_published_recipe_is_assumed_and_said(made, tmp_path):
+    import shutil
+
+    root, _, _, _, _ = made["released"]
+    shutil.copytree(root / "tf", tmp_path / "tf", ignore=shutil.ignore_patterns("summarization.config"))
+    result = convert_checkpoint(str(tmp_path / "tf"), str(tmp_path / "hf"), num_heads=4)
+    assert any("pegasus_large.sh" in w for w in result.plan.warnings)
+    inferred = json.loads((tmp_path / "hf" / "config.json").read_text())
+    written = json.loads((root / "hf" / "config.json").read_text())
+    guessed = ("dropout", "attention_dropout", "block_size", "num_random_blocks")  # not in the shapes
+    assert {k: inferred[k] for k in written if k not in guessed} == {k: written[k] for k in written if k not in guessed}
+    assert (inferred["block_size"], inferred["num_random_blocks"]) == (64, 3)  # pegasus_large.sh
