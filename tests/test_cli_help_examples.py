@@ -32,6 +32,7 @@ PREREQUISITES = {
     "tokenizer_78b3253a26.model, vocab.txt": "KoBERT's tokenizer files, from ../shared/kobert",
     "out/kobert, out/bert-base": "a converted 12-layer model with the KoBERT tokenizer (tiny stand-in)",
     "out/student3, out/distil": "students made from out/kobert with `ckptkit distill init`",
+    "out/bigbird-pegasus": "a converted 16+16-layer BigBird-Pegasus (tiny stand-in)",
     "corpus.txt, held_out.txt": "a few lines of text",
 }
 ADJUSTED = {"--max-steps 20000": ("--max-steps 1", "a real run's length; one step shows the command works")}
@@ -74,6 +75,18 @@ def _tiny_tf_bert(folder: Path) -> None:
     (folder / "bert_config.json").write_text(json.dumps(bert_tf_config(**shape)))
 
 
+def _tiny_tf_bigbird_pegasus(folder: Path) -> None:
+    from ckptkit.converters.formats.tf1 import write_tf_checkpoint
+    from support.pegasus import pegasus_config, pegasus_tf_variables, write_flags
+
+    config = pegasus_config(vocab_size=16, hidden_size=8, num_hidden_layers=16, num_attention_heads=2,
+                            intermediate_size=8, max_position_embeddings=16, max_encoder_length=16,
+                            max_decoder_length=8)
+    folder.mkdir(parents=True)
+    write_tf_checkpoint(str(folder / "model.ckpt-1"), sorted(pegasus_tf_variables(config).items()))
+    write_flags(str(folder / "summarization.config"), config)
+
+
 @pytest.fixture(scope="module")
 def prerequisites(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("help-prerequisites")
@@ -90,6 +103,9 @@ def prerequisites(tmp_path_factory) -> Path:
         main(argv)
     shutil.copytree(kobert, root / "out" / "bert-base")
     shutil.rmtree(root / "tf")
+    _tiny_tf_bigbird_pegasus(root / "tf-pegasus")
+    main(["convert", str(root / "tf-pegasus"), str(root / "out" / "bigbird-pegasus"), "-q"])
+    shutil.rmtree(root / "tf-pegasus")
     return root
 
 

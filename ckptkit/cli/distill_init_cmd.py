@@ -27,6 +27,12 @@ STRATEGY_HELP = {
               help="0-BASED teacher layers, one per student layer, in order (DistilKoBERT: 0,4,8 = its layers "
                    "1, 5, 9 counted from one). The report echoes them 1-based too.")
 @click.option("--num-layers", type=click.IntRange(min=1), help="Student layer count K; --strategy picks which.")
+@click.option("--encoder-layers", metavar="I,J,...",
+              help="Encoder-decoder teachers (BigBird-Pegasus): the 0-BASED encoder layers the student keeps, "
+                   "increasing; without it the encoder keeps all its layers.")
+@click.option("--decoder-layers", metavar="I,J,...",
+              help="Encoder-decoder teachers: the 0-BASED decoder layers kept, increasing (shrink and fine-tune: "
+                   "16+16 -> 16+4 with --decoder-layers 0,5,10,15); without it all are kept.")
 @click.option("--strategy", type=click.Choice(list(STRATEGY_HELP)), default="uniform", show_default=True,
               help="With --num-layers, of n teacher layers: " + "; ".join(f"{k}: {v}" for k, v in
                                                                             STRATEGY_HELP.items()) + ".")
@@ -52,12 +58,14 @@ STRATEGY_HELP = {
 @json_option
 @quiet_option
 @remote_options
-def init_command(teacher, out, layers, num_layers, strategy, arch, drop_token_types, config, overwrite, dry_run,
-                 show_tensors, language, license_, teacher_repo_id, as_json, quiet, **family_options):
+def init_command(teacher, out, layers, num_layers, encoder_layers, decoder_layers, strategy, arch, drop_token_types,
+                 config, overwrite, dry_run, show_tensors, language, license_, teacher_repo_id, as_json, quiet,
+                 **family_options):
     """Make a student OUT from layers of TEACHER: weights, config, tokenizer, student.json, card.
 
     TEACHER is a hub folder, a safetensors/.bin file with config.json beside it (or --config), or a
-    TF checkpoint (converted on the fly). BERT, BigBird, ELECTRA and KoBERT-style teachers. The
+    TF checkpoint or SavedModel (converted on the fly). BERT, BigBird, ELECTRA and KoBERT-style teachers, and
+    BigBird-Pegasus encoder-decoders (--encoder-layers/--decoder-layers, each stack on its own). The
     student keeps the teacher's vocabulary, special-token ids and activation; only the tensors it
     keeps are read. student.json records the 0-based teacher layer of each student layer.
 
@@ -66,6 +74,7 @@ def init_command(teacher, out, layers, num_layers, strategy, arch, drop_token_ty
       ckptkit distill init examples/tiny-bert out/student1 --layers 1
       ckptkit distill init out/kobert out/distilkobert --layers 0,4,8
       ckptkit distill init out/bert-base out/distilbert6 --num-layers 6 --strategy distilbert --arch distilbert
+      ckptkit distill init out/bigbird-pegasus out/bigbp-16-4 --decoder-layers 0,5,10,15
     """
     from ckptkit.distill.student import build_student
     from ckptkit.errors import UsageError
@@ -79,7 +88,8 @@ def init_command(teacher, out, layers, num_layers, strategy, arch, drop_token_ty
 
     check_card_options(teacher_repo_id=teacher_repo_id)
     card = {"language": list(language) or None, "license": license_, "teacher_repo_id": teacher_repo_id}
-    report = build_student(teacher, out, layers=layers, num_layers=num_layers, strategy=strategy, arch=arch,
+    report = build_student(teacher, out, layers=layers, num_layers=num_layers, encoder_layers=encoder_layers,
+                           decoder_layers=decoder_layers, strategy=strategy, arch=arch,
                            drop_token_types=drop_token_types, config=config, overwrite=overwrite, dry_run=dry_run,
                            command=command_line(), card=card,
                            **family_options)

@@ -35,6 +35,7 @@ from typing import Callable, Mapping
 
 from ckptkit.converters.families.base import Family, Generated, LayerStack, ModelClass, Part, Rule, Transform
 from ckptkit.converters.families.options import FamilyOption
+from ckptkit.converters.families.student import SEQ2SEQ_STUDENT
 from ckptkit.converters.families.pegasus_config import (PEGASUS_HF_SCHEMA, PEGASUS_TF_SCHEMA, SCOPE, check_pegasus_config,
                                                         complete_pegasus_config, hf_config_to_pegasus,
                                                         infer_pegasus_config, pegasus_config_to_hf,
@@ -231,5 +232,6 @@ PEGASUS = Family(
                          r"|^(model\.)?(encoder|decoder)\.layernorm_embedding\."),
     transforms=PEGASUS_TRANSFORMS, stacks=(ENCODER_LAYERS, DECODER_LAYERS), options=PEGASUS_OPTIONS,
     tf_names=_tf_names, with_options=_with_scope,
+    student=SEQ2SEQ_STUDENT,  # distill init: --encoder-layers/--decoder-layers, each stack on its own
 )
 FAMILY = PEGASUS

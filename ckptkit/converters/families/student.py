@@ -18,7 +18,8 @@ import re
 from dataclasses import dataclass
 from typing import Callable, Mapping
 
-__all__ = ["StudentRules", "HF_ENCODER_LAYER", "BERT_MLM_HEAD", "BERT_TIED", "ABSOLUTE_POSITIONS"]
+__all__ = ["StudentRules", "StudentStack", "HF_ENCODER_LAYER", "BERT_MLM_HEAD", "BERT_TIED", "ABSOLUTE_POSITIONS",
+           "SEQ2SEQ_STACKS", "SEQ2SEQ_TIED", "SEQ2SEQ_STUDENT"]
 
 # a per-layer tensor of the HF encoder every BERT-family model shares: <base>encoder.layer.<N>.<rest>
 HF_ENCODER_LAYER = re.compile(r"^(?P<base>(?:[A-Za-z_]+\.)?)encoder\.layer\.(?P<layer>\d+)\.(?P<rest>.+)\Z")
@@ -42,6 +43,42 @@ ABSOLUTE_POSITIONS = ("position_embedding_type", "absolute", "absolute", "Distil
 
 
 @dataclass(frozen=True)
+class StudentStack:
+    """One layer stack of an encoder-decoder teacher, chosen on its own (``--encoder-layers``/``--decoder-layers``).
+
+    ``pattern`` matches its per-layer tensors (groups ``base``, ``layer``, ``rest``), ``layer_name`` renumbers
+    them; ``config_keys`` count its layers in the HF config (all set to the student's count).
+    """
+
+    name: str
+    pattern: re.Pattern
+    layer_name: str
+    config_keys: tuple[str, ...]
+
+    @property
+    def flag(self) -> str:
+        """The ``distill init`` option choosing this stack's layers."""
+        return f"--{self.name}-layers"
+
+
+def _stack(name: str, keys: tuple[str, ...]) -> StudentStack:
+    return StudentStack(name, re.compile(rf"^(?P<base>(?:model\.)?){name}\.layers\.(?P<layer>\d+)\.(?P<rest>.+)\Z"),
+                        f"{{base}}{name}.layers.{{layer}}.{{rest}}", keys)
+
+
+# transformers' BART-style encoder-decoders (BigBird-Pegasus, Pegasus, BART): <base>encoder.layers.N. and
+# <base>decoder.layers.N.; num_hidden_layers repeats encoder_layers in their configs.
+SEQ2SEQ_STACKS: tuple[StudentStack, ...] = (_stack("encoder", ("encoder_layers", "num_hidden_layers")),
+                                            _stack("decoder", ("decoder_layers",)))
+# their aliases of the one word-embedding table (transformers ties them to ``shared`` on load)
+SEQ2SEQ_TIED: tuple[tuple[str, str, str | None], ...] = (
+    *((f"{p}{stack}.embed_tokens.weight", "{base}shared.weight", None)
+      for p in ("model.", "") for stack in ("encoder", "decoder")),
+    ("lm_head.weight", "{base}shared.weight", "tie_word_embeddings"),
+)
+
+
+@dataclass(frozen=True)
 class StudentRules:
     """A family's declaration for students made from its teachers.
 
@@ -55,6 +92,9 @@ class StudentRules:
     ``num_hidden_layers`` layers runs, and ``sets_key`` is the config key counting the sets; the pattern's
     ``layer`` group then numbers sets, a student keeps the sets its layers run, and its config gets fewer
     ``num_hidden_layers`` (and ``sets_key``). None: every layer has its own weights.
+
+    Encoder-decoders: ``stacks`` lists their layer stacks, each chosen on its own (``layer_pattern`` is then
+    unused), and ``word_embeddings`` names the word-embedding table after the base prefix.
     """
 
     mlm: Mapping[str, tuple[str, ...]]
@@ -65,3 +105,9 @@ class StudentRules:
     layer_name: str = "{base}encoder.layer.{layer}.{rest}"
     layer_sets: Callable[[Mapping], list[int]] | None = None
     sets_key: str | None = None
+    stacks: tuple[StudentStack, ...] = ()
+    word_embeddings: str = "embeddings.word_embeddings.weight"
+
+
+# an encoder-decoder with transformers' BART-style names: no DistilBERT head, its layers chosen per stack
+SEQ2SEQ_STUDENT = StudentRules(mlm={}, tied=SEQ2SEQ_TIED, stacks=SEQ2SEQ_STACKS, word_embeddings="shared.weight")

@@ -22,6 +22,7 @@ from ckptkit.distill.init.layers import LayerChoice, order_warning
 from ckptkit.distill.init.names import Copied
 from ckptkit.distill.init.plan import check_arch, plan_student
 from ckptkit.distill.init.report import StudentReport, equivalent_command, student_record
+from ckptkit.distill.init.stacks import ENCODER_DECODER_HINT, StackChoice
 from ckptkit.distill.init.teacher import Teacher, open_teacher
 from ckptkit.errors import UsageError
 from ckptkit.output.atomic import write_json
@@ -69,9 +70,12 @@ def _write_json(path: str, document: Mapping) -> None:
 
 
 def _check_request(destination: str | None, *, layers, num_layers, strategy: str, arch: str,
-                   drop_token_types: bool, dry_run: bool) -> LayerChoice:
+                   drop_token_types: bool, dry_run: bool, stacks: StackChoice | None) -> LayerChoice | StackChoice:
     """Everything that can be checked before the teacher is opened; returns the parsed layer request."""
-    choice = LayerChoice.parse(layers=layers, num_layers=num_layers, strategy=strategy)
+    if stacks is not None and (layers is not None or num_layers is not None):
+        raise UsageError("give --layers/--num-layers (an encoder) or --encoder-layers/--decoder-layers (an "
+                         "encoder-decoder), not both")
+    choice = stacks or LayerChoice.parse(layers=layers, num_layers=num_layers, strategy=strategy)
     check_arch(arch)
     if drop_token_types and arch != "distilbert":
         raise UsageError("--drop-token-types needs --arch distilbert",
@@ -81,8 +85,25 @@ def _check_request(destination: str | None, *, layers, num_layers, strategy: str
     return choice
 
 
-def _report(teacher: Teacher, plan: Plan, copied: list[Copied], dropped: dict[str, str], *, layers: list[int],
-            arch: str, drop_token_types: bool, destination: str | None, dry_run: bool) -> StudentReport:
+def _resolve(choice: LayerChoice | StackChoice, teacher: Teacher) -> list[int] | dict[str, list[int]]:
+    """The chosen teacher layers: a list, or an encoder-decoder's per stack (the request must fit the teacher)."""
+    counts = teacher.stack_layers
+    if counts is not None and not isinstance(choice, StackChoice):
+        flag = "--layers" if choice.layers is not None else "--num-layers"
+        raise UsageError(f"{flag} does not apply to an encoder-decoder teacher ({teacher.model_type}, "
+                         f"{'+'.join(map(str, counts.values()))} layers)", path=teacher.path, hint=ENCODER_DECODER_HINT)
+    if counts is None and isinstance(choice, StackChoice):
+        flags = "/".join(f"--{name}-layers" for name, layers, _ in choice.layers if layers is not None)
+        raise UsageError(f"{flags}: the teacher ({teacher.model_type}) is not an encoder-decoder", path=teacher.path,
+                         hint="choose its layers with --layers or --num-layers")
+    return choice.resolve(counts if counts is not None else teacher.num_layers)
+
+
+def _report(teacher: Teacher, plan: Plan, copied: list[Copied], dropped: dict[str, str], *,
+            layers: list[int] | dict[str, list[int]], arch: str, drop_token_types: bool, destination: str | None,
+            dry_run: bool) -> StudentReport:
+    stacks = dict(layers) if isinstance(layers, dict) else None
+    layers = [i for chosen in stacks.values() for i in chosen] if stacks else layers
     has_token_types = any(c.name.endswith(TOKEN_TYPE_EMBEDDINGS) for c in copied)
     source_dropped: dict[str, int] = {}
     for d in teacher.dropped:
@@ -96,8 +117,9 @@ def _report(teacher: Teacher, plan: Plan, copied: list[Copied], dropped: dict[st
         source_dropped=source_dropped, bytes_before=teacher.nbytes, bytes_after=plan.total_bytes,
         params_before=teacher.num_parameters,
         params_after=sum(int(np.prod(t.shape, dtype=np.int64)) for t in plan.outputs),
-        config={}, warnings=list(plan.info.get("warnings", [])), dry_run=dry_run)
-    if order_warning(layers):
+        config={}, warnings=list(plan.info.get("warnings", [])), dry_run=dry_run, stacks=stacks,
+        teacher_stacks=teacher.stack_layers)
+    if not stacks and order_warning(layers):
         report.warnings.append(order_warning(layers))
     act = teacher.config.get("hidden_act")
     if arch == "distilbert" and plan.info.get("head_activation") not in (None, act) \
@@ -108,7 +130,7 @@ def _report(teacher: Teacher, plan: Plan, copied: list[Copied], dropped: dict[st
 
 
 def _config(teacher: Teacher, report: StudentReport, plan: Plan) -> dict:
-    config = student_config(teacher.config, arch=report.arch, num_layers=len(report.layers),
+    config = student_config(teacher.config, arch=report.arch, num_layers=len(report.layers),  # stacks: in plan.info
                             model_class=report.model_class,
                             tie_word_embeddings=plan.info.get("tie_word_embeddings", True))
     return {**config, **plan.info.get("student_config", {})}
@@ -138,7 +160,8 @@ def build_student(teacher_path: str, destination: str | None, *, layers: Sequenc
                   num_layers: int | None = None, strategy: str = "uniform", arch: str = "same",
                   drop_token_types: bool = False, config: str | None = None, overwrite: bool = False,
                   dry_run: bool = False, command: str | None = None, card: Mapping | None = None,
-                  part: str | None = None) -> StudentReport:
+                  part: str | None = None, encoder_layers: Sequence[int] | str | None = None,
+                  decoder_layers: Sequence[int] | str | None = None) -> StudentReport:
     """Make a student hub folder at ``destination`` from the layers of ``teacher_path``, atomically.
 
     Args:
@@ -155,6 +178,8 @@ def build_student(teacher_path: str, destination: str | None, *, layers: Sequenc
         command: the command line recorded in ckptkit.json.
         card: model-card options (language, license, tags).
         part: a TF ELECTRA pretraining checkpoint holds two models: ``discriminator`` or ``generator``.
+        encoder_layers, decoder_layers: an encoder-decoder teacher (BigBird-Pegasus): the 0-based layers each stack
+            keeps, increasing (a stack not given keeps all; ``layers``/``num_layers`` do not apply).
 
     Returns:
         A :class:`StudentReport` (also written as ``student.json``).
@@ -162,11 +187,12 @@ def build_student(teacher_path: str, destination: str | None, *, layers: Sequenc
     from ckptkit.converters.source import open_source
 
     choice = _check_request(destination, layers=layers, num_layers=num_layers, strategy=strategy, arch=arch,
-                            drop_token_types=drop_token_types, dry_run=dry_run)
+                            drop_token_types=drop_token_types, dry_run=dry_run,
+                            stacks=StackChoice.parse(encoder=encoder_layers, decoder=decoder_layers))
     started = time.perf_counter()
     with open_source(teacher_path, config=config) as source:
         teacher = open_teacher(source, part=part)
-        chosen = choice.resolve(teacher.num_layers)
+        chosen = _resolve(choice, teacher)
         plan, copied, dropped = plan_student(teacher, layers=chosen, arch=arch,
                                              token_types="drop" if drop_token_types else "fold")
         plan.check(source.checkpoint)

@@ -12,10 +12,11 @@ Example:
 from __future__ import annotations
 
 import re
-from typing import Sequence
+from typing import Mapping, Sequence
 
 from ckptkit.converters.plan import Dropped, Plan
-from ckptkit.distill.init.names import Copied, distilbert_names, same_names, shared_sets
+from ckptkit.distill.init.names import Copied, distilbert_names, same_names, shared_sets, tied_aliases
+from ckptkit.distill.init.stacks import stack_config, stack_names
 from ckptkit.distill.init.teacher import Teacher
 from ckptkit.errors import UsageError
 
@@ -37,20 +38,28 @@ def _natural_key(name: str) -> list:
     return [int(p) if p.isdigit() else p for p in re.split(r"(\d+)", name)]
 
 
-def plan_student(teacher: Teacher, *, layers: Sequence[int], arch: str = "same", token_types: str = "fold"
-                 ) -> tuple[Plan, list[Copied], dict[str, str]]:
+def plan_student(teacher: Teacher, *, layers: Sequence[int] | Mapping[str, list[int]], arch: str = "same",
+                 token_types: str = "fold") -> tuple[Plan, list[Copied], dict[str, str]]:
     """The student's plan over the teacher's source tensors, the copy list, and the dropped teacher tensors.
 
     Args:
         teacher: from :func:`~ckptkit.distill.init.teacher.open_teacher`.
         layers: the 0-based teacher layer each student layer starts from, in student order, as
-            checked by :meth:`~ckptkit.distill.init.layers.LayerChoice.resolve`.
+            checked by :meth:`~ckptkit.distill.init.layers.LayerChoice.resolve`; an encoder-decoder's per stack
+            (``{"encoder": [...], "decoder": [...]}``, from :meth:`~ckptkit.distill.init.stacks.StackChoice.resolve`).
         arch: ``same`` or ``distilbert``.
         token_types: ``fold`` or ``drop`` (DistilBERT only; ``same`` keeps them).
     """
     check_arch(arch, token_types)
     info: dict = {"warnings": []}
-    if arch == "same":
+    stacks = teacher.rules.stacks if teacher.rules is not None else ()
+    if stacks and arch != "same":
+        raise UsageError(f"--arch {arch} does not apply to encoder-decoder teachers ({teacher.model_type})",
+                         hint="use --arch same")
+    if stacks:
+        copied, dropped = stack_names(teacher.tensors, stacks, layers, tied_aliases(teacher))
+        info.update(model_class=teacher.model_class, student_config=stack_config(stacks, layers))
+    elif arch == "same":
         copied, dropped = same_names(teacher, layers)
         info["model_class"] = teacher.model_class
         if teacher.rules is not None and teacher.rules.layer_sets is not None:

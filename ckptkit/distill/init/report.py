@@ -11,6 +11,7 @@ Example:
 
 from __future__ import annotations
 
+import re
 import shlex
 from dataclasses import dataclass, field
 
@@ -53,6 +54,16 @@ class StudentReport:
     files: list[str] = field(default_factory=list)
     seconds: float = 0.0
     dry_run: bool = False
+    stacks: dict[str, list[int]] | None = None          # encoder-decoders: the kept layers per stack
+    teacher_stacks: dict[str, int] | None = None        # and the teacher's layers per stack
+
+    @property
+    def shape_text(self) -> str:
+        """``12 layers``, or an encoder-decoder's ``16+4 layers`` (teacher: ``16+16``)."""
+        if self.stacks is None:
+            return f"{len(self.layers)} layers"
+        return "+".join(str(len(v)) for v in self.stacks.values()) + " layers (" + \
+            ", ".join(f"{len(v)} {k}" for k, v in self.stacks.items()) + ")"
 
     def to_json(self) -> dict:
         """The report as ``student.json`` holds it."""
@@ -73,14 +84,22 @@ class StudentReport:
             "tokenizer_files": list(self.tokenizer_files), "warnings": list(self.warnings),
             "destination": self.destination, "files": list(self.files), "seconds": round(self.seconds, 3),
             "dry_run": self.dry_run,
+            **({"stacks": dict(self.stacks), "teacher_stacks": dict(self.teacher_stacks or {})} if self.stacks else {}),
         }
 
     def _summary_lines(self) -> list[str]:
+        teacher_layers = "+".join(map(str, self.teacher_stacks.values())) if self.teacher_stacks else \
+            str(self.teacher_layers)
         lines = [f"student of {self.teacher} ({self.family}, {self.teacher_model_class}, "
-                 f"{self.teacher_layers} layers, {self.teacher_format})",
-                 f"  architecture: {self.model_class} (--arch {self.arch}), {len(self.layers)} layers",
-                 "  layers (student <- teacher, 1-based; 0-based in brackets):"]
-        lines += [f"    {s + 1} <- {t + 1} [{t}]" for s, t in enumerate(self.layers)]
+                 f"{teacher_layers} layers, {self.teacher_format})",
+                 f"  architecture: {self.model_class} (--arch {self.arch}), {self.shape_text}"]
+        if self.stacks is not None:
+            from ckptkit.distill.init.stacks import stack_lines
+
+            lines += stack_lines(self.teacher_stacks or {}, self.stacks)
+        else:
+            lines.append("  layers (student <- teacher, 1-based; 0-based in brackets):")
+            lines += [f"    {s + 1} <- {t + 1} [{t}]" for s, t in enumerate(self.layers)]
         return lines + [
             f"  token types: {TOKEN_TYPES_TEXT[self.token_types]}",
             f"  activation: {self.config.get('activation', self.config.get('hidden_act'))}, "
@@ -99,7 +118,8 @@ class StudentReport:
     def _dropped_lines(self) -> list[str]:
         by_reason: dict[str, list[str]] = {}
         for name, reason in self.dropped.items():
-            key = "teacher layer not kept" if reason.startswith("teacher layer") else reason
+            kept = re.match(r"teacher (\w+ )?layer \d+ is not kept", reason)
+            key = f"teacher {kept.group(1) or ''}layer not kept" if kept else reason
             by_reason.setdefault(key, []).append(name)
         lines = [f"{len(self.dropped)} teacher tensors not written:"]
         for reason, names in by_reason.items():
@@ -130,12 +150,15 @@ def student_record(report: StudentReport, teacher: Teacher, command: str) -> dic
                    "global_step": teacher.global_step, "base_model": None},
         "student": {"teacher": teacher.path, "layers": list(report.layers),
                     "arch": {"kind": report.arch, "model_class": report.model_class,
-                             "num_layers": len(report.layers), "token_types": report.token_types}},
+                             "num_layers": len(report.layers), "token_types": report.token_types,
+                             **({"stacks": dict(report.stacks)} if report.stacks else {})}},
     }
 
 
 def equivalent_command(report: StudentReport) -> str:
     """The CLI line that makes the same student (recorded when the library is called directly)."""
+    chosen = {f"--{k}-layers": v for k, v in report.stacks.items()} if report.stacks else {"--layers": report.layers}
     args = ["ckptkit", "distill", "init", report.teacher, report.destination or "OUT",
-            "--layers", ",".join(str(i) for i in report.layers), "--arch", report.arch]
+            *(a for flag, layers in chosen.items() for a in (flag, ",".join(str(i) for i in layers))),
+            "--arch", report.arch]
     return shlex.join(args + (["--drop-token-types"] if report.token_types == "dropped" else []))

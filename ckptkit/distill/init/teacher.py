@@ -90,15 +90,27 @@ class Teacher:
 
     @property
     def base(self) -> str:
-        """The base-model prefix of the HF names (``bert.``, ``electra.`` or empty)."""
-        hit = next((n for n in self.tensors if n.endswith(WORD_EMBEDDINGS)), None)
+        """The base-model prefix of the HF names (``bert.``, ``electra.``, ``model.`` or empty)."""
+        words = self.rules.word_embeddings if self.rules is not None else WORD_EMBEDDINGS
+        hit = next((n for n in self.tensors if n.endswith(words)), None)
         if hit is None:
-            raise PlanError(f"the teacher has no '{WORD_EMBEDDINGS}'", path=self.path,
+            raise PlanError(f"the teacher has no '{words}'", path=self.path,
                             hint="is this a BERT-family checkpoint?")
-        return hit[: -len(WORD_EMBEDDINGS)]
+        return hit[: -len(words)]
+
+    @property
+    def stack_layers(self) -> dict[str, int] | None:
+        """An encoder-decoder's layers per stack (``{"encoder": 16, "decoder": 16}``); None for an encoder."""
+        if self.rules is None or not self.rules.stacks:
+            return None
+        from ckptkit.distill.init.stacks import stack_counts
+
+        return stack_counts(self.rules.stacks, self.tensors, path=self.path)
 
     @property
     def num_layers(self) -> int:
+        if self.stack_layers is not None:
+            return sum(self.stack_layers.values())
         rules = self.rules
         if rules is not None and rules.layer_sets is not None:  # shared weights: the layers the config runs
             return int(self.config["num_hidden_layers"])
