@@ -100,3 +100,29 @@ def test_snippet_output_is_what_the_model_computes(work, monkeypatch):
     shapes = {name: tuple(value.shape) for name, value in outputs.items()}
     assert printed == str(shapes)
     assert np.isfinite(outputs.prediction_logits.numpy()).all()
+
+
+def test_encoder_decoder_card_snippet_generates(tmp_path, monkeypatch):
+    """A BigBirdPegasusForConditionalGeneration folder (the class BigBird-Pegasus converts to) gets a generate() snippet."""
+    from transformers import BertTokenizerFast, BigBirdPegasusConfig, BigBirdPegasusForConditionalGeneration
+
+    from ckptkit.output.card import write_model_card
+    from ckptkit.output.record import write_record
+    from support.bert import tiny_wordpiece_vocab
+
+    folder = tmp_path / "pegasus"
+    vocab = tiny_wordpiece_vocab(40)
+    BertTokenizerFast(vocab={t: i for i, t in enumerate(vocab)}).save_pretrained(folder)
+    config = BigBirdPegasusConfig(vocab_size=40, d_model=16, encoder_layers=1, decoder_layers=1,
+                                  encoder_attention_heads=2, decoder_attention_heads=2, encoder_ffn_dim=32,
+                                  decoder_ffn_dim=32, max_position_embeddings=64, attention_type="original_full",
+                                  pad_token_id=0, eos_token_id=1, decoder_start_token_id=0)
+    BigBirdPegasusForConditionalGeneration(config).save_pretrained(folder)
+    write_record(folder, {"kind": "conversion", "command": "ckptkit convert tf out/pegasus",
+                          "model": {"family": "bigbird_pegasus", "model_class": "BigBirdPegasusForConditionalGeneration",
+                                    "pipeline_tag": "summarization"},
+                          "source": {"path": "tf", "format": "tf", "family": "bigbird_pegasus"}})
+    monkeypatch.chdir(tmp_path)
+    code = python_block(write_model_card(folder).read_text())
+    assert "AutoModelForSeq2SeqLM" in code and "model.generate(" in code
+    run_snippet(code)  # prints the decoded summary (random weights: any text, possibly empty)

@@ -34,6 +34,7 @@ AUTO_CLASSES: tuple[tuple[str, str], ...] = (
     ("ForMultipleChoice", "AutoModelForMultipleChoice"),
     ("ForNextSentencePrediction", "AutoModelForNextSentencePrediction"),
     ("ForCausalLM", "AutoModelForCausalLM"),
+    ("ForConditionalGeneration", "AutoModelForSeq2SeqLM"),
     ("Model", "AutoModel"),
 )
 
@@ -44,6 +45,8 @@ SHOW_OUTPUTS: dict[str, str] = {
     "AutoModelForSequenceClassification": "print(outputs.logits.softmax(-1).tolist())",
     "AutoModelForTokenClassification": "print(outputs.logits.argmax(-1).tolist())",
     "AutoModelForQuestionAnswering": "print(outputs.start_logits.argmax().item(), outputs.end_logits.argmax().item())",
+    "AutoModelForSeq2SeqLM": ("summary = model.generate(**inputs, max_new_tokens=16)\n"
+                              "print(tokenizer.decode(summary[0], skip_special_tokens=True))"),
 }
 DEFAULT_SHOW = "print({name: tuple(value.shape) for name, value in outputs.items()})"
 
