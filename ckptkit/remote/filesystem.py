@@ -61,6 +61,16 @@ _CREDENTIAL_VARIABLES = ("AWS_", "HF_", "GOOGLE_", "STORAGE_EMULATOR_HOST", "GCS
 
 RETRIES = 5
 BACKOFF_S = 0.2
+CONNECT_TIMEOUT_S = 5.0  # the first request of a run checks that the server takes connections at all
+
+# kind -> (environment variable naming its endpoint, the default endpoint), for that first check.
+_ENDPOINTS: dict[str, tuple[str, str]] = {
+    "gs": ("STORAGE_EMULATOR_HOST", "https://storage.googleapis.com"),
+    "gcs": ("STORAGE_EMULATOR_HOST", "https://storage.googleapis.com"),
+    "s3": ("AWS_ENDPOINT_URL", "https://s3.amazonaws.com"),
+    "hf": ("HF_ENDPOINT", "https://huggingface.co"),
+}
+_PROXY_VARIABLES = ("HTTPS_PROXY", "HTTP_PROXY", "ALL_PROXY", "https_proxy", "http_proxy", "all_proxy")
 
 
 @dataclass(frozen=True)
@@ -73,6 +83,8 @@ class RemoteEntry:
 
 
 def _status(error: BaseException) -> int | None:
+    if type(error).__name__ == "HttpError" and isinstance(getattr(error, "code", None), int):  # gcsfs
+        return error.code
     for attr in ("status", "status_code"):
         value = getattr(error, attr, None)
         if isinstance(value, int):
@@ -126,6 +138,43 @@ def translate(error: BaseException, url: str, kind: str) -> RemoteError | None:
     return None
 
 
+def _endpoint(kind: str, url: str) -> tuple[str, int, str | None]:
+    """(host, port, the environment variable that named it or None) a request for ``url`` goes to."""
+    from urllib.parse import urlsplit
+
+    variable, default = _ENDPOINTS.get(kind, ("", ""))
+    named = os.environ.get(variable) if variable else None
+    target = (named if "://" in named else f"http://{named}") if named else (default or url)
+    parts = urlsplit(target)
+    return parts.hostname or "", parts.port or (443 if parts.scheme == "https" else 80), variable if named else None
+
+
+def check_reachable(kind: str, url: str, *, timeout: float = CONNECT_TIMEOUT_S) -> None:
+    """Fail at once, in one line, when the server of ``url`` takes no connection (refused, no answer in
+    ``timeout`` seconds, unknown host): the libraries' own retries would take a minute to say so. Skipped
+    behind a proxy (the connection would go through it)."""
+    import socket
+
+    if any(os.environ.get(v) for v in _PROXY_VARIABLES):
+        return
+    host, port, variable = _endpoint(kind, url)
+    if not host:
+        return
+    where = f" (from {variable})" if variable else ""
+    hint = f"check {variable} and that the server runs" if variable else "check the URL and that this machine is online"
+    try:
+        socket.create_connection((host, port), timeout=timeout).close()
+    except socket.gaierror as e:
+        raise RemoteError(f"cannot resolve the server's host name {host}{where} ({e})", path=url,
+                          hint=hint) from None
+    except (socket.timeout, TimeoutError):
+        raise RemoteError(f"cannot connect to {host}:{port}{where}: no answer in {timeout:.0f} s", path=url,
+                          hint=hint) from None
+    except OSError as e:
+        raise RemoteError(f"cannot connect to {host}:{port}{where} ({e.strerror or e})", path=url,
+                          hint=hint) from None
+
+
 class RemoteFS:
     """A remote location kind: listing, sizes and ranged reads, retried on 5xx and dropped connections."""
 
@@ -134,6 +183,7 @@ class RemoteFS:
         self._fs = None
         self._kwargs: dict | None = None
         self._kept: dict[str, bytes] = {}
+        self._reached: set[tuple] = set()  # endpoints that took a connection in this process
 
     @property
     def fs(self):
@@ -149,6 +199,10 @@ class RemoteFS:
         return self._fs
 
     def _call(self, url: str, action: Callable[[], Any]) -> Any:
+        endpoint = _endpoint(self.kind, url)
+        if endpoint not in self._reached:
+            check_reachable(self.kind, url)
+            self._reached.add(endpoint)
         for attempt in range(RETRIES + 1):
             try:
                 return action()

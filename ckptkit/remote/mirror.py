@@ -153,13 +153,16 @@ def _locate(fs: RemoteFS, url: str) -> tuple[str, str, list[RemoteEntry], list[s
     for folder, target in attempts:
         if folder == head and not in_folder:
             continue
-        entries, parts = probe(fs, folder, target=target)
+        try:
+            entries, parts = probe(fs, folder, target=target)
+        except RemoteError as e:
+            raise refused[0] if refused and "(403)" in e.message else e
         if _weights_among(entries) or parts or target and any(e.name == target for e in entries):
             return folder.rstrip("/"), target, entries, parts
     if not url.endswith("/"):
         return head, base, [RemoteEntry(base, url, fs.size(url))], []  # a lone file (404 is one line)
     if refused:
-        raise refused[-1]
+        raise refused[0]
     raise RemoteError("no files there (404)", path=url, hint="check the URL, the bucket/repo and the revision")
 
 

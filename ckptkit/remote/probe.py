@@ -57,17 +57,23 @@ def _sizes(fs: RemoteFS, folder_url: str, names, *, guesses: bool = True) -> dic
     permission); a file another one names (a shard) refused is the one-line 403."""
     absent = ("(404)", "(403)") if guesses else ("(404)",)
 
+    refusals: list[RemoteError] = []
+
     def size(name: str) -> int | None:
         try:
             return fs.size(f"{folder_url}/{name}")
         except RemoteError as e:
             if any(code in e.message for code in absent):
+                if "(403)" in e.message:
+                    refusals.append(e)
                 return None
             raise
 
     names = list(dict.fromkeys(names))
     with ThreadPoolExecutor(max(1, min(SETTINGS.connections, len(names) or 1))) as pool:
         sizes = list(pool.map(size, names))
+    if names and len(refusals) == len(names):  # every name refused: no access here at all, say so
+        raise refusals[0]
     return {n: s for n, s in zip(names, sizes) if s is not None}
 
 
@@ -106,8 +112,9 @@ def probe(fs: RemoteFS, folder_url: str, *, target: str = "") -> tuple[list[Remo
     """(the files found in ``folder_url``, its part folders) by HEAD requests, for a folder that cannot be
     listed; ``target`` is the file or TF prefix the user named in it, if any."""
     folder_url = folder_url.rstrip("/")
-    names = list(well_known_names()) + ([target] if target else [])
-    found = _sizes(fs, folder_url, names)
+    names = ([target] if target else []) + list(well_known_names())
+    found = _sizes(fs, folder_url, names[:1])  # one request first: a caller without access stops here
+    found.update(_sizes(fs, folder_url, names[1:]))
     more: list[str] = []
     for prefix in _prefixes(fs, folder_url, found, target):
         if _sizes(fs, folder_url, [f"{prefix}.index"]):
