@@ -98,7 +98,7 @@ class _Model:
         """MultiHeadedAttentionLayer ``scope`` (queries from x, keys/values from memory), then the projection
         ``out``; ``adder`` [batch, from, to] is added to the scores."""
         b, f, h = x.shape
-        t, d = memory.shape[1], h // self.heads
+        d = h // self.heads
         q, k, v = (self.dense(src, f"{scope}/{n}").reshape(b, -1, self.heads, d).transpose(0, 2, 1, 3)
                    for src, n in ((x, "query"), (memory, "key"), (memory, "value")))
         scores = q @ k.transpose(0, 1, 3, 2) / math.sqrt(d) + adder[:, None]
