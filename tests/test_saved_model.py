@@ -231,3 +231,23 @@ def test_unsupported_saved_models_are_one_line_errors(tmp_path, capsys):
         assert "saved_model.pb: not a SavedModel" in line
     line = _one_line_error(capsys, tmp_path, ["inspect", tmp_path / "bad"])
     assert "not a SavedModel" in line
+
+
+def test_an_exported_tf1_bigbird_pegasus_saved_model_converts_like_its_checkpoint(tmp_path):
+    """bigbird's summarization exports are TF1 SavedModels (Estimator export): variables under the official names."""
+    from support.pegasus import pegasus_config, pegasus_tf_variables, write_flags
+
+    config = pegasus_config()
+    variables = pegasus_tf_variables(config, seed=2)
+    directory = _tf1_builder(str(tmp_path / "export" / "1700000000"), variables)
+    write_flags(str(tmp_path / "export" / "summarization.config"), config)
+    prefix = tf1_save(str(tmp_path / "tf" / "model.ckpt-1"), variables)
+    write_flags(str(tmp_path / "tf" / "summarization.config"), config)
+    result = convert_checkpoint(directory, str(tmp_path / "from-saved-model"))
+    assert result.plan.info["model_class"] == "BigBirdPegasusForConditionalGeneration"
+    assert result.plan.info["source_format"] == "tf SavedModel (TF1 names)"
+    convert_checkpoint(prefix, str(tmp_path / "from-checkpoint"))
+    ours, ref = _safetensors(tmp_path / "from-saved-model"), _safetensors(tmp_path / "from-checkpoint")
+    assert sorted(ours) == sorted(ref) and all(np.array_equal(ours[n], ref[n]) for n in ref)
+    assert json.loads((tmp_path / "from-saved-model" / "config.json").read_text()) == \
+        json.loads((tmp_path / "from-checkpoint" / "config.json").read_text())
