@@ -139,10 +139,11 @@ def test_eval_and_downstream_results_with_command_and_date(tmp_path):
     assert own[("fill-mask", "held-out-text", "speedup")] == 2.7
     assert 0.901 not in [r.metric_value for r in results] and 0.61 not in [r.metric_value for r in results]
     assert "### Downstream task: sentiment, NSMC, test" in text
-    assert "| accuracy | 0.901 | teacher |" in text and "| accuracy | 0.83 | baseline: 3 layers from scratch |" in text
+    assert "| metric | this model | teacher | baseline: 3 layers from scratch |" in text
+    assert "| accuracy | 0.874 | 0.901 | 0.83 |" in text
     assert "Measured on 2025-02-02T10:00:00Z by `ckptkit distill eval --student out/s --task nsmc`." in text
-    assert "| MLM accuracy (masked tokens, held out) | 0.52 | this model |" in text
-    assert "| MLM accuracy (masked tokens, held out) | 0.61 | teacher |" in text
+    assert "| MLM accuracy (masked tokens, held out) | 0.52 | 0.61 |" in text
+    assert "| parameters | 40,000,000 | 110,000,000 |" in text and "| top-1 agreement with the teacher | 0.71 |  |" in text
 
 
 def test_a_card_never_claims_a_result_its_record_lacks(tmp_path):

@@ -92,6 +92,10 @@ def test_dry_run_text_for_parts(electra, capsys):
     lines = capsys.readouterr().out.splitlines()
     assert lines[0] == "me/electra-discriminator:" and "me/electra-generator:" in lines
     assert not any("generator/" in line for line in lines)  # each part's files at its repo's root
+    ckptkit("upload", "out/electra", "--repo-id", "me/electra-{part}", "--dry-run", "--json")
+    docs = json.loads(capsys.readouterr().out)
+    assert [d["repo_id"] for d in docs] == ["me/electra-discriminator", "me/electra-generator"]
+    assert {f["path"] for f in docs[1]["files"]} >= {"config.json", "model.safetensors", "ckptkit.json"}
 
 
 def test_part_placeholder_on_a_single_model_is_one_line(electra, capsys):

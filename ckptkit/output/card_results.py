@@ -12,9 +12,9 @@ Example:
     <BLANKLINE>
     Measured on 2025-01-31 by `ckptkit x`.
     <BLANKLINE>
-    | metric | value | model |
-    |---|---|---|
-    | parameters | 4000000 | this model |
+    | metric | this model |
+    |---|---|
+    | parameters | 4,000,000 |
 """
 
 from __future__ import annotations
@@ -37,6 +37,8 @@ KIND_TITLES: dict[str, str] = {
 def _value(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:.3g}" if abs(value) < 1e-3 and value != 0 else f"{value:.4g}"
+    if isinstance(value, int) and abs(value) >= 10_000:
+        return f"{value:,}"
     return str(value)
 
 
@@ -47,10 +49,16 @@ def _when(entry: Mapping[str, Any]) -> str:
         (f" {entry['notes']}." if entry.get("notes") and entry["kind"] != "verify" else "")
 
 
-def _metric_rows(entry: Mapping[str, Any]) -> list[list[str]]:
-    return [[m.get("name") or m["type"], _value(m["value"]),
-             "this model" if m.get("model") in ("self", "student", None) else m["model"]]
-            for m in entry["metrics"]]
+def _metric_table(entry: Mapping[str, Any]) -> str:
+    """One row per metric, one column per model measured: this model first, then teacher, baselines."""
+    models = list(dict.fromkeys("this model" if m.get("model") in ("self", "student", None) else m["model"]
+                                for m in entry["metrics"]))
+    models.sort(key=lambda name: name != "this model")
+    cells: dict[str, dict[str, str]] = {}
+    for m in entry["metrics"]:
+        who = "this model" if m.get("model") in ("self", "student", None) else m["model"]
+        cells.setdefault(m.get("name") or m["type"], {})[who] = _value(m["value"])
+    return _table(["metric", *models], [[name, *(row.get(who, "") for who in models)] for name, row in cells.items()])
 
 
 def verification_section(record: Mapping[str, Any]) -> str | None:
@@ -91,5 +99,5 @@ def results_section(record: Mapping[str, Any]) -> str | None:
                                      dataset.get("split")]))
         parts.append(f"### {title}{f': {on}' if on else ''}")
         parts.append(_when(run))
-        parts.append(_table(["metric", "value", "model"], _metric_rows(run)))
+        parts.append(_metric_table(run))
     return "\n\n".join(parts)
