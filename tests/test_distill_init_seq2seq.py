@@ -108,8 +108,12 @@ def test_both_stacks_shrunk_from_a_tf_teacher_equal_the_hub_teachers(teachers, t
     assert student["teacher_stacks"] == {"encoder": LAYERS, "decoder": LAYERS}
     record = json.loads((tmp_path / "tf" / "ckptkit.json").read_text())
     assert record["student"]["arch"]["stacks"] == {"encoder": [1, 3], "decoder": [2]}
-    assert record["command"].endswith("--encoder-layers 1,3 --decoder-layers 2 --arch same") or \
-        "--decoder-layers 2" in record["command"]
+    assert record["command"].endswith("--encoder-layers 1,3 --decoder-layers 2 --arch same")
+    card = (tmp_path / "tf" / "README.md").read_text()
+    assert "is a 2+1-layer student (`BigBirdPegasusForConditionalGeneration`" in card
+    assert "initialised from teacher layers encoder 1, 3; decoder 2 (0-based)" in card
+    assert "| **Teacher layers taken (0-based)** | encoder: 1, 3 → student encoder layers 0, 1; decoder: 2 → " \
+           "student decoder layers 0 |" in card
 
 
 def test_cli_text_and_json(teachers, tmp_path, capsys):

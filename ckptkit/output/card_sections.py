@@ -218,15 +218,17 @@ def _intro(ctx: CardContext) -> str:
     step = f" (step {source['global_step']:,})" if source.get("global_step") is not None else ""
     fmt = FORMAT_NAMES.get(source["format"], source["format"])
     teacher = ctx.base_model or ctx.student.get("teacher") or source.get("base_model") or source["path"]
-    layers = ctx.student.get("layers") or []
+    layers, stacks = ctx.student.get("layers") or [], ctx.student.get("stacks")  # stacks: an encoder-decoder's
+    size = "+".join(str(len(v)) for v in stacks.values()) if stacks else (len(layers) or "?")
+    taken = "; ".join(f"{name} {_cell(v)}" for name, v in stacks.items()) if stacks else _cell(layers)
     intros = {
         "conversion": f"a {_code(model['model_class'])} ({what}) converted from a {fmt} checkpoint{step} "
                       f"with {CKPTKIT_NAME}"
                       + (", and checked against it (see Verification)." if _verified(ctx) else "."),
-        "student": f"a {len(layers) or '?'}-layer student ({_code(model['model_class'])}, {what}) of "
-                   f"{_code(teacher)}, initialised from teacher layers {_cell(layers)} (0-based) with "
+        "student": f"a {size}-layer student ({_code(model['model_class'])}, {what}) of "
+                   f"{_code(teacher)}, initialised from teacher layers {taken} (0-based) with "
                    f"{CKPTKIT_NAME}. It has not been distilled yet.",
-        "distilled": f"a {len(layers) or '?'}-layer {_code(model['model_class'])} ({what}) distilled from "
+        "distilled": f"a {size}-layer {_code(model['model_class'])} ({what}) distilled from "
                      f"{_code(teacher)} with {CKPTKIT_NAME}.",
     }
     return (f"# {ctx.name}\n\n**{ctx.name}** is {intros[ctx.record['kind']]} "
@@ -255,8 +257,9 @@ def _provenance(ctx: CardContext) -> str:
 def _student(ctx: CardContext) -> str | None:
     if not ctx.student:
         return None
-    layers = ctx.student.get("layers") or []
-    taken = f"{_cell(layers)} → student layers {_cell(list(range(len(layers))))}" if layers else None
+    by_stack = ctx.student.get("stacks") or {"": ctx.student.get("layers") or []}  # an encoder-decoder: per stack
+    taken = "; ".join(f"{name + ': ' if name else ''}{_cell(v)} → student {name + ' ' if name else ''}layers "
+                      f"{_cell(list(range(len(v))))}" for name, v in by_stack.items() if v) or None
     rows = {"Teacher": _code(ctx.student["teacher"]) if ctx.student.get("teacher") else None,
             "Teacher on the Hub": _code(ctx.base_model) if ctx.base_model else None,
             "Teacher layers taken (0-based)": taken,
