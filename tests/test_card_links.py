@@ -22,6 +22,8 @@ URL = re.compile(r"https?://[^\s\"'<>()`\]\\]+")
 # addresses that exist (checked by hand when added), each with where it is used
 REAL = {
     "https://huggingface.co": "the Hub's endpoint (huggingface_hub's default)",
+    "https://storage.googleapis.com": "Google Cloud Storage's endpoint (gs:// reads)",
+    "https://s3.amazonaws.com": "Amazon S3's endpoint (s3:// reads)",
 }
 REAL_PREFIXES = (
     "https://huggingface.co/docs/",  # the Hub's documentation
@@ -39,7 +41,7 @@ def _allowed(url: str) -> bool:
         return True
     parts = urlsplit(url)
     host = parts.netloc.rpartition("@")[2].split(":")[0]
-    if host in PLACEHOLDER_HOSTS or host.endswith(".example"):
+    if host in PLACEHOLDER_HOSTS or host.endswith(".example") or re.fullmatch(r"\{\w+\}", host):  # {host}: a format field
         return True
     return host == "huggingface.co" and parts.path.split("/")[1:2] in ([n] for n in EXAMPLE_NAMESPACES)
 
