@@ -107,9 +107,9 @@ def _training_options(func: Callable) -> Callable:
 @click.option("--mlm-probability", type=float, default=0.15, show_default=True, help="Share of tokens masked.")
 @click.option("--mlm-smoothing", type=float, default=0.0, show_default=True,
               help="Mask rare tokens more: weight = count**-s (DistilBERT used 0.7).")
-@click.option("--text-column", default="text", show_default=True, help="Column of a datasets folder.")
 @click.option("--whole-word-mask", is_flag=True,
               help="Mask all pieces of a word together (WordPiece ##, SentencePiece \u2581 as KoBERT's).")
+@click.option("--text-column", default="text", show_default=True, help="Column of a datasets folder.")
 @click.option("--preprocessing-num-workers", type=int, help="Processes for tokenizing (datasets.map).")
 @click.option("--cache-teacher", is_flag=True, help="Compute teacher outputs once (fixed masking) and reuse them.")
 @click.option("--cache-top-k", type=int, default=64, show_default=True, help="Teacher logits kept per token.")
@@ -118,6 +118,9 @@ def _training_options(func: Callable) -> Callable:
 @click.option("--streaming", is_flag=True,
               help="Stream the training files (.txt/.jsonl/.parquet, folders); needs --max-steps.")
 @click.option("--resume", is_flag=True, help="Continue from the latest checkpoint in --output-dir.")
+@click.option("--baseline", type=click.Choice(["mlm"]),
+              help="Also train the same student without the teacher (MLM only, same data, steps and seed) into "
+                   "OUTPUT_DIR/baseline-mlm; the report compares both on --validation-file.")
 @click.option("--push-to-hub", "push_to_hub", metavar="REPO_ID", help="Upload the distilled student when done.")
 @click.option("--teacher-repo-id", metavar="NAMESPACE/NAME",
               help="The teacher's Hub id: the card's base_model (default: remembered from distill init).")
@@ -127,7 +130,7 @@ def _training_options(func: Callable) -> Callable:
 def train_command(teacher, student, train_files, validation_files, output_dir, objective, temperature, ce_on,
                   layer_map, cos_layer_map, max_seq_length, mlm_probability, mlm_smoothing, whole_word_mask,
                   text_column, preprocessing_num_workers,
-                  cache_teacher, cache_top_k, resume, push_to_hub, teacher_repo_id, quiet, as_json,
+                  cache_teacher, cache_top_k, resume, baseline, push_to_hub, teacher_repo_id, quiet, as_json,
                   teacher_cache=None, streaming=False, **options) -> None:
     """Distil a teacher into a student with transformers.Trainer (DistilBERT losses).
 
@@ -156,7 +159,7 @@ def train_command(teacher, student, train_files, validation_files, output_dir, o
         mlm_probability=mlm_probability, mlm_smoothing=mlm_smoothing, whole_word_mask=whole_word_mask,
         text_column=text_column, preprocessing_num_workers=preprocessing_num_workers,
         cache_teacher=cache_teacher, cache_top_k=cache_top_k, teacher_cache=teacher_cache, streaming=streaming,
-        resume=resume, training_args=training_args,
+        resume=resume, baseline=baseline, training_args=training_args,
         quiet=quiet, push_to_hub=push_to_hub, command=shlex.join(["ckptkit", *sys.argv[1:]]))
     result = train_student(train_options, log=lambda line: info(line, quiet=quiet))
     if result.process_index != 0:  # under torchrun only the main process reports
@@ -182,7 +185,9 @@ def _stamp_teacher(result, output_dir: str, *, teacher_repo_id: str, push_to_hub
 
 
 def format_train_report(report: dict[str, Any]) -> str:
-    """The end-of-run summary as text: loss terms first -> last, agreement, speed, cache."""
+    """The end-of-run summary as text: loss terms first -> last, agreement, speed, cache, the baseline."""
+    from ckptkit.distill.train_report import format_comparison
+
     rows = [[name, f"{v['weight']:g}", f"{v['first']:.4f}", f"{v['last']:.4f}"] for name, v in report["losses"].items()]
     lines = [format_table(rows, ["loss", "weight", "first", "last"], right={1, 2, 3}), ""]
     agreement = report.get("top1_agreement")
@@ -194,9 +199,13 @@ def format_train_report(report: dict[str, Any]) -> str:
     if cache:
         lines.append(f"teacher cache: built {cache['build_s']} s, read {cache['read_s']} s, teacher forward avoided "
                      f"{cache['teacher_forward_avoided_s']} s, net saved {cache['saved_s']} s")
-    for key, value in (report.get("eval") or {}).items():
-        if isinstance(value, float):
-            lines.append(f"{key}: {value:.4f}")
+    held_out = {k: v for k, v in (report.get("eval") or {}).items()
+                if k.startswith(("eval_loss", "eval_top1")) and isinstance(v, float)}
+    if held_out:
+        lines.append("validation: " + "  ".join(f"{k.removeprefix('eval_')} {v:.4f}" for k, v in held_out.items()))
+    comparison = format_comparison(report)
+    if comparison:
+        lines += ["", comparison, ""]
     lines.append(f"student written to {report['output_dir']} (plot: {report.get('plot')})")
     return "\n".join(lines)
 

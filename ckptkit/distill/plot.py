@@ -18,10 +18,12 @@ def _series(history: Sequence[dict[str, Any]], key: str) -> tuple[list[float], l
     return [r[0] for r in rows], [r[1] for r in rows]
 
 
-def plot_loss_curves(history: Sequence[dict[str, Any]], path: str | os.PathLike, *, title: str = "distillation") -> Path:
+def plot_loss_curves(history: Sequence[dict[str, Any]], path: str | os.PathLike, *, title: str = "distillation",
+                     baseline: Sequence[dict[str, Any]] | None = None) -> Path:
     """Plot total and per-term losses (left) and top-1 agreement (right) against the step.
 
-    ``history`` is ``Trainer.state.log_history``. Returns the path written.
+    ``history`` is ``Trainer.state.log_history``; ``baseline`` the log of an MLM-only run on the
+    same data, whose MLM losses are drawn dashed beside the distilled run's. Returns the path written.
     """
     import matplotlib
 
@@ -34,6 +36,11 @@ def plot_loss_curves(history: Sequence[dict[str, Any]], path: str | os.PathLike,
         steps, values = _series(history, key)
         if steps:
             ax_loss.plot(steps, values, label=key, marker="o" if key.startswith("eval") else None, markersize=3)
+    for key in ("loss_mlm", "eval_loss_mlm"):
+        steps, values = _series(baseline or [], key)
+        if steps:
+            ax_loss.plot(steps, values, "--", color="grey", label=f"MLM-only baseline: {key}",
+                         marker="o" if key.startswith("eval") else None, markersize=3)
     ax_loss.set_xlabel("step"), ax_loss.set_ylabel("loss"), ax_loss.set_yscale("log")
     if ax_loss.lines:
         ax_loss.legend(fontsize=8)

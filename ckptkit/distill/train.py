@@ -292,16 +292,20 @@ def _finish(opts: TrainOptions, setup: _Setup, models: _Models, trainer, result:
         write_json(ranks / f"rank-{args.process_index}.json", {"weights_sha256": digest})
     if not trainer.is_world_process_zero():
         return
+    from ckptkit.distill.baseline import read_log
     from ckptkit.distill.plot import plot_loss_curves
 
-    card_summary = {k: v for k, v in result.summary.items() if not isinstance(v, (dict, list)) or k == "losses"}
+    card_summary = {k: v for k, v in result.summary.items()
+                    if not isinstance(v, (dict, list)) or k in ("losses", "baseline", "held_out")}
     if result.eval:
         card_summary["eval"] = {"student": {k: round(v, 4) for k, v in result.eval.items() if isinstance(v, float)}}
     info = {**setup.student_info, "teacher": str(setup.teacher),
             "layers": setup.student_info.get("layers") or list(models.layers)}
     result.files = write_outputs(out, trainer=trainer, tokenizer=models.tokenizer, student_info=info,
                                  student_dir=setup.student_dir, summary=card_summary, command=opts.command)
-    result.plot = str(plot_loss_curves(trainer.state.log_history, out / "loss_curves.png"))
+    baseline = result.summary.get("baseline")
+    result.plot = str(plot_loss_curves(trainer.state.log_history, out / "loss_curves.png",
+                                       baseline=read_log(baseline["output_dir"]) if baseline else None))
     write_json(out / "distill_report.json", result.to_json(), default=str)
     if opts.push_to_hub:
         result.pushed_to = _push(out, opts.push_to_hub)
@@ -332,6 +336,7 @@ def train_student(options: TrainOptions | None = None, *, log: Log | None = None
     elif not _stderr_is_terminal():
         _quiet_libraries(bars_only=True)
     setup = _check(options)
+    baseline = _run_baseline(options, log) if options.baseline else None
     models = _load(options, setup)
     data = _data(options, setup, models)
     cache, stats = _cache(options, setup, models, data) if cache_dir_of(options, setup.out) else (None, {})
@@ -340,9 +345,27 @@ def train_student(options: TrainOptions | None = None, *, log: Log | None = None
                          eval=eval_metrics, output_dir=str(setup.out), teacher=str(setup.teacher),
                          student=str(setup.student_dir), wall_s=round(time.perf_counter() - started, 2),
                          process_index=setup.args.process_index)
+    if baseline is not None and trainer.is_world_process_zero():
+        from ckptkit.distill.baseline import add_comparison
+
+        add_comparison(result, baseline, opts=options, teacher=trainer.teacher, tokenizer=models.tokenizer,
+                       student=trainer.accelerator.unwrap_model(trainer.model), seed=setup.args.seed)
     _finish(options, setup, models, trainer, result)
     _barrier()
     return result
+
+
+def _run_baseline(options: TrainOptions, log: Log | None):
+    from ckptkit.distill.baseline import run_baseline
+
+    lines = options.print_lines and not options.quiet
+    return run_baseline(options, (log or _stderr_line) if lines else None)
+
+
+def _stderr_line(line: str) -> None:
+    from ckptkit.distill.train_log import stderr_line
+
+    stderr_line(line)
 
 
 def _push(folder: Path, repo_id: str) -> str:

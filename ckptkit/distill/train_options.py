@@ -114,6 +114,18 @@ def resolve_weights(objective: str, overrides: dict[str, float | None] | None = 
     return weights
 
 
+def _check_baseline(opts: "TrainOptions") -> None:
+    from ckptkit.distill.baseline import BASELINES
+
+    if opts.baseline not in BASELINES:
+        raise UsageError(f"unknown --baseline {opts.baseline!r}", hint="one of " + ", ".join(BASELINES))
+    if opts.objective != "mlm":
+        raise UsageError("--baseline mlm compares MLM students: it needs --objective mlm",
+                         hint="give the student an MLM head with `ckptkit distill init --mlm-head`")
+    if not opts.validation_files:
+        raise UsageError("--baseline needs --validation-file: both students are scored on held-out text")
+
+
 @dataclass(frozen=True)
 class TrainOptions:
     """Every option of a distillation run; checked when made (change one with ``dataclasses.replace``).
@@ -134,6 +146,8 @@ class TrainOptions:
         teacher_cache: a teacher cache folder (``ckptkit distill cache``) to read, built or finished first if needed.
         streaming: stream the training files (text/jsonl/parquet; needs ``max_steps``); implied by a cache.
         resume: continue from the latest ``checkpoint-*`` in ``output_dir``.
+        baseline: ``"mlm"``: also train the same student without the teacher (same data, steps, seed)
+            into ``output_dir/baseline-mlm`` and report both curves and held-out scores.
         training_args: ``transformers.TrainingArguments`` fields (``max_steps``, ``learning_rate``...).
         quiet: no progress bars, no library logs, no step lines.
         print_lines: print a line per log step (when not quiet and no progress bar shows).
@@ -163,6 +177,7 @@ class TrainOptions:
     teacher_cache: str | os.PathLike | None = None
     streaming: bool = False
     resume: bool = False
+    baseline: str | None = None
     training_args: Mapping[str, Any] = field(default_factory=dict)
     quiet: bool = False
     print_lines: bool = True
@@ -181,6 +196,8 @@ class TrainOptions:
             set_(self, "layer_map", parse_layer_list(self.layer_map, flag="--layer-map"))
         if self.cos_layer_map:
             set_(self, "cos_layer_map", parse_cos_pairs(self.cos_layer_map))
+        if self.baseline is not None:
+            _check_baseline(self)
         if self.ce_on not in CE_ON:
             raise UsageError(f"--ce-on must be 'masked' or 'all', got {self.ce_on!r}")
         if (self.cache_teacher or self.teacher_cache) and self.weights.attn > 0:

@@ -18,7 +18,7 @@ from ckptkit.distill.losses import LossWeights
 from ckptkit.distill.models import STUDENT_FILE
 from ckptkit.output.atomic import write_json
 
-__all__ = ["TrainResult", "loss_summary", "cache_summary", "write_outputs", "weights_digest"]
+__all__ = ["TrainResult", "loss_summary", "cache_summary", "write_outputs", "weights_digest", "format_comparison"]
 
 
 @dataclass
@@ -181,3 +181,24 @@ def weights_digest(model) -> str:
         digest.update(name.encode())
         digest.update(tensor.detach().float().cpu().contiguous().numpy().tobytes())
     return digest.hexdigest()
+
+
+def format_comparison(report: dict[str, Any]) -> str:
+    """The distilled student beside its MLM-only baseline: held-out scores and training MLM loss, as text."""
+    from ckptkit.distill.held_out import SCORE_LABELS
+    from ckptkit.formatting import format_table
+
+    baseline, held_out = report.get("baseline"), report.get("held_out")
+    if not baseline or not held_out:
+        return ""
+    base_key = f"baseline_{baseline['kind']}"
+    rows = [[label + (" (lower is better)" if lower else ""), f"{held_out['distilled'][key]:.4f}",
+             f"{held_out[base_key][key]:.4f}"]
+            for key, (label, lower) in SCORE_LABELS.items() if key in held_out["distilled"]]
+    kd_mlm, base_mlm = report["losses"].get("mlm"), baseline["losses"].get("mlm")
+    if kd_mlm and base_mlm:
+        rows.append(["training MLM loss first -> last", f"{kd_mlm['first']:.3f} -> {kd_mlm['last']:.3f}",
+                     f"{base_mlm['first']:.3f} -> {base_mlm['last']:.3f}"])
+    head = (f"distilled vs {baseline['what']} ({baseline['steps']} steps each; held-out: {held_out['blocks']} "
+            f"blocks, {held_out['masked_tokens']} masked tokens)")
+    return head + "\n" + format_table(rows, ["", "distilled (KD)", f"baseline ({baseline['kind']})"], right={1, 2})
