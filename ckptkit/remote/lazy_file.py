@@ -21,6 +21,7 @@ __all__ = ["LazyFile", "missing_ranges", "merge_ranges"]
 MIN_CHUNK = 1 << 20  # bytes: a range is split for concurrency only into pieces at least this big
 MAX_CHUNK = 8 << 20  # bytes per request at most
 IN_FLIGHT = 32 << 20  # bytes being received at once, all connections together (peak memory beyond one tensor)
+PIECES = 8  # a range is fetched in at least this many pieces when it is big enough (MIN_CHUNK each)
 
 
 def merge_ranges(ranges: list[list[int]]) -> list[list[int]]:
@@ -59,8 +60,8 @@ def missing_ranges(have: list[list[int]], start: int, end: int) -> list[tuple[in
 
 
 def _chunks(gaps: list[tuple[int, int]], connections: int) -> list[tuple[int, int]]:
-    """The gaps, each split into pieces of MIN_CHUNK..MAX_CHUNK bytes so that big ones use every connection
-    and the bytes in flight stay under IN_FLIGHT (or one MIN_CHUNK per connection).
+    """The gaps, each split into pieces of MIN_CHUNK..MAX_CHUNK bytes so that big ones use every connection,
+    the bytes in flight stay under IN_FLIGHT (or one MIN_CHUNK per connection) and progress shows in steps.
 
     Example:
         >>> [(s, e - s) for s, e in _chunks([(0, 40 << 20)], 8)][:2]  # 8 connections: 4 MiB pieces
@@ -68,8 +69,8 @@ def _chunks(gaps: list[tuple[int, int]], connections: int) -> list[tuple[int, in
     """
     total = sum(e - s for s, e in gaps)
     connections = max(1, connections)
-    size = min(MAX_CHUNK, IN_FLIGHT // connections, max(MIN_CHUNK, -(-total // connections)))
-    size = max(MIN_CHUNK, size)
+    pieces = max(connections, PIECES)  # also with few connections: the progress bar moves in steps
+    size = max(MIN_CHUNK, min(MAX_CHUNK, IN_FLIGHT // connections, -(-total // pieces)))
     return [(p, min(p + size, e)) for s, e in gaps for p in range(s, e, size)]
 
 
@@ -131,6 +132,10 @@ class LazyFile:
 
     def _fetch(self, start: int, end: int) -> None:
         data = self.fs.read(self.url, start, end)
+        if len(data) > end - start:  # a whole file where a range was asked: the bar's total grows with it
+            from ckptkit.remote.progress import expect
+
+            expect(len(data) - (end - start))
         STATS.add_transferred(len(data))
         if len(data) == end - start:
             self._store(start, data)
@@ -159,10 +164,15 @@ class LazyFile:
     def _get(self, gaps: list[tuple[int, int]]) -> None:
         if not gaps:
             return
-        from ckptkit.remote.progress import expect
+        from ckptkit.remote.progress import close, expect
 
-        expect(sum(end - start for start, end in gaps))
-        chunks = _chunks(gaps, SETTINGS.connections)
+        expect(sum(end - start for start, end in gaps), desc=f"fetching {os.path.basename(self.path)}")
+        try:
+            self._get_chunks(_chunks(gaps, SETTINGS.connections))
+        finally:
+            close()  # cleared before the next bar or message
+
+    def _get_chunks(self, chunks: list[tuple[int, int]]) -> None:
         if not self._checked:  # the first range alone: a server without range support shows here
             self._fetch(*chunks.pop(0))
             self._checked = True

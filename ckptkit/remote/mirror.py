@@ -71,8 +71,12 @@ class _Mirror:
         for directory in (self.folder, self.state):
             os.makedirs(directory, exist_ok=True)
 
+    @staticmethod
+    def _cached(entry: RemoteEntry, local: str, *, revalidate: bool) -> bool:
+        return not revalidate and os.path.isfile(local) and os.path.getsize(local) == entry.size
+
     def _download(self, entry: RemoteEntry, local: str, *, revalidate: bool) -> None:
-        if not revalidate and os.path.isfile(local) and os.path.getsize(local) == entry.size:
+        if self._cached(entry, local, revalidate=revalidate):
             return
         data = self.fs.read_all(entry.url)
         STATS.add_transferred(len(data))
@@ -93,11 +97,11 @@ class _Mirror:
     def add(self, entries: list[RemoteEntry], target: str) -> None:
         has_st = any(e.name.endswith(".safetensors") for e in entries)
         kinds = {e.name: _kind_of(e.name, has_st, target) for e in entries}
-        for entry in sorted(entries, key=lambda e: kinds[e.name] != "index"):  # the index first
-            local = os.path.join(self.folder, entry.name)
-            if kinds[entry.name] in ("index", "whole") and (entry.size <= MAX_COMPANION or entry.name == target
-                                                            or kinds[entry.name] == "whole" and _TORCH.search(entry.name)):
-                self._download(entry, local, revalidate=kinds[entry.name] == "index")
+        todo = [(e, os.path.join(self.folder, e.name), kinds[e.name] == "index")
+                for e in sorted(entries, key=lambda e: kinds[e.name] != "index")  # the index first
+                if kinds[e.name] in ("index", "whole") and (e.size <= MAX_COMPANION or e.name == target
+                                                            or kinds[e.name] == "whole" and _TORCH.search(e.name))]
+        self._download_all(todo)
         for entry in entries:
             if kinds[entry.name] == "lazy":
                 local = os.path.join(self.folder, entry.name)
@@ -114,9 +118,17 @@ class _Mirror:
             entries = self.fs.listing(parent_url)
         except RemoteError:
             return
-        for entry in entries:
-            if _PARENT_COMPANION.search(entry.name) and entry.size <= MAX_COMPANION:
-                self._download(entry, os.path.join(self.parent, entry.name), revalidate=False)
+        self._download_all([(e, os.path.join(self.parent, e.name), False) for e in entries
+                            if _PARENT_COMPANION.search(e.name) and e.size <= MAX_COMPANION])
+
+    def _download_all(self, todo: list[tuple[RemoteEntry, str, bool]]) -> None:
+        """Download ``(entry, local path, revalidate)`` in order, under one bar for the bytes not cached."""
+        from ckptkit.remote.progress import expect
+
+        expect(sum(e.size for e, local, again in todo if not self._cached(e, local, revalidate=again)),
+               desc="fetching index and companions")
+        for entry, local, again in todo:
+            self._download(entry, local, revalidate=again)
 
 
 def _weights_among(entries: list[RemoteEntry]) -> bool:
@@ -212,6 +224,15 @@ def _mirror_parts(fs: RemoteFS, folder_url: str, entries: list[RemoteEntry], par
 
 def resolve_remote(location: str) -> str:
     """The local mirror path of a remote checkpoint ``location`` (gs://, s3://, hf://, http(s)://)."""
+    from ckptkit.remote.progress import close
+
+    try:
+        return _resolve(location)
+    finally:
+        close()  # the index and companions' bar, cleared before anything else is printed
+
+
+def _resolve(location: str) -> str:
     kind = location.split("://", 1)[0].lower()
     fs = remote_fs(kind)
     fs.forget()

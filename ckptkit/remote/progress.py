@@ -1,4 +1,9 @@
-"""A progress bar in bytes (rate; ETA when the total is known) for remote transfers, on a terminal only."""
+"""A progress bar in bytes (size, rate and ETA) for remote transfers, on a terminal only.
+
+Each fetching phase has its own bar, closed (and cleared) when the phase ends, before anything else
+is printed: the index and companions while the location is resolved, then the kept byte ranges of
+each weight file before the conversion's own bar starts.
+"""
 
 from __future__ import annotations
 
@@ -17,33 +22,35 @@ def _shown() -> bool:
     return not is_quiet() and sys.stderr.isatty()
 
 
-def _the_bar():
-    if not _bar:
-        from tqdm.auto import tqdm
-
-        _bar.append(tqdm(desc="fetching", total=0, unit="B", unit_scale=True, unit_divisor=1024, leave=False,
-                         file=sys.stderr))
-    return _bar[0]
+MIN_SHOWN = 64 << 10  # bytes: a smaller fetch is over before a bar could say anything
 
 
-def expect(count: int) -> None:
-    """``count`` more bytes are about to be fetched: the bar's total grows (rate and ETA)."""
-    if _shown():
-        with _lock:
-            bar = _the_bar()
-            bar.total = (bar.total or 0) + count
-            bar.refresh()
+def expect(count: int, *, desc: str = "fetching") -> None:
+    """``count`` more bytes are about to be fetched: a bar starts (from MIN_SHOWN bytes) or its total
+    grows, so that it shows the size, the rate and the time left."""
+    if not _shown():
+        return
+    with _lock:
+        if _bar:
+            _bar[0].total = (_bar[0].total or 0) + count
+            _bar[0].refresh()
+        elif count >= MIN_SHOWN:
+            from tqdm.auto import tqdm
+
+            _bar.append(tqdm(desc=desc, total=count, unit="B", unit_scale=True, unit_divisor=1024, leave=False,
+                             file=sys.stderr))
 
 
 def advance(count: int) -> None:
-    """Count ``count`` more bytes transferred on the bar (created on first use, on a terminal only)."""
-    if _shown():
+    """Count ``count`` more bytes transferred on the bar, if one is shown."""
+    if _bar:
         with _lock:
-            _the_bar().update(count)
+            if _bar:
+                _bar[0].update(count)
 
 
 def close() -> None:
-    """Close the bar if one was shown."""
+    """Close (and clear) the bar if one is shown."""
     with _lock:
         while _bar:
             _bar.pop().close()
