@@ -44,9 +44,17 @@ def make_tokenizer_dir(folder: Path) -> Path:
     return folder
 
 
-def make_corpus(path: Path, megabytes: int) -> Path:
+def load_tokenizer(folder: str | Path):
+    """The fast WordPiece tokenizer over ``folder/vocab.txt``."""
+    from transformers import BertTokenizer
+
+    words = (Path(folder) / "vocab.txt").read_text().split()
+    return BertTokenizer(vocab={w: i for i, w in enumerate(words)}, do_lower_case=True)
+
+
+def make_corpus(path: Path, megabytes: float) -> Path:
     """``megabytes`` MB of lines of 5-40 random words (reused when already there)."""
-    target = megabytes * 1_000_000
+    target = int(megabytes * 1_000_000)
     if path.is_file() and path.stat().st_size >= target:
         return path
     rng, words = random.Random(megabytes), _words()
@@ -64,11 +72,9 @@ def make_corpus(path: Path, megabytes: int) -> Path:
 
 def stream_child(corpus: str, tokenizer_dir: str) -> None:
     """Child process: stream the corpus once (examples and smoothing counts); print what it saw."""
-    from transformers import BertTokenizerFast
-
     from ckptkit.distill.streaming import StreamingCorpus, token_counts
 
-    tok = BertTokenizerFast(vocab_file=str(Path(tokenizer_dir) / "vocab.txt"))
+    tok = load_tokenizer(tokenizer_dir)
     start = time.perf_counter()
     stream = StreamingCorpus([corpus], tok, max_seq_length=128, shuffle=False)
     examples = []
@@ -87,13 +93,12 @@ def datasets_child(corpus: str, tokenizer_dir: str) -> None:
 
     import datasets
     import numpy as np
-    from transformers import BertTokenizerFast
 
     from ckptkit.distill.data import tokenize_and_pack
 
     datasets.disable_progress_bars()
     os.environ["HF_DATASETS_CACHE"] = tempfile.mkdtemp()
-    tok = BertTokenizerFast(vocab_file=str(Path(tokenizer_dir) / "vocab.txt"))
+    tok = load_tokenizer(tokenizer_dir)
     start = time.perf_counter()
     texts = datasets.load_dataset("text", data_files={"train": [corpus]}, split="train",
                                   cache_dir=os.environ["HF_DATASETS_CACHE"])

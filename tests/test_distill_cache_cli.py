@@ -114,3 +114,24 @@ def test_errors_are_one_line(distill_world, built, tmp_path, capsys):
     assert exit_code(lambda: train_cli(distill_world, tmp_path / "run", cache, "--seed", "1")) == 2
     err = capsys.readouterr().err.strip()
     assert "teacher cache was built for other settings (seed: 0 in the cache, 1 now)" in err and "\n" not in err
+
+
+def test_streaming_training_reads_jsonl_and_parquet_folders(distill_world, tmp_path, capsys):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    lines = distill_world["train"].read_text().splitlines()[:400]
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "a.jsonl").write_text("".join(json.dumps({"body": line}) + "\n" for line in lines[:200]))
+    pq.write_table(pa.table({"body": lines[200:]}), data / "b.parquet", row_group_size=50)
+    base = ["distill", "train", "--student", str(distill_world["student"]), "--train-file", str(data),
+            "--streaming", "--text-column", "body", "--max-seq-length", "32", "--per-device-train-batch-size", "8",
+            "--use-cpu", "-q"]
+    main([*base, "--output-dir", str(tmp_path / "run"), "--max-steps", "3", "--logging-steps", "1", "--json"])
+    report = json.loads(capsys.readouterr().out)
+    assert report["steps"] == 3 and report["losses"]["ce"]["last"] > 0
+    assert exit_code(lambda: main([*base, "--output-dir", str(tmp_path / "run2"), "--num-train-epochs", "1"])) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == ("ckptkit: error: streamed training data (--streaming, --teacher-cache, --cache-teacher) has no "
+                   "length (pass --max-steps; the stream starts a new epoch whenever it ends)")

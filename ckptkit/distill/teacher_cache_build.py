@@ -168,7 +168,9 @@ def _piece_arrays(out, valid, *, layout: Mapping[str, Any]) -> dict[str, np.ndar
         top = bucketed_topk(out.logits[valid], k=layout["top_k"], temperature=layout["temperature"])
         arrays[f"logprobs.{value}"] = top.logprobs.cpu().numpy().astype(value)
         arrays[f"ids.{layout['id_dtype']}"] = top.indices.cpu().numpy().astype(layout["id_dtype"])
-        arrays[f"rest.{value}"] = top.rest.cpu().numpy().astype(value)
+        rest = top.rest.cpu().numpy()
+        rest[rest < np.finfo(value).min] = -np.inf   # an empty rest bucket (k covers the vocabulary)
+        arrays[f"rest.{value}"] = rest.astype(value)
     for i in layout["hidden"]:
         arrays[f"hidden.{i}.{value}"] = out.hidden_states[i][valid].float().cpu().numpy().astype(value)
     return arrays
