@@ -4,6 +4,7 @@ the outputs' magnitude."""
 
 from __future__ import annotations
 
+import json
 import tracemalloc
 
 import numpy as np
@@ -48,3 +49,50 @@ def test_forward_tolerance_grows_with_the_outputs_magnitude():
     assert verify.forward_tolerance(np.array([0.9, -0.3])) == 1e-5
     assert verify.forward_tolerance(np.array([[-62.9, 10.0]])) == 1e-5 * 62.9
     assert 5.5e-5 < verify.forward_tolerance(np.array([62.9])) < 0.1
+
+
+def _mapped_rss_kb(folder) -> int:
+    """Resident KiB of this process's mappings of files in FOLDER (from /proc/self/smaps)."""
+    total, inside = 0, False
+    for line in open("/proc/self/smaps"):
+        head = line.split()
+        if "-" in head[0] and not head[0].endswith(":"):
+            inside = len(head) > 5 and head[5].startswith(str(folder))
+        elif inside and head[0] == "Rss:":
+            total += int(head[1])
+    return total
+
+
+def test_transformers_forward_keeps_about_one_layer_resident(tmp_path):
+    """verify's HF side: the weights are views of the mapped safetensors file; with layer_by_layer each
+    module's pages leave the resident set once it ran (the tied output embeddings are read back), and the
+    outputs are bit for bit those of a plain forward. A mapping with a written page is left alone."""
+    import torch
+    import transformers
+
+    from ckptkit.converters.model_pages import clean_file_mappings, layer_by_layer
+
+    from ckptkit.converters.convert import convert_checkpoint
+
+    shape = {**SHAPE, "vocab_size": 2000}
+    prefix = write_tf_checkpoint(tmp_path / "tf" / "model.ckpt", bert_tf_variables(**shape))
+    (tmp_path / "tf" / "bert_config.json").write_text(json.dumps(bert_tf_config(**shape)))
+    folder = str((tmp_path / "hf").resolve())
+    convert_checkpoint(prefix, folder, no_tokenizer=True)  # what verify reads: a file ckptkit wrote
+    model = transformers.BertForPreTraining.from_pretrained(folder, attn_implementation="eager").eval()
+    ids = torch.arange(32).reshape(2, 16)
+    with torch.no_grad(), layer_by_layer(model, folder):
+        streamed = model(input_ids=ids)
+    released = _mapped_rss_kb(folder)
+    with torch.no_grad():
+        plain = model(input_ids=ids)
+    resident = _mapped_rss_kb(folder)
+    file_kb = (tmp_path / "hf" / "model.safetensors").stat().st_size // 1024
+    assert resident > 0.9 * file_kb and released < 0.2 * file_kb, (released, resident, file_kb)
+    assert torch.equal(streamed.prediction_logits, plain.prediction_logits)
+    assert torch.equal(streamed.seq_relationship_logits, plain.seq_relationship_logits)
+    assert clean_file_mappings(folder)
+    weight = model.bert.encoder.layer[0].output.dense.weight
+    with torch.no_grad():
+        weight.add_(0)  # a written (copied-on-write) page: that mapping is no longer released
+    assert clean_file_mappings(folder) == []

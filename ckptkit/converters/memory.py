@@ -18,7 +18,7 @@ import numpy as np
 
 from ckptkit.errors import CorruptCheckpointError
 
-__all__ = ["release_pages", "read_exact", "numpy_shape_problem", "BYTE_SOURCES", "prefetch"]
+__all__ = ["release_pages", "dont_need", "read_exact", "numpy_shape_problem", "BYTE_SOURCES", "prefetch"]
 
 # absolute local path -> an object whose ensure(offset, nbytes) makes those bytes present before they are
 # read, and ensure_many([(offset, nbytes), ...]) many at once. Empty for local checkpoints; a remote mirror
@@ -135,6 +135,17 @@ def _root(array):
     while isinstance(getattr(array, "base", None), np.ndarray):
         array = array.base
     return getattr(array, "base", None)
+
+
+def dont_need(address: int, length: int, *, _madvise=[]) -> bool:
+    """``madvise(MADV_DONTNEED)`` on page-aligned ``[address, address + length)`` (Linux; False elsewhere).
+
+    Only for pages whose content the file still has (a clean file mapping): anonymous memory would read
+    back as zeros.
+    """
+    if not _madvise:
+        _madvise.append(_libc_madvise())
+    return _madvise[0] is not None and _madvise[0](address, length, _MADV_DONTNEED) == 0
 
 
 def release_pages(array: np.ndarray, *, _madvise=[]) -> bool:

@@ -17,6 +17,7 @@ from typing import Callable, Mapping
 import numpy as np
 
 __all__ = ["ACTIVATIONS", "GOOGLE_ACTIVATIONS", "layer_norm", "dense", "self_attention", "fixed_inputs",
+           "embedding_rows", "times_transposed",
            "bert_encoder", "bert_heads", "bert_reference_forward"]
 
 _erf = np.vectorize(math.erf, otypes=[np.float64])
@@ -94,10 +95,31 @@ def bert_encoder(get: Getter, config: Mapping, x: np.ndarray, attention_mask: np
     return x
 
 
+_ROWS_PER_CHUNK = 4096
+
+
+def embedding_rows(get: Getter, name: str, ids: np.ndarray) -> np.ndarray:
+    """``get(name)[ids]`` in float64, converting only the rows used when the getter can give the stored
+    array (``get.stored``: verify's, so a 30k-row vocabulary is never held in float64)."""
+    stored = getattr(get, "stored", None)
+    return stored(name)[ids].astype(np.float64) if stored else get(name)[ids]
+
+
+def times_transposed(get: Getter, name: str, x: np.ndarray) -> np.ndarray:
+    """``x @ get(name).T`` (tied output embeddings), in float64 chunks of rows of the stored matrix when the
+    getter offers ``get.stored``."""
+    stored = getattr(get, "stored", None)
+    if stored is None:
+        return x @ get(name).T
+    matrix = stored(name)
+    return np.concatenate([x @ matrix[i:i + _ROWS_PER_CHUNK].astype(np.float64).T
+                           for i in range(0, matrix.shape[0], _ROWS_PER_CHUNK)], axis=-1)
+
+
 def bert_embeddings(get: Getter, inputs: Mapping[str, np.ndarray], *, scope: str = "bert") -> np.ndarray:
     ids, types = inputs["input_ids"], inputs["token_type_ids"]
     e = f"{scope}/embeddings/"
-    x = get(f"{e}word_embeddings")[ids] + get(f"{e}position_embeddings")[: ids.shape[1]][None]
+    x = embedding_rows(get, f"{e}word_embeddings", ids) + get(f"{e}position_embeddings")[: ids.shape[1]][None]
     x = x + get(f"{e}token_type_embeddings")[types]
     return layer_norm(x, get(f"{e}LayerNorm/gamma"), get(f"{e}LayerNorm/beta"))
 
@@ -116,7 +138,8 @@ def bert_heads(get: Getter, names: set[str], x: np.ndarray, *, act: Callable[[np
         t = act(dense(x, get("cls/predictions/transform/dense/kernel"), get("cls/predictions/transform/dense/bias")))
         t = layer_norm(t, get("cls/predictions/transform/LayerNorm/gamma"),
                        get("cls/predictions/transform/LayerNorm/beta"))
-        out["mlm_logits"] = t @ get("bert/embeddings/word_embeddings").T + get("cls/predictions/output_bias")
+        out["mlm_logits"] = times_transposed(get, "bert/embeddings/word_embeddings", t) + \
+            get("cls/predictions/output_bias")
     pooled = out.get("pooler_output")
     for head, key in (("cls/seq_relationship/", pair_key), ("", "logits")):
         if f"{head}output_weights" in names and pooled is not None:
