@@ -213,38 +213,90 @@ def format_train_report(report: dict[str, Any]) -> str:
 @click.command("eval")
 @click.option("--teacher", type=click.Path(exists=True, file_okay=False), help="Teacher hub folder [student.json's].")
 @click.option("--student", required=True, type=click.Path(exists=True, file_okay=False), help="Student hub folder.")
-@click.option("--eval-file", "eval_files", required=True, multiple=True, type=click.Path(exists=True),
+@click.option("--eval-file", "eval_files", multiple=True, type=click.Path(exists=True),
               help="Held-out text (one sentence per line) or a datasets folder; repeatable.")
 @click.option("--objective", type=click.Choice(["auto", "mlm", "hidden"]), default="auto", show_default=True,
               help="mlm: MLM metrics too; hidden: embedding metrics only; auto: mlm when both have MLM heads.")
 @click.option("--max-seq-length", type=int, default=128, show_default=True, help="Tokens per block / sentence.")
 @click.option("--batch-size", type=int, default=16, show_default=True, help="Blocks per forward pass.")
 @click.option("--max-batches", type=int, default=50, show_default=True, help="Evaluate at most N batches.")
-@click.option("--latency-runs", type=int, default=10, show_default=True, help="Timed CPU forward passes per model.")
-@click.option("--seed", type=int, default=42, show_default=True, help="Seed of the fixed masking.")
+@click.option("--latency-runs", type=int, default=10, show_default=True,
+              help="Timed CPU forward passes per model, after a warm-up, alternating teacher and student; the "
+                   "median is reported.")
+@click.option("--seed", type=int, default=42, show_default=True, help="Seed of the masking, split and fine-tuning.")
+@click.option("--task", "task_file", type=click.Path(exists=True, dir_okay=False),
+              help="Labelled TSV/CSV (NSMC's id/document/label works as is): fine-tune teacher and student on it "
+                   "and compare their held-out accuracy.")
+@click.option("--text-column", help="--task: the text column (name or 0-based index) [detected].")
+@click.option("--label-column", help="--task: the label column (name or 0-based index) [detected].")
+@click.option("--task-epochs", type=float, default=1.0, show_default=True, help="--task: passes over the rows.")
+@click.option("--task-learning-rate", type=float, default=5e-5, show_default=True, help="--task: AdamW peak rate.")
+@click.option("--task-batch-size", type=int, default=32, show_default=True, help="--task: rows per step.")
+@click.option("--task-max-train", type=int, default=20_000, show_default=True,
+              help="--task: train on at most N rows (0: all).")
+@click.option("--task-test-fraction", type=float, default=0.1, show_default=True,
+              help="--task: share of the rows held out for the accuracy.")
 @quiet_option
 @json_option
 def eval_command(teacher, student, eval_files, objective, max_seq_length, batch_size, max_batches, latency_runs,
-                 seed, quiet, as_json) -> None:
+                 seed, task_file, text_column, label_column, task_epochs, task_learning_rate, task_batch_size,
+                 task_max_train, task_test_fraction, quiet, as_json) -> None:
     """Compare a student with its teacher: accuracy, agreement, KL, cosine, size and CPU speed.
 
+    With --task, both are fine-tuned on a labelled classification set (same rows, order and short
+    schedule) and their accuracy on held-out rows is shown side by side.
+
     \b
-    Example:
+    Examples:
       ckptkit distill eval --teacher out/kobert --student out/distil --eval-file held_out.txt --json
+      ckptkit distill eval --teacher out/kobert --student out/distil --task ratings_train.txt
     """
-    from ckptkit.distill.evaluate import evaluate_student, format_eval_table
+    from ckptkit.errors import UsageError
 
-    result = evaluate_student(teacher=teacher, student=student, eval_files=eval_files, objective=objective,
-                              max_seq_length=max_seq_length, batch_size=batch_size, max_batches=max_batches,
-                              latency_runs=latency_runs, seed=seed, quiet=quiet)
-    from ckptkit.output.record import command_line
-    from ckptkit.output.results import record_eval
+    if not eval_files and not task_file:
+        raise UsageError("nothing to evaluate on", hint="pass --eval-file (held-out text) and/or --task (a labelled "
+                                                        "TSV/CSV)")
+    result: dict[str, Any] = {}
+    if eval_files:
+        from ckptkit.distill.evaluate import evaluate_student
 
-    recorded = record_eval(student, result, command=command_line())  # the student's card shows what was measured
+        result = evaluate_student(teacher=teacher, student=student, eval_files=eval_files, objective=objective,
+                                  max_seq_length=max_seq_length, batch_size=batch_size, max_batches=max_batches,
+                                  latency_runs=latency_runs, seed=seed, quiet=quiet)
+    if task_file:
+        result["task"] = _run_task(teacher, student, task_file, seed=seed, quiet=quiet, text_column=text_column,
+                                   label_column=label_column, epochs=task_epochs, learning_rate=task_learning_rate,
+                                   batch_size=task_batch_size, max_train=task_max_train or None,
+                                   test_fraction=task_test_fraction, max_seq_length=max_seq_length)
     if as_json:
         emit_json(result)
         return
-    info(f"compared on {result['examples']} blocks, {result.get('sentences', 0)} sentences", quiet=quiet)
-    click.echo(format_eval_table(result))
-    if recorded:
-        info(f"recorded in {student}/ckptkit.json (the model card shows it)", quiet=quiet)
+    _print_eval(result, quiet=quiet)
+
+
+def _run_task(teacher, student, task_file, *, quiet: bool, **schedule) -> dict[str, Any]:
+    from ckptkit.distill.downstream import TaskSchedule, evaluate_task
+    from ckptkit.distill.models import read_student_json
+    from ckptkit.errors import UsageError
+
+    teacher = teacher or read_student_json(student).get("teacher")
+    if not teacher:
+        raise UsageError("no teacher: pass --teacher (the student has no student.json naming one)")
+    columns = {k: schedule.pop(k) for k in ("text_column", "label_column")}
+    if quiet:
+        from ckptkit.distill.train import _quiet_libraries
+
+        _quiet_libraries()
+    return evaluate_task(teacher=teacher, student=student, task_file=task_file, schedule=TaskSchedule(**schedule),
+                         quiet=quiet, **columns)
+
+
+def _print_eval(result: dict[str, Any], *, quiet: bool) -> None:
+    from ckptkit.distill.downstream import format_task_table
+    from ckptkit.distill.evaluate import format_eval_table
+
+    if "teacher" in result:
+        info(f"compared on {result['examples']} blocks, {result.get('sentences', 0)} sentences", quiet=quiet)
+        click.echo(format_eval_table(result))
+    if "task" in result:
+        click.echo(("\n" if "teacher" in result else "") + format_task_table(result["task"]))

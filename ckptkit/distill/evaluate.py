@@ -26,7 +26,7 @@ from ckptkit.distill.models import read_student_json
 from ckptkit.errors import UsageError
 from ckptkit.formatting import format_table, human_bytes
 
-__all__ = ["evaluate_student", "format_eval_table", "weight_file_bytes", "latency"]
+__all__ = ["evaluate_student", "format_eval_table", "weight_file_bytes", "latency", "compare_latency"]
 
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth")
 
@@ -44,23 +44,50 @@ def weight_file_bytes(folder: str | os.PathLike) -> int:
     return sum(p.stat().st_size for p in folder.iterdir() if p.suffix in WEIGHT_SUFFIXES and p.is_file())
 
 
-def latency(model, batch: dict[str, Any], *, runs: int, warmup: int = 2) -> dict[str, float]:
-    """Median and p90 wall time (ms) of one forward pass on ``batch`` (CPU, no grad).
+def compare_latency(models: dict[str, Any], batch: dict[str, Any], *, runs: int, warmup: int = 3,
+                    warmup_s: float = 0.5) -> dict[str, dict[str, float]]:
+    """Median and p90 wall time (ms) of one forward pass of each model on ``batch`` (no grad), fairly.
+
+    Each model is warmed up first (at least ``warmup`` passes and ``warmup_s`` seconds: allocator,
+    thread pool and caches settle), then the timed passes alternate between the models, so a slow
+    spell of the machine hits all of them alike. ``runs`` timed passes per model.
 
     Example:
-        >>> latency(model, batch, runs=10)  # doctest: +SKIP
-        {'median_ms': 3.1, 'p90_ms': 3.4}
+        >>> compare_latency({"teacher": teacher, "student": student}, batch, runs=10)  # doctest: +SKIP
+        {'teacher': {'median_ms': 6.2, 'p90_ms': 6.9, ...}, 'student': {'median_ms': 3.1, ...}}
     """
     import torch
 
-    times = []
+    if runs < 1:
+        from ckptkit.errors import UsageError
+
+        raise UsageError(f"--latency-runs must be at least 1, got {runs}")
+    warmed: dict[str, int] = {}
+    times: dict[str, list[float]] = {name: [] for name in models}
     with torch.inference_mode():
-        for i in range(warmup + runs):
-            start = time.perf_counter()
-            model(**batch)
-            if i >= warmup:
-                times.append((time.perf_counter() - start) * 1000)
-    return {"median_ms": statistics.median(times), "p90_ms": float(np.percentile(times, 90))}
+        for name, model in models.items():
+            started, count = time.perf_counter(), 0
+            while count < warmup or time.perf_counter() - started < warmup_s:
+                model(**batch)
+                count += 1
+            warmed[name] = count
+        for _ in range(runs):
+            for name, model in models.items():
+                start = time.perf_counter()
+                model(**batch)
+                times[name].append((time.perf_counter() - start) * 1000)
+    return {name: {"median_ms": statistics.median(t), "p90_ms": float(np.percentile(t, 90)), "runs": runs,
+                   "warmup_runs": warmed[name]} for name, t in times.items()}
+
+
+def latency(model, batch: dict[str, Any], *, runs: int, warmup: int = 3) -> dict[str, float]:
+    """:func:`compare_latency` of one model.
+
+    Example:
+        >>> latency(model, batch, runs=10)  # doctest: +SKIP
+        {'median_ms': 3.1, 'p90_ms': 3.4, 'runs': 10, 'warmup_runs': 160}
+    """
+    return compare_latency({"model": model}, batch, runs=runs, warmup=warmup)["model"]
 
 
 def _load_pair(teacher: str, student: str, objective: str):
@@ -191,10 +218,11 @@ def evaluate_student(*, student: str | os.PathLike, eval_files: Sequence[str | o
                                                                 pad_id=tokenizer.pad_token_id, batch_size=batch_size)
     timing_batch = collator([blocks[i] for i in range(min(batch_size, len(blocks)))])
     timing_inputs = {"input_ids": timing_batch["input_ids"], "attention_mask": timing_batch["attention_mask"]}
+    timings = compare_latency({"teacher": t_model, "student": s_model}, timing_inputs, runs=latency_runs)
     for role, model, folder in (("teacher", t_model, teacher), ("student", s_model, student)):
         result[role]["parameters"] = sum(p.numel() for p in model.parameters())
         result[role]["file_bytes"] = weight_file_bytes(folder)
-        result[role].update(latency(model, timing_inputs, runs=latency_runs))
+        result[role].update(timings[role])
     result["latency_batch"] = list(timing_inputs["input_ids"].shape)
     result["torch_threads"] = torch.get_num_threads()
     result["speedup"] = result["teacher"]["median_ms"] / max(result["student"]["median_ms"], 1e-9)
