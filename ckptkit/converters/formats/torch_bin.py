@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import os
 import pickle
-import zipfile
 from typing import Mapping
 
 import numpy as np
@@ -143,7 +142,7 @@ def _load_legacy(path: str) -> dict:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise UnsafeCheckpointError(f"refused to unpickle: it needs code execution beyond tensors ({first})",
                                     path=path, hint="convert it in a trusted environment first") from e
-    except (RuntimeError, EOFError, ValueError) as e:
+    except Exception as e:  # noqa: BLE001 - torch.load raises many kinds on a damaged legacy file
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise CorruptCheckpointError(f"not a readable PyTorch checkpoint ({first})", path=path) from e
     if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
@@ -158,6 +157,7 @@ def _open_legacy(path: str) -> tuple[dict[str, LazyTensor], dict, None]:
     for name, tensor in _load_legacy(path).items():
         array = tensor_to_numpy(tensor)
         dtype = dtype_by_name(str(tensor.dtype).removeprefix("torch."))
+        array.flags.writeable = False
         tensors[name] = LazyTensor(name, dtype, tuple(tensor.shape), loader=lambda a=array: a, location=path)
         views[name] = (tensor.untyped_storage().data_ptr(), tensor.storage_offset(), tuple(tensor.shape),
                        tuple(tensor.stride()))
@@ -177,10 +177,22 @@ class _TorchCheckpoint(Checkpoint):
             source.close()
 
 
+_ZIP_MAGIC = b"PK\x03\x04"
+_LEGACY_MAGIC = b"\x80\x02\x8a\x0al\xfc\x9cF\xf9 j\xa8P\x19"  # pickled 0x1950a86a20f9469cfc6c, torch < 1.6
+
+
 def _open_shard(path: str) -> tuple[dict[str, LazyTensor], dict, _ZipFile | None]:
+    """A zip checkpoint read by ckptkit, a legacy one by torch; anything else is refused in one line."""
     if not os.path.isfile(path):
         raise CheckpointNotFoundError("file not found", path=path)
-    return _open_zip(path) if zipfile.is_zipfile(path) else _open_legacy(path)
+    with open(path, "rb") as f:
+        magic = f.read(len(_LEGACY_MAGIC))
+    if magic.startswith(_ZIP_MAGIC):
+        return _open_zip(path)
+    if magic == _LEGACY_MAGIC:
+        return _open_legacy(path)
+    raise CorruptCheckpointError("not a PyTorch checkpoint (neither a torch.save zip nor a legacy torch.save "
+                                 "file)", path=path, hint="the file is damaged or of another format")
 
 
 def open_torch_bin(path: str) -> Checkpoint:
