@@ -21,6 +21,9 @@ import numpy as np
 from ckptkit.converters.families import detect_family, get_family
 from ckptkit.converters.families.base import Family, Part, plan_hf_to_tf, plan_tf_to_hf
 from ckptkit.converters.source import Source, open_source
+from ckptkit.converters.compare import (
+    FORWARD_TOLERANCE, TOLERANCES, compare_arrays as _compare, forward_tolerance, one_blas_thread as _one_blas_thread,
+)
 from ckptkit.converters.model_pages import layer_by_layer
 from ckptkit.converters.plan import Plan, PlannedTensor, materialize
 from ckptkit.converters.reference import fixed_inputs
@@ -30,22 +33,6 @@ from ckptkit.converters.tokenizer_check import check_tokenizers, merge_checks
 from ckptkit.errors import CkptkitError, UsageError, VerificationError
 
 __all__ = ["VerifyReport", "verify_conversion", "TOLERANCES", "FORWARD_TOLERANCE", "forward_tolerance"]
-
-# relative tolerance of a tensor compared after a cast to this dtype
-TOLERANCES = {"float32": 1e-6, "float16": 1e-3, "bfloat16": 8e-3, "float64": 1e-12}
-FORWARD_TOLERANCE = 1e-5  # float32: absolute for outputs within [-1, 1], else relative to the largest magnitude
-
-
-def forward_tolerance(expected: np.ndarray) -> float:
-    """The allowed difference for one output: float32 rounding grows with the values (BERT-base's MLM logits
-    reach ~60, and a correct conversion differs there by ~5e-5; a mapping mistake by O(1)).
-
-    Example:
-        >>> forward_tolerance(np.array([0.5, -0.2])), forward_tolerance(np.array([-64.0, 3.0]))
-        (1e-05, 0.00064)
-    """
-    return FORWARD_TOLERANCE * max(1.0, float(np.max(np.abs(expected), initial=0.0)))
-
 
 @dataclass
 class VerifyReport:
@@ -73,32 +60,6 @@ class VerifyReport:
 
     def to_json(self) -> dict:
         return {**self.summary(), "tensors": self.tensors, "outputs": self.outputs}
-
-
-def _bitwise_equal(expected: np.ndarray, actual: np.ndarray) -> bool:
-    """Same bytes, compared in bands of ~8 MiB (no full-size temporaries beside the two tensors)."""
-    if expected.dtype != actual.dtype or expected.dtype.hasobject:
-        return False
-    a = np.ascontiguousarray(expected).reshape(-1).view(np.uint8)
-    b = np.ascontiguousarray(actual).reshape(-1).view(np.uint8)
-    return all(np.array_equal(a[i:i + _BAND_BYTES], b[i:i + _BAND_BYTES]) for i in range(0, len(a), _BAND_BYTES))
-
-
-_BAND_BYTES = 8 << 20
-
-
-def _compare(expected: np.ndarray, actual: np.ndarray, dtype_name: str) -> tuple[float, bool]:
-    if expected.shape != actual.shape:
-        return float("inf"), False
-    if _bitwise_equal(expected, actual) or (
-            expected.dtype == actual.dtype and np.array_equal(expected, actual, equal_nan=expected.dtype.kind == "f")):
-        return 0.0, True
-    if expected.dtype.kind not in "fc" and str(expected.dtype) not in TOLERANCES:
-        return float("inf"), False
-    e, a = expected.astype(np.float64), actual.astype(np.float64)
-    diff = float(np.max(np.abs(e - a), initial=0.0))
-    tol = TOLERANCES.get(dtype_name, 1e-3) * max(1.0, float(np.max(np.abs(e), initial=0.0)))
-    return diff, diff <= tol
 
 
 def _fits(plan: Plan, dst: Checkpoint) -> bool:
@@ -257,16 +218,6 @@ def _reference_outputs(family: Family, tf_side: Checkpoint, tf_config: Mapping, 
 
 
 _KEPT_BYTES = 1 << 20
-
-
-def _one_blas_thread() -> ContextManager:
-    """The reference's matrices are thin (a 2x16 batch): BLAS threads only wait on each other, badly so on a
-    busy machine (5-10x slower on 2 loaded cores)."""
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # pragma: no cover - threadpoolctl comes with the verify extra
-        return contextlib.nullcontext()
-    return threadpool_limits(limits=1, user_api="blas")
 
 
 def _compare_forward(family: Family, tf_side: Checkpoint, hf_folder: str, hf_config: Mapping,
