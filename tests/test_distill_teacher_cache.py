@@ -220,3 +220,23 @@ def test_lookup_serves_examples_of_every_piece_in_any_order(world, tmp_path):
     one_by_one = [cache.lookup([i], seq_len=24) for i in shuffled[:9]]
     assert torch.equal(together.indices, torch.cat([o.indices for o in one_by_one]))
     assert cache.rows_read == 18
+
+
+def test_the_key_follows_the_teachers_content_not_its_path(world, tmp_path):
+    import shutil
+
+    from transformers import BertForMaskedLM
+
+    options = setup_build(world)
+    build_teacher_cache(tmp_path / "c", **options)
+    copy = tmp_path / "teacher-copy"
+    shutil.copytree(world["root"] / "teacher", copy)
+    same = cache_key(teacher_dir=copy, corpus=options["corpus"], collator=options["collator"], top_k=8,
+                     temperature=2.0, value_dtype="float32")
+    TeacherCache.open(tmp_path / "c", key=same)   # a copy of the teacher is the same teacher
+    torch.manual_seed(1)
+    BertForMaskedLM(world["teacher"].config).save_pretrained(copy)   # other weights, same shapes
+    other = cache_key(teacher_dir=copy, corpus=options["corpus"], collator=options["collator"], top_k=8,
+                      temperature=2.0, value_dtype="float32")
+    with pytest.raises(UsageError, match=r"other settings \(teacher: \w+ in the cache, \w+ now\)"):
+        TeacherCache.open(tmp_path / "c", key=other)

@@ -53,16 +53,28 @@ def _digest(parts: Sequence[Any]) -> str:
     return hashlib.sha256(json.dumps(parts, default=str).encode()).hexdigest()[:16]
 
 
+def _file_digest(path: Path, *, edge: int = 4 << 20) -> str:
+    """sha256 of a file's size, first and last ``edge`` bytes (weights of another training differ in both)."""
+    digest, size = hashlib.sha256(str(path.stat().st_size).encode()), path.stat().st_size
+    with open(path, "rb") as f:
+        digest.update(f.read(edge))
+        if size > 2 * edge:
+            f.seek(size - edge)
+            digest.update(f.read(edge))
+    return digest.hexdigest()
+
+
 def teacher_digest(teacher_dir: str | Path) -> dict[str, str]:
-    """Short digests naming the teacher: its weights (names, sizes, mtimes) and config; its tokenizer files' bytes."""
+    """Content digests naming the teacher (config and weight files) and its tokenizer files; a copy of the
+    teacher elsewhere has the same digests."""
     from ckptkit.tokenizers.files import tokenizer_files
 
     folder = Path(teacher_dir)
-    weights = sorted(p for p in folder.iterdir() if p.suffix in (".safetensors", ".bin", ".json")
-                     and p.name not in tokenizer_files(folder))
-    stats = [[p.name, p.stat().st_size, p.stat().st_mtime_ns] for p in weights]
-    tokenizer = [[name, hashlib.sha256((folder / name).read_bytes()).hexdigest()] for name in tokenizer_files(folder)]
-    return {"teacher": _digest([str(folder.resolve()), stats]), "tokenizer": _digest(tokenizer)}
+    tokenizer_names = tokenizer_files(folder)
+    weights = sorted(p for p in folder.iterdir() if p.is_file() and p.name not in tokenizer_names
+                     and (p.suffix in (".safetensors", ".bin") or p.name == "config.json"))
+    tokenizer = [[name, _file_digest(folder / name, edge=1 << 30)] for name in tokenizer_names]
+    return {"teacher": _digest([[p.name, _file_digest(p)] for p in weights]), "tokenizer": _digest(tokenizer)}
 
 
 def cache_key(*, teacher_dir: str | Path, corpus, collator, top_k: int, temperature: float,
