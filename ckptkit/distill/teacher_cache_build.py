@@ -232,6 +232,13 @@ def _write_batch(writer: _PieceWriter, rows: list[dict], *, teacher, collator, l
     return seconds
 
 
+def _barrier() -> None:
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+
+
 def _layout(*, top_k: int, temperature: float, hidden_indices: Sequence[int], value_dtype: str, vocab_size: int,
             hidden_size: int) -> dict[str, Any]:
     if value_dtype not in VALUE_DTYPES:
@@ -256,7 +263,11 @@ def build_pieces(directory: str | Path, *, corpus, teacher, collator, key: Mappi
                      vocab_size=config.vocab_size, hidden_size=config.hidden_size)
     if not collator.fixed:
         raise UsageError("a teacher cache needs a fixed masking (MaskingCollator(fixed=True))")
-    _start(directory, key=key, layout=layout, overwrite=overwrite, rank=rank)
+    if rank == 0:
+        _start(directory, key=key, layout=layout, overwrite=overwrite, rank=rank)
+    _barrier()   # under DDP the others check cache.json once rank 0 has written (or wiped) it
+    if rank != 0:
+        _start(directory, key=key, layout=layout, overwrite=False, rank=rank)
     mine = corpus.pieces[rank::world_size]
     todo = [p for p in mine if not (piece_dir(directory, p.index) / "piece.json").is_file()]
     stats = CacheStats(pieces_reused=len(mine) - len(todo))
