@@ -41,6 +41,7 @@ def served(tmp_path_factory, checkpoint) -> Path:
         (root / "bert" / name).write_bytes((checkpoint[0] / name).read_bytes())
     os.symlink(checkpoint[1], root / "hub")
     convert_checkpoint(str(checkpoint[1]), str(root / "sharded"), to="safetensors", max_shard_size="30KB")
+    convert_checkpoint(str(checkpoint[1]), str(root / "bin"), to="pytorch")
     return root
 
 
@@ -95,6 +96,7 @@ def test_electra_part_folders_over_hf(served, tmp_path, capsys, monkeypatch):
     ("hub", ["--to", "tf1"], 404), ("sharded", ["--to", "tf1"], 403)])
 def test_https_folder_without_a_listing_is_probed(served, tmp_path, capsys, folder, extra, status):
     """nginx without autoindex answers a folder with 403, S3/CDNs with 404: the files are found by HEAD."""
+
     _convert(served / folder, tmp_path / "local", capsys, *extra)
     with RangeServer(str(served)) as server:
         server.faults.listing_status = status
@@ -118,3 +120,24 @@ def test_probed_shard_refused_is_one_line_naming_it(served, tmp_path, capsys):
     assert code == 2 and err.count("\n") == 1, err
     assert f"{server.url}/bert/model.ckpt-1000.data-00000-of-00001: access denied (403)" in err
     assert not (tmp_path / "out").exists()
+
+
+def test_bin_over_https_fetches_only_the_tensors_read(served, tmp_path, capsys, monkeypatch):
+    """A pytorch_model.bin is read by ranges like the other formats (it was downloaded whole): a one-layer
+    student of a two-layer teacher reads the end of the zip, its central directory, data.pkl and the
+    student's tensors only."""
+    from ckptkit.converters.formats import torch_zip
+
+    monkeypatch.setattr(torch_zip, "_WINDOW", 2048)  # the metadata read-ahead, scaled to this tiny model
+    weights = served / "bin" / "pytorch_model.bin"
+    code, _, err = run_cli(["distill", "init", served / "bin", tmp_path / "local", "--layers", "1", "--quiet"], capsys)
+    assert code == 0, err
+    with RangeServer(str(served)) as server:
+        code, _, err = run_cli(["distill", "init", f"{server.url}/bin", tmp_path / "remote", "--layers", "1",
+                                "--quiet", "--cache-dir", tmp_path / "c"], capsys)
+        assert code == 0, err
+        bin_bytes = sum(int(r.split("-")[1]) - int(r.split("=")[1].split("-")[0]) + 1
+                        for m, p, r in server.requests if p.endswith(".bin") and r and m == "GET")
+    assert (tmp_path / "remote" / "model.safetensors").read_bytes() == \
+        (tmp_path / "local" / "model.safetensors").read_bytes()
+    assert 0 < bin_bytes < 0.8 * weights.stat().st_size, (bin_bytes, weights.stat().st_size)

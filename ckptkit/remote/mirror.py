@@ -35,12 +35,12 @@ MAX_COMPANION = 64 << 20
 
 
 def _kind_of(name: str, folder_has_safetensors: bool, target: str) -> str:
-    """``lazy`` (ranges on demand), ``whole`` (downloaded, cached), ``index`` (downloaded, revalidated)
-    or ``skip`` for one file of the checkpoint's folder."""
+    """``lazy`` (ranges on demand: TF data shards, safetensors, ``.bin`` zips), ``whole`` (downloaded,
+    cached), ``index`` (downloaded, revalidated) or ``skip`` for one file of the checkpoint's folder."""
     if _DATA.search(name):
         return "lazy"
-    if _TORCH.search(name) and not _NEVER.search(name):
-        return "whole" if name == target or not folder_has_safetensors else "skip"
+    if _TORCH.search(name) and not _NEVER.search(name):  # read by ckptkit's zip reader: ranges too
+        return "lazy" if name == target or not folder_has_safetensors else "skip"
     if _NEVER.search(name):
         return "skip"
     return "index" if _INDEX.search(name) else "whole"
@@ -99,8 +99,7 @@ class _Mirror:
         kinds = {e.name: _kind_of(e.name, has_st, target) for e in entries}
         todo = [(e, os.path.join(self.folder, e.name), kinds[e.name] == "index")
                 for e in sorted(entries, key=lambda e: kinds[e.name] != "index")  # the index first
-                if kinds[e.name] in ("index", "whole") and (e.size <= MAX_COMPANION or e.name == target
-                                                            or kinds[e.name] == "whole" and _TORCH.search(e.name))]
+                if kinds[e.name] in ("index", "whole") and (e.size <= MAX_COMPANION or e.name == target)]
         self._download_all(todo)
         for entry in entries:
             if kinds[entry.name] == "lazy":

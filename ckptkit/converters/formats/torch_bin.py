@@ -22,8 +22,8 @@ from typing import Mapping
 import numpy as np
 
 from ckptkit.converters.formats.safetensors_io import read_weight_index, weights_file_in
-from ckptkit.converters.formats.torch_zip import TensorRecord, ZipLayout, read_layout
-from ckptkit.converters.memory import numpy_shape_problem, read_exact
+from ckptkit.converters.formats.torch_zip import TensorRecord, ZipEntry, ZipLayout, data_offset, read_layout
+from ckptkit.converters.memory import BYTE_SOURCES, numpy_shape_problem, read_exact
 from ckptkit.converters.tensors import Checkpoint, LazyTensor, dtype_by_name
 from ckptkit.errors import (CheckpointNotFoundError, CorruptCheckpointError, UnsafeCheckpointError,
                             UnsupportedFormatError)
@@ -70,14 +70,24 @@ class _ZipFile:
     def __init__(self, path: str):
         self.path = path
         self._file = open(path, "rb", buffering=0)
+        self._starts: dict[str, int] = {}
 
-    def layout(self) -> ZipLayout:
-        return read_layout(self._file, self.path)
-
-    def read(self, offset: int, nbytes: int) -> np.ndarray:
+    def _fd(self) -> int:
         if self._file.closed:  # read again after close(): reopen
             self._file = open(self.path, "rb", buffering=0)
-        return read_exact(self._file.fileno(), offset, nbytes, path=self.path, hint=_DAMAGED)
+        return self._file.fileno()
+
+    def layout(self) -> ZipLayout:
+        return read_layout(self._fd(), self.path)
+
+    def data_start(self, entry: ZipEntry) -> int:
+        """Where ``entry``'s data starts (its local header read once)."""
+        if entry.name not in self._starts:
+            self._starts[entry.name] = data_offset(self._fd(), entry, self.path)
+        return self._starts[entry.name]
+
+    def read(self, offset: int, nbytes: int) -> np.ndarray:
+        return read_exact(self._fd(), offset, nbytes, path=self.path, hint=_DAMAGED)
 
     def close(self) -> None:
         self._file.close()
@@ -95,27 +105,27 @@ def _zip_tensor(name: str, record: TensorRecord, layout: ZipLayout, source: _Zip
     problem = numpy_shape_problem(record.shape, itemsize)
     if problem:
         raise UnsupportedFormatError(f"tensor {name!r}: {problem}", path=path)
-    start, entry_size = layout.entries[key]
-    storage_bytes = record.storage.nbytes
+    entry = layout.entries[key]
     span = record.span * itemsize
-    if storage_bytes > entry_size or (record.offset * itemsize + span if span else 0) > storage_bytes:
+    if record.storage.nbytes > entry.size or (record.offset * itemsize + span if span else 0) > record.storage.nbytes:
         raise CorruptCheckpointError(f"tensor {name!r} of shape {list(record.shape)} reaches past its storage "
-                                     f"data/{key} ({entry_size} bytes)", path=path)
-    offset, shape, dtype = start + record.offset * itemsize, record.shape, record.dtype.numpy
+                                     f"data/{key} ({entry.size} bytes)", path=path)
+    shape, dtype = record.shape, record.dtype.numpy
     strides = tuple(step * itemsize for step in record.stride)
 
     def load() -> np.ndarray:
         if not span:
             return np.zeros(shape, dtype)
-        data = source.read(offset, span).view(dtype)
+        data = source.read(source.data_start(entry) + record.offset * itemsize, span).view(dtype)
         if record.contiguous:
             return data.reshape(shape)
         out = np.ascontiguousarray(np.lib.stride_tricks.as_strided(data, shape, strides, writeable=False))
         out.flags.writeable = False
         return out
 
-    return LazyTensor(name, record.dtype, shape, loader=load, location=f"{path}@{offset}",
-                      byte_range=(path, offset, span))
+    # prefetched by a remote mirror: the entry's local header and data, one span
+    return LazyTensor(name, record.dtype, shape, loader=load, location=f"{path}:{entry.name}",
+                      byte_range=(path, entry.header, entry.end - entry.header))
 
 
 def _open_zip(path: str) -> tuple[dict[str, LazyTensor], dict, _ZipFile]:
@@ -185,11 +195,15 @@ def _open_shard(path: str) -> tuple[dict[str, LazyTensor], dict, _ZipFile | None
     """A zip checkpoint read by ckptkit, a legacy one by torch; anything else is refused in one line."""
     if not os.path.isfile(path):
         raise CheckpointNotFoundError("file not found", path=path)
-    with open(path, "rb") as f:
-        magic = f.read(len(_LEGACY_MAGIC))
+    with open(path, "rb", buffering=0) as f:
+        size = os.fstat(f.fileno()).st_size
+        magic = read_exact(f.fileno(), 0, min(size, len(_LEGACY_MAGIC)), path=path).tobytes()
     if magic.startswith(_ZIP_MAGIC):
         return _open_zip(path)
     if magic == _LEGACY_MAGIC:
+        remote = BYTE_SOURCES.get(os.path.abspath(path))
+        if remote is not None:  # torch reads it whole, not through read_exact: fetch it all first
+            remote.ensure(0, size)
         return _open_legacy(path)
     raise CorruptCheckpointError("not a PyTorch checkpoint (neither a torch.save zip nor a legacy torch.save "
                                  "file)", path=path, hint="the file is damaged or of another format")

@@ -14,7 +14,7 @@ Example:
     >>> path = os.path.join(tempfile.mkdtemp(), "m.bin")
     >>> save_torch_bin(path, {"w": np.zeros((2, 3), np.float32)})
     >>> with open(path, "rb", buffering=0) as f:
-    ...     layout = read_layout(f, path)
+    ...     layout = read_layout(f.fileno(), path)
     >>> record = layout.tensors["w"]
     >>> record.shape, record.stride, record.dtype.name
     ((2, 3), (3, 1), 'float32')
@@ -33,14 +33,15 @@ import zipfile
 from dataclasses import dataclass
 from typing import Any
 
-from ckptkit.converters.memory import read_exact
+from ckptkit.converters.memory import BYTE_SOURCES, read_exact
 from ckptkit.converters.tensors import DTYPES, DType, dtype_by_name
 from ckptkit.errors import CkptkitError, CorruptCheckpointError, UnsafeCheckpointError, UnsupportedFormatError
 
-__all__ = ["TensorRecord", "ZipLayout", "read_layout", "GLOBALS"]
+__all__ = ["TensorRecord", "ZipEntry", "ZipLayout", "read_layout", "data_offset", "GLOBALS"]
 
 _LOCAL_HEADER = struct.Struct("<4s22xHH")  # signature, (version .. sizes), name length, extra length
 _LOCAL_SIGNATURE = b"PK\x03\x04"
+_WINDOW = 64 << 10  # bytes fetched around a metadata read of a remote file (end record, directory, data.pkl)
 _MAX_PICKLE = 1 << 30  # bytes of data.pkl at most (a state dict's pickle is a few hundred KB)
 _RESAVE = "re-save it with torch.save, or convert it in a trusted environment"
 _TORCH_TYPE = re.compile(r"^(float\d|bfloat\d|complex\d|u?int\d|qu?int\d|bits\d|\w+Storage$)")  # dtypes, storages
@@ -88,12 +89,58 @@ class TensorRecord:
 
 
 @dataclass(frozen=True)
+class ZipEntry:
+    """A stored storage entry: where its local header starts, its data size, where the next entry starts
+    (header and data lie in ``[header, end)``: a remote reader fetches that span at once)."""
+
+    name: str
+    header: int
+    size: int
+    end: int
+
+
+@dataclass(frozen=True)
 class ZipLayout:
-    """The state dict's tensors (in file order) and, per storage key, its entry's data offset and size."""
+    """The state dict's tensors (in file order) and, per storage key, its zip entry."""
 
     tensors: dict[str, TensorRecord]
-    entries: dict[str, tuple[int, int]]
+    entries: dict[str, ZipEntry]
     unstored: dict[str, str]  # storage key -> compression method name, for entries that are not stored
+
+
+class _Positioned(io.RawIOBase):
+    """The file under ``fd`` for :mod:`zipfile`, every read a positioned :func:`read_exact` (no shared
+    offset, a short read is a one-line error, and a remote mirror fetches the bytes first)."""
+
+    def __init__(self, fd: int, path: str):
+        super().__init__()
+        self.fd, self.path, self.pos = fd, path, 0
+        self.size = os.fstat(fd).st_size
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        self.pos = max(0, {0: 0, 1: self.pos, 2: self.size}[whence] + offset)
+        return self.pos
+
+    def tell(self) -> int:
+        return self.pos
+
+    def readinto(self, buffer) -> int:
+        count = min(len(buffer), self.size - self.pos)
+        if count <= 0:
+            return 0
+        remote = BYTE_SOURCES.get(os.path.abspath(self.path))
+        if remote is not None:  # zipfile reads a few bytes at a time: fetch a window around them at once
+            low = max(0, min(self.pos, self.size - _WINDOW))
+            remote.ensure(low, max(count, min(_WINDOW, self.size - low)))
+        memoryview(buffer).cast("B")[:count] = read_exact(self.fd, self.pos, count, path=self.path)
+        self.pos += count
+        return count
 
 
 class _Marker:
@@ -264,21 +311,23 @@ def _state_dict(state: Any, path: str) -> dict[str, TensorRecord]:
     return {k: v for k, v in state.items() if isinstance(k, str) and isinstance(v, TensorRecord)}
 
 
-def _data_offset(fd: int, info: zipfile.ZipInfo, size: int, path: str) -> int:
-    header = read_exact(fd, info.header_offset, _LOCAL_HEADER.size, path=path).tobytes()
+def data_offset(fd: int, entry: ZipEntry, path: str) -> int:
+    """Where ``entry``'s data starts: after its local header (whose extra field may differ from the
+    central directory's), read with one positioned read."""
+    header = read_exact(fd, entry.header, _LOCAL_HEADER.size, path=path).tobytes()
     signature, name_length, extra_length = _LOCAL_HEADER.unpack(header)
     if signature != _LOCAL_SIGNATURE:
-        raise CorruptCheckpointError(f"zip entry {info.filename!r} has no local header", path=path)
-    start = info.header_offset + _LOCAL_HEADER.size + name_length + extra_length
-    if start + info.file_size > size:
-        raise CorruptCheckpointError(f"truncated: zip entry {info.filename!r} ends at byte "
-                                     f"{start + info.file_size}, the file at byte {size}", path=path,
-                                     hint="the file is incomplete; copy it again")
+        raise CorruptCheckpointError(f"zip entry {entry.name!r} has no local header", path=path)
+    start = entry.header + _LOCAL_HEADER.size + name_length + extra_length
+    if start + entry.size > entry.end:
+        raise CorruptCheckpointError(f"zip entry {entry.name!r} overlaps the next one or passes the end of the "
+                                     f"file (bytes {start}..{start + entry.size}, next at {entry.end})", path=path,
+                                     hint="the file is damaged or incomplete; copy it again")
     return start
 
 
-def _archive(file: io.RawIOBase, path: str) -> tuple[str, dict[str, zipfile.ZipInfo], bytes]:
-    """(the records' prefix, the storage entries by key, data.pkl) of the zip ``file``."""
+def _archive(file: io.RawIOBase, path: str) -> tuple[zipfile.ZipFile, dict[str, zipfile.ZipInfo], bytes]:
+    """(the archive, the storage entries by key, data.pkl) of the zip ``file``."""
     try:
         archive = zipfile.ZipFile(file)
         names = [i.filename for i in archive.infolist() if i.filename.endswith("data.pkl")]
@@ -301,20 +350,21 @@ def _archive(file: io.RawIOBase, path: str) -> tuple[str, dict[str, zipfile.ZipI
                                      hint="load and re-save it on a little-endian machine")
     storages = {i.filename[len(prefix) + 5:]: i for i in archive.infolist()
                 if i.filename.startswith(prefix + "data/")}
-    return prefix, storages, data
+    return archive, storages, data
 
 
-def read_layout(file: io.RawIOBase, path: str) -> ZipLayout:
-    """The tensors of the PyTorch zip checkpoint open as ``file`` (unbuffered) and where their bytes are.
+def read_layout(fd: int, path: str) -> ZipLayout:
+    """The tensors of the PyTorch zip checkpoint open as ``fd`` and where their bytes are (no tensor data
+    is read: the end of the file, the central directory and data.pkl only).
 
     Raises:
         UnsafeCheckpointError: data.pkl names a global outside :data:`GLOBALS` (code would run).
-        CorruptCheckpointError: a damaged zip or pickle, or an entry past the end of the file.
+        CorruptCheckpointError: a damaged zip or pickle.
     """
-    fd = file.fileno()
-    size = os.fstat(fd).st_size
-    _prefix, storages, data = _archive(file, path)
+    positioned = _Positioned(fd, path)
+    archive, storages, data = _archive(positioned, path)
     tensors = _state_dict(_unpickle(data, path), path)
+    starts = sorted({i.header_offset for i in archive.infolist()} | {archive.start_dir, positioned.size})
     wanted = {record.storage.key for record in tensors.values()}
     entries, unstored = {}, {}
     for key in wanted & storages.keys():
@@ -323,6 +373,7 @@ def read_layout(file: io.RawIOBase, path: str) -> ZipLayout:
             unstored[key] = {zipfile.ZIP_DEFLATED: "deflate", zipfile.ZIP_BZIP2: "bzip2",
                              zipfile.ZIP_LZMA: "lzma"}.get(info.compress_type, f"method {info.compress_type}")
             continue
-        entries[key] = (_data_offset(fd, info, size, path), info.file_size)
+        end = next((s for s in starts if s > info.header_offset), positioned.size)
+        entries[key] = ZipEntry(info.filename, info.header_offset, info.file_size, min(end, positioned.size))
     return ZipLayout(tensors, entries, unstored)
 
