@@ -6,6 +6,11 @@ The official rules kept here (bigbird/core/modeling.py ``TransformerModel.__init
 are fixed in the code; one ``num_attention_heads`` and ``intermediate_size`` serve both stacks; the decoder
 has ``num_decoder_layers`` layers when the config says so, else ``num_hidden_layers``.
 
+Block-sparse attention is written as the official code decides it, but transformers computes it differently for
+long inputs: in eval mode its BigBirdPegasus replaces the random blocks by zeros (block 0) "for determinism", where
+the official code draws them with a fixed seed per layer. Inputs short enough for full attention (``verify``'s, and
+up to ``(5 + 2 * num_random_blocks) * block_size`` tokens in transformers) are computed alike.
+
 Example:
     >>> hf = pegasus_config_to_hf({**FLAG_DEFAULTS, "vocab_size": 100, "norm_type": "prenorm",
     ...                            "max_encoder_length": 1024, "block_size": 64}, model_class="BigBirdPegasusModel")
