@@ -8,8 +8,8 @@ has ``num_decoder_layers`` layers when the config says so, else ``num_hidden_lay
 
 Block-sparse attention is written as the official code decides it, but transformers computes it differently for
 long inputs: in eval mode its BigBirdPegasus replaces the random blocks by zeros (block 0) "for determinism", where
-the official code draws them with a fixed seed per layer. Inputs short enough for full attention (``verify``'s, and
-up to ``(5 + 2 * num_random_blocks) * block_size`` tokens in transformers) are computed alike.
+the official code draws them with a fixed seed per layer. Real tokens within the first block (``verify``'s 16)
+attend to every token on both sides (that block is global), so they are computed alike.
 
 Example:
     >>> hf = pegasus_config_to_hf({**FLAG_DEFAULTS, "vocab_size": 100, "norm_type": "prenorm",
