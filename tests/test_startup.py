@@ -57,7 +57,7 @@ def test_the_command_list_is_what_click_would_print(width):
     assert set(SUMMARIES) == set(COMMANDS)
     limit = width - 6 - max(len(name) for name in COMMANDS)
     for name, spec in COMMANDS.items():
-        assert click.utils.make_default_short_help(SUMMARIES[name], limit) == \
+        assert click.Command(name, help=SUMMARIES[name]).get_short_help_str(limit) == \
             load_command(spec).get_short_help_str(limit), name
     lazy = click.HelpFormatter(width=width)
     cli.format_commands(click.Context(cli), lazy)

@@ -72,7 +72,7 @@ class LazyGroup(click.Group):
             return super().format_commands(ctx, formatter)
         limit = formatter.width - 6 - max(len(name) for name in names)
         with formatter.section("Commands"):
-            formatter.write_dl([(name, click.utils.make_default_short_help(SUMMARIES[name], limit))
+            formatter.write_dl([(name, click.Command(name, help=SUMMARIES[name]).get_short_help_str(limit))
                                 for name in names])
 
 
