@@ -62,7 +62,7 @@ def make_corpus(path: Path, megabytes: float) -> Path:
     with open(tmp, "w") as f:
         written = 0
         while written < target:
-            lines = [" ".join(rng.choices(words, k=rng.randint(5, 40))) for _ in range(2000)]
+            lines = [" ".join(rng.choices(words, k=rng.randint(5, 40))) for _ in range(100)]
             chunk = "\n".join(lines) + "\n"
             f.write(chunk)
             written += len(chunk)
