@@ -139,11 +139,18 @@ def train_command(teacher, student, train_files, validation_files, output_dir, o
     ce 5.0, mlm 2.0, cos 1.0, mse 0, attn 0, temperature 2.0. Runs unchanged under
     `torchrun --nproc_per_node N -m ckptkit distill train ...` and `accelerate launch`.
 
+    With --baseline mlm the same student is also trained without the teacher (same data, steps and
+    seed) and both are compared on --validation-file. Layer maps: --layer-map (mse, attn) defaults
+    to student.json's layers with the last one moved to the teacher's last layer, which the cosine
+    terms (--cos-layer-map) target too, so no student layer is pulled toward two teacher layers.
+
     \b
-    Example:
+    Examples:
       ckptkit distill train --teacher out/kobert --student out/student3 \\
         --train-file corpus.txt --validation-file held_out.txt --output-dir out/distil \\
         --max-steps 20000 --per-device-train-batch-size 32 --learning-rate 5e-4 --warmup-steps 0.05
+      ckptkit distill train --student out/minilm3 --train-file corpus.txt --validation-file held_out.txt \\
+        --output-dir out/kd --alpha-ce 0 --alpha-mse 1 --baseline mlm --max-steps 300
     """
     from ckptkit.distill.train import TrainOptions, resolve_weights, train_student
     from ckptkit.output.card import check_card_options

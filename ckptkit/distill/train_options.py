@@ -200,5 +200,8 @@ class TrainOptions:
             _check_baseline(self)
         if self.ce_on not in CE_ON:
             raise UsageError(f"--ce-on must be 'masked' or 'all', got {self.ce_on!r}")
+        if (self.cache_teacher or self.teacher_cache) and self.whole_word_mask:
+            raise UsageError("--whole-word-mask cannot read a teacher cache: the cache holds the teacher's outputs for "
+                             "token-level masking", hint="drop --cache-teacher/--teacher-cache or --whole-word-mask")
         if (self.cache_teacher or self.teacher_cache) and self.weights.attn > 0:
             raise UsageError("--cache-teacher does not store attentions: use --alpha-attn 0 or drop --cache-teacher")
