@@ -65,3 +65,21 @@ def test_distill_eval_records_what_it_measured(world, monkeypatch, capsys):
     card = (world / "student" / "README.md").read_text()
     assert "### Distillation evaluation (`ckptkit distill eval`)" in card and "| top-1 agreement with the teacher |" in card
     assert "model-index" in card
+
+
+def test_distill_eval_task_records_downstream_accuracy(world, monkeypatch, capsys):
+    from huggingface_hub import ModelCard
+
+    monkeypatch.chdir(world)
+    rows = "".join(f"{i}\tparis is the capital of france {'.' if i % 2 else ''}\t{i % 2}\n" for i in range(40))
+    (world / "task.tsv").write_text("id\tdocument\tlabel\n" + rows)
+    ckptkit("distill", "eval", "--teacher", "teacher", "--student", "student", "--task", "task.tsv",
+            "--task-epochs", "1", "--task-batch-size", "8", "--max-seq-length", "16", "-q")
+    record = json.loads((world / "student" / "ckptkit.json").read_text())
+    entry = record["results"][-1]
+    assert entry["kind"] == "downstream" and entry["dataset"]["name"] == "task.tsv"
+    assert [m.get("model") for m in entry["metrics"]] == [None, "teacher", "majority class"]
+    card = (world / "student" / "README.md").read_text()
+    own = [r for r in ModelCard(card).data.eval_results if r.task_type == "text-classification"]
+    assert [r.metric_value for r in own] == [entry["metrics"][0]["value"]]  # the student's accuracy only
+    assert "| accuracy (held out) |" in card and "| metric | this model | teacher | majority class |" in card

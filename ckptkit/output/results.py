@@ -36,7 +36,7 @@ from typing import Any, Iterable, Mapping
 from ckptkit.errors import ConfigError
 
 __all__ = ["make_result", "validate_result", "add_result", "verification_result", "eval_result", "record_verification",
-           "record_eval",
+           "record_eval", "task_result",
            "THIS_MODEL", "is_own_metric"]
 
 THIS_MODEL = ("self", "student", None)  # a metric's "model" values that mean: measured on this folder's model
@@ -208,8 +208,40 @@ def record_verification(folder: str | os.PathLike, report: Mapping[str, Any], *,
     return True
 
 
+def task_result(task: Mapping[str, Any], *, command: str, date: str) -> dict[str, Any] | None:
+    """The ``downstream`` entry for ``distill eval --task`` (``evaluate_task``'s dict): held-out accuracy.
+
+    The student's accuracy is this model's; the teacher's and the majority class's are labelled.
+
+    Example:
+        >>> entry = task_result({"task": "/data/nsmc/ratings.txt", "train_examples": 90, "test_examples": 10,
+        ...     "chance": 0.5, "teacher": {"accuracy": 0.9, "steps": 3}, "student": {"accuracy": 0.8, "steps": 3}},
+        ...     command="c", date="d")
+        >>> [(m["value"], m.get("model")) for m in entry["metrics"]], entry["dataset"]["name"]
+        ([(0.8, None), (0.9, 'teacher'), (0.5, 'majority class')], 'ratings.txt')
+    """
+    student = (task.get("student") or {}).get("accuracy")
+    if not isinstance(student, (int, float)):
+        return None
+    name = "accuracy (held out)"
+    metrics = [{"type": "accuracy", "value": student, "name": name}]
+    for who, value in (("teacher", (task.get("teacher") or {}).get("accuracy")), ("majority class", task.get("chance"))):
+        if isinstance(value, (int, float)):
+            metrics.append({"type": "accuracy", "value": value, "name": name, "model": who})
+    file_name = os.path.basename(str(task.get("task") or "task"))
+    steps = (task.get("student") or {}).get("steps")
+    return make_result("downstream", metrics, command=command, date=date,
+                       task={"type": "text-classification", "name": "sequence classification"},
+                       dataset={"name": file_name, "type": file_name, "split": f"held out ({task.get('test_examples', '?')} rows)"},
+                       notes=f"teacher and student each fine-tuned on {task.get('train_examples', '?')} rows"
+                             + (f" for {steps} steps" if steps else ""))
+
+
 def record_eval(folder: str | os.PathLike, result: Mapping[str, Any], *, command: str) -> bool:
-    """Append ``ckptkit distill eval``'s result to the student folder's record; True if written.
+    """Append what ``ckptkit distill eval`` measured to the student folder's record; True if written.
+
+    ``result`` is ``evaluate_student``'s dict (agreement, held-out MLM, latency, size), with
+    ``evaluate_task``'s under ``"task"`` for ``--task``; each becomes its own entry.
 
     Example:
         >>> record_eval("/nonexistent", {"student": {"mlm_accuracy": 0.5}}, command="ckptkit distill eval")
@@ -217,8 +249,13 @@ def record_eval(folder: str | os.PathLike, result: Mapping[str, Any], *, command
     """
     from ckptkit.output.record import utc_now
 
-    entry = eval_result(result, command=command, date=utc_now())
-    if entry is None or not _has_record(folder):
+    date = utc_now()
+    held_out = {k: v for k, v in result.items() if k != "task"}
+    entries = [eval_result(held_out, command=command, date=date) if held_out.get("student") else None,
+               task_result(result["task"], command=command, date=date) if result.get("task") else None]
+    entries = [e for e in entries if e]
+    if not entries or not _has_record(folder):
         return False
-    add_result(folder, entry)
+    for i, entry in enumerate(entries):
+        add_result(folder, entry, refresh_card=i == len(entries) - 1)
     return True
