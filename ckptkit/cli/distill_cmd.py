@@ -275,10 +275,16 @@ def eval_command(teacher, student, eval_files, objective, max_seq_length, batch_
                                    label_column=label_column, epochs=task_epochs, learning_rate=task_learning_rate,
                                    batch_size=task_batch_size, max_train=task_max_train or None,
                                    test_fraction=task_test_fraction, max_seq_length=max_seq_length)
+    from ckptkit.output.record import command_line
+    from ckptkit.output.results import record_eval
+
+    recorded = record_eval(student, result, command=command_line())  # the student's card shows what was measured
     if as_json:
         emit_json(result)
         return
     _print_eval(result, quiet=quiet)
+    if recorded:
+        info(f"recorded in {student}/ckptkit.json (the model card shows it)", quiet=quiet)
 
 
 def _run_task(teacher, student, task_file, *, quiet: bool, **schedule) -> dict[str, Any]:
