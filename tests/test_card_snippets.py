@@ -4,7 +4,7 @@ Each family's tiny official-layout TF checkpoint (tests/support factories) is co
 the ```python block is read from the written README.md and executed from the working directory the
 card was written in (the snippet names the folder relative to it). Students come from
 `ckptkit distill init`; a sentence-transformers student is saved by the sentence-transformers library
-itself, then carded.
+itself, then carded. BigBird-Pegasus (an encoder-decoder) gets a snippet that generates.
 """
 
 from __future__ import annotations
@@ -24,7 +24,8 @@ pytestmark = pytest.mark.xdist_group("distill")  # torch-heavy: shares the worke
 # card kind -> the folder (relative to the working directory) whose README.md is run
 CARDS = {"bert": "out/bert", "bigbird": "out/bigbird", "electra discriminator": "out/electra/discriminator",
          "electra generator": "out/electra/generator", "mobilebert": "out/mobilebert", "albert": "out/albert",
-         "student": "out/student", "electra student": "out/electra-student", "sentence-transformers student": "out/st"}
+         "student": "out/student", "electra student": "out/electra-student", "sentence-transformers student": "out/st",
+         "bigbird-pegasus": "out/pegasus"}
 
 
 def _sentence_transformers_student(work: Path) -> None:
@@ -79,6 +80,8 @@ def test_usage_snippet_of_every_card_kind_runs(work, kind, monkeypatch):
     assert f'"{CARDS[kind]}"' in code  # the folder, relative to where the card was written
     printed = run_snippet(code)
     assert printed, kind
+    if kind == "bigbird-pegasus":
+        assert "AutoModelForSeq2SeqLM" in code and "model.generate(" in code
     if kind == "sentence-transformers student":
         assert printed.startswith("(2, 16)")
         assert "library_name: sentence-transformers" in (folder / "README.md").read_text()
@@ -101,28 +104,3 @@ def test_snippet_output_is_what_the_model_computes(work, monkeypatch):
     assert printed == str(shapes)
     assert np.isfinite(outputs.prediction_logits.numpy()).all()
 
-
-def test_encoder_decoder_card_snippet_generates(tmp_path, monkeypatch):
-    """A BigBirdPegasusForConditionalGeneration folder (the class BigBird-Pegasus converts to) gets a generate() snippet."""
-    from transformers import BertTokenizerFast, BigBirdPegasusConfig, BigBirdPegasusForConditionalGeneration
-
-    from ckptkit.output.card import write_model_card
-    from ckptkit.output.record import write_record
-    from support.bert import tiny_wordpiece_vocab
-
-    folder = tmp_path / "pegasus"
-    vocab = tiny_wordpiece_vocab(40)
-    BertTokenizerFast(vocab={t: i for i, t in enumerate(vocab)}).save_pretrained(folder)
-    config = BigBirdPegasusConfig(vocab_size=40, d_model=16, encoder_layers=1, decoder_layers=1,
-                                  encoder_attention_heads=2, decoder_attention_heads=2, encoder_ffn_dim=32,
-                                  decoder_ffn_dim=32, max_position_embeddings=64, attention_type="original_full",
-                                  pad_token_id=0, eos_token_id=1, decoder_start_token_id=0)
-    BigBirdPegasusForConditionalGeneration(config).save_pretrained(folder)
-    write_record(folder, {"kind": "conversion", "command": "ckptkit convert tf out/pegasus",
-                          "model": {"family": "bigbird_pegasus", "model_class": "BigBirdPegasusForConditionalGeneration",
-                                    "pipeline_tag": "summarization"},
-                          "source": {"path": "tf", "format": "tf", "family": "bigbird_pegasus"}})
-    monkeypatch.chdir(tmp_path)
-    code = python_block(write_model_card(folder).read_text())
-    assert "AutoModelForSeq2SeqLM" in code and "model.generate(" in code
-    run_snippet(code)  # prints the decoded summary (random weights: any text, possibly empty)

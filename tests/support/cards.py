@@ -15,6 +15,7 @@ from support.albert import albert_tf_config, albert_tf_variables
 from support.bert import bert_tf_config, bert_tf_variables, tiny_wordpiece_vocab
 from support.families import bigbird_tf_config, bigbird_tf_variables, electra_hparams, electra_tf_variables
 from support.mobilebert import mobilebert_config, mobilebert_tf_variables
+from support.pegasus import pegasus_config, pegasus_tf_variables, write_flags
 
 
 def _vocab(folder: Path, size: int) -> None:
@@ -66,8 +67,24 @@ def tiny_albert(tf: Path) -> None:
     (tf / "albert_config.json").write_text(json.dumps(albert_tf_config(**dims, groups=1, inner=1, layers=2)))
 
 
+def tiny_pegasus(tf: Path) -> None:
+    """BigBird-Pegasus (encoder-decoder) with a Pegasus-layout SentencePiece model: <pad> 0, </s> 1, <unk>, <n>."""
+    import sentencepiece as spm
+
+    text = ["The model converts checkpoints between formats.", "A summary of the long document follows.",
+            "Paris is the capital of France."] * 30
+    spm.SentencePieceTrainer.train(sentence_iterator=iter(text), model_prefix=str(tf / "pegasus"), vocab_size=80,
+                                   pad_id=0, eos_id=1, bos_id=-1, unk_id=6, hard_vocab_limit=False,
+                                   character_coverage=1.0, minloglevel=2,
+                                   user_defined_symbols=["<s>", "<sep_0>", "[MASK]", "<unused_3>", "<n>"])
+    size = spm.SentencePieceProcessor(model_file=str(tf / "pegasus.model")).get_piece_size()
+    config = pegasus_config(vocab_size=size, num_hidden_layers=1)
+    write_tf_checkpoint(str(tf / "model.ckpt-1"), sorted(pegasus_tf_variables(config).items()))
+    write_flags(str(tf / "summarization.config"), config)
+
+
 FAMILIES = {"bert": tiny_bert, "bigbird": tiny_bigbird, "electra": tiny_electra, "mobilebert": tiny_mobilebert,
-            "albert": tiny_albert}
+            "albert": tiny_albert, "pegasus": tiny_pegasus}
 
 
 def ckptkit(*argv: str) -> None:
