@@ -20,10 +20,8 @@ from ckptkit.remote.settings import SETTINGS
 
 __all__ = ["probe", "well_known_names", "part_names"]
 
-HUB_NAMES = ("config.json", "model.safetensors", "model.safetensors.index.json", "pytorch_model.bin",
-             "pytorch_model.bin.index.json", "checkpoint", "vocab.txt", "tokenizer.json", "tokenizer_config.json",
-             "special_tokens_map.json", "added_tokens.json", "hparams.json", "pretrain_hparams.json",
-             "flags.txt", "flagfile.txt")
+# besides the hub weight files, tokenizer files and family config names (all from their own tables)
+OTHER_NAMES = ("checkpoint", "vocab.txt", "hparams.json", "pretrain_hparams.json", "flags.txt", "flagfile.txt")
 _PREFIX = re.compile(r'^model_checkpoint_path:\s*"([^"]+)"', re.M)
 
 
@@ -42,9 +40,10 @@ def well_known_names() -> tuple[str, ...]:
         True
     """
     from ckptkit.converters.families import FAMILIES, get_family
+    from ckptkit.output.names import CONFIG_FILE, TOKENIZER_FILE_NAMES, hub_weight_names
     from ckptkit.tokenizers.companions import SPM_NAMES
 
-    names = list(HUB_NAMES) + list(SPM_NAMES)
+    names = [CONFIG_FILE, *hub_weight_names(), *OTHER_NAMES, *sorted(TOKENIZER_FILE_NAMES), *SPM_NAMES]
     for name in FAMILIES:
         family = get_family(name)
         names += [family.tf_config_name, *family.tf_config_aliases, *family.spm_names]
