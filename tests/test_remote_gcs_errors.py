@@ -2,7 +2,8 @@
 - a server that refuses anonymous callers the way GCS does (401 with GCS's JSON error body; 403 for a
   caller without access): one line naming GOOGLE_APPLICATION_CREDENTIALS and
   `gcloud auth application-default login`, nothing written;
-- an unreachable host (a closed port): one line within a few seconds, not gcsfs's own retries (~50 s).
+- an unreachable host (a closed port), for gs:// and the other kinds: one line within a few seconds
+  naming the host and the variable that set it, not gcsfs's own retries (~50 s).
 """
 
 from __future__ import annotations
@@ -96,17 +97,36 @@ def test_gcs_refusing_anonymous_callers_names_the_credentials_fix(tmp_path, caps
     assert not (tmp_path / "out").exists()
 
 
-def test_unreachable_gcs_host_fails_in_one_line_within_seconds(tmp_path):
-    """A closed port (connection refused) through the real CLI in a child process."""
+UNREACHABLE = {  # kind: (location, the environment variable that names the endpoint, or None for the URL's own)
+    "gs": ("gs://private-bucket/bert/model.ckpt-1000", "STORAGE_EMULATOR_HOST"),
+    "s3": ("s3://private-bucket/bert/model.ckpt-1000", "AWS_ENDPOINT_URL"),
+    "hf": ("hf://me/bert/model.ckpt-1000", "HF_ENDPOINT"),
+    "https": ("http://127.0.0.1:{port}/bert/model.ckpt-1000", None),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(UNREACHABLE))
+def test_unreachable_host_fails_in_one_line_within_seconds(tmp_path, kind):
+    """A closed port (connection refused) through the real CLI in a child process: gcsfs alone retried
+    for ~50 s (and ckptkit's own retries on top), the others for several seconds."""
+    import os
+
     port = free_port()
-    env = {**__import__("os").environ, "STORAGE_EMULATOR_HOST": f"http://127.0.0.1:{port}"}
+    location, variable = UNREACHABLE[kind]
+    location = location.format(port=port)
+    env = {k: v for k, v in os.environ.items() if k not in ("HF_HUB_OFFLINE", "STORAGE_EMULATOR_HOST",
+                                                            "AWS_ENDPOINT_URL", "HF_ENDPOINT")}
+    if variable:
+        env[variable] = f"http://127.0.0.1:{port}"
+    if kind == "s3":  # credentials are there: what fails is the connection
+        env.update(AWS_ACCESS_KEY_ID="x", AWS_SECRET_ACCESS_KEY="x")
     start = time.monotonic()
-    proc = subprocess.run([sys.executable, "-m", "ckptkit", "convert", URL, str(tmp_path / "out"), "--quiet",
+    proc = subprocess.run([sys.executable, "-m", "ckptkit", "convert", location, str(tmp_path / "out"), "--quiet",
                            "--cache-dir", str(tmp_path / "c")], cwd=REPO, env=env, capture_output=True, text=True,
                           timeout=60)
     took = time.monotonic() - start
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr[-3000:]
-    assert proc.stderr.startswith("ckptkit: error: gs://private-bucket/bert") and f"127.0.0.1:{port}" in proc.stderr
-    assert "cannot connect" in proc.stderr and "STORAGE_EMULATOR_HOST" in proc.stderr, proc.stderr
+    assert proc.stderr.startswith(f"ckptkit: error: {location.rsplit('/', 1)[0]}"), proc.stderr
+    assert f"cannot connect to 127.0.0.1:{port}" in proc.stderr and (variable or "check the URL") in proc.stderr
     assert took < 8, f"{took:.1f} s"
     assert not (tmp_path / "out").exists()
