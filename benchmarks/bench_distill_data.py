@@ -3,9 +3,10 @@
 Writes synthetic corpora (random sentences over a 5,000-word vocabulary; one text per line) of the
 given sizes, then streams each one in a fresh child process through ``StreamingCorpus`` (tokenised
 with a fast WordPiece tokenizer, packed into 128-token blocks) and, in the same pass, the token
-counts of ``--mlm-smoothing``. Peak RSS comes from ``os.wait4`` of that child alone. Also shows the
-old path (``datasets.map`` into Arrow, then a Python loop for the counts) for the smallest size
-unless ``--no-datasets``.
+counts of ``--mlm-smoothing``. Peak RSS comes from ``os.wait4`` of that child alone. For the smallest
+size it also shows datasets' own streaming (``hf-stream``: ``load_dataset(streaming=True)`` + ``map``,
+packed alike) and the old path (``datasets``: ``datasets.map`` into Arrow, then a Python loop for the
+counts), unless ``--no-datasets``.
 
 Example (a check; the issue's figure is ``--sizes-mb 100,1000``):
     python benchmarks/bench_distill_data.py --sizes-mb 10,100
@@ -87,6 +88,34 @@ def stream_child(corpus: str, tokenizer_dir: str) -> None:
     print(json.dumps({"examples": len(examples), "tokens": int(counts.sum()), "seconds": time.perf_counter() - start}))
 
 
+def hf_streaming_child(corpus: str, tokenizer_dir: str) -> None:
+    """Child process: datasets' own streaming (``load_dataset(..., streaming=True)`` + batched ``map``), packed
+    the same way, for comparison with ours (no sharding by pieces, no resume position)."""
+    import datasets
+    import numpy as np
+
+    from ckptkit.distill.streaming import token_counts
+
+    datasets.disable_progress_bars()
+    tok = load_tokenizer(tokenizer_dir)
+    start = time.perf_counter()
+    texts = datasets.load_dataset("text", data_files={"train": [corpus]}, split="train", streaming=True)
+    ids = texts.map(lambda b: {"ids": tok([t for t in b["text"] if t.strip()], add_special_tokens=False)["input_ids"]},
+                    batched=True, batch_size=256, remove_columns=["text"])
+    block, examples = 126, []
+
+    def blocks():
+        buffer = np.zeros(0, np.int64)
+        for row in ids:
+            buffer = np.concatenate([buffer, row["ids"]])
+            while buffer.size >= block:
+                examples.append(1)
+                yield np.concatenate([[tok.cls_token_id], buffer[:block], [tok.sep_token_id]])
+                buffer = buffer[block:]
+    counts = token_counts(blocks(), vocab_size=len(tok))
+    print(json.dumps({"examples": len(examples), "tokens": int(counts.sum()), "seconds": time.perf_counter() - start}))
+
+
 def datasets_child(corpus: str, tokenizer_dir: str) -> None:
     """Child process: the old path (datasets.map into Arrow, counts by a Python loop), for comparison."""
     import tempfile
@@ -117,7 +146,8 @@ def main() -> None:
     parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        {"stream": stream_child, "datasets": datasets_child}[args.child[0]](args.child[1], args.child[2])
+        children = {"stream": stream_child, "hf-stream": hf_streaming_child, "datasets": datasets_child}
+        children[args.child[0]](args.child[1], args.child[2])
         return
     WORK.mkdir(parents=True, exist_ok=True)
     tokenizer_dir = make_tokenizer_dir(WORK / "tokenizer")
@@ -126,7 +156,7 @@ def main() -> None:
     rows = []
     for size in sizes:
         corpus = make_corpus(WORK / f"corpus-{size}mb.txt", size)
-        paths = ["stream"] + (["datasets"] if size == min(sizes) and not args.no_datasets else [])
+        paths = ["stream"] + (["hf-stream", "datasets"] if size == min(sizes) and not args.no_datasets else [])
         for path in paths:
             result = measure([sys.executable, __file__, "--child", path, str(corpus), str(tokenizer_dir)], env=env)
             seen = json.loads(result["stdout"].strip().splitlines()[-1])
@@ -140,9 +170,9 @@ def main() -> None:
         print(json.dumps(summary, indent=2))
         return
     print(summary["machine"])
-    print(f"{'path':<9}{'size MB':>9}{'examples':>11}{'tokens':>13}{'wall s':>9}{'tokens/s':>11}{'peak RSS MB':>13}")
+    print(f"{'path':<10}{'size MB':>8}{'examples':>11}{'tokens':>13}{'wall s':>9}{'tokens/s':>11}{'peak RSS MB':>13}")
     for r in rows:
-        print(f"{r['path']:<9}{r['size_mb']:>9}{r['examples']:>11,}{r['tokens']:>13,}{r['wall_s']:>9}"
+        print(f"{r['path']:<10}{r['size_mb']:>8}{r['examples']:>11,}{r['tokens']:>13,}{r['wall_s']:>9}"
               f"{r['tokens_per_s']:>11,}{r['peak_rss_mb']:>13}")
     print(f"streaming peak RSS, largest / smallest corpus: {summary['stream_rss_ratio_largest_to_smallest']:.3f}")
 

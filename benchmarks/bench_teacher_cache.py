@@ -40,7 +40,7 @@ def _models(args, vocab_size: int):
     return BertForMaskedLM(config(args.teacher_layers)).eval(), BertForMaskedLM(config(args.student_layers))
 
 
-def _epoch(student, batches, *, teacher=None, cache=None) -> float:
+def _epoch(student, batches, *, teacher=None, cache=None, device="cpu") -> float:
     """One epoch of student steps; the teacher's targets from a forward pass or from the cache."""
     import torch
 
@@ -50,9 +50,10 @@ def _epoch(student, batches, *, teacher=None, cache=None) -> float:
     optimizer = torch.optim.AdamW(student.parameters(), lr=1e-4)
     start = time.perf_counter()
     for batch in batches:
+        batch = {k: v.to(device) for k, v in batch.items()}
         mask = batch["attention_mask"]
         if cache is not None:
-            t = cache.lookup(batch["example_id"], seq_len=batch["input_ids"].shape[1])
+            t = cache.lookup(batch["example_id"].cpu(), seq_len=batch["input_ids"].shape[1], device=device)
         else:
             with torch.inference_mode():
                 t_logits = teacher(input_ids=batch["input_ids"], attention_mask=mask).logits.clone()
@@ -63,6 +64,8 @@ def _epoch(student, batches, *, teacher=None, cache=None) -> float:
         loss.backward()
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
+    if str(device).startswith("cuda"):
+        torch.cuda.synchronize()
     return time.perf_counter() - start
 
 
@@ -82,6 +85,7 @@ def run(args) -> dict:
     corpus = StreamingCorpus([corpus_file], tok, max_seq_length=args.max_seq_length, shuffle=False,
                              piece_bytes=1 << 20)
     teacher, student = _models(args, len(tok))
+    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     teacher_dir = WORK / "teacher"
     teacher.save_pretrained(teacher_dir)
     tok.save_pretrained(teacher_dir)
@@ -92,15 +96,17 @@ def run(args) -> dict:
     shutil.rmtree(cache_dir, ignore_errors=True)
     key = cache_key(teacher_dir=teacher_dir, corpus=corpus, collator=collator, top_k=args.top_k, temperature=2.0)
     stats = build_teacher_cache(cache_dir, corpus=corpus, teacher=teacher, collator=collator, key=key,
-                                top_k=args.top_k, temperature=2.0, hidden_indices=[], batch_size=args.batch_size * 2)
+                                top_k=args.top_k, temperature=2.0, hidden_indices=[], batch_size=args.batch_size * 2,
+                                device=device)
+    teacher, student = teacher.to(device), student.to(device)
     cache = TeacherCache.open(cache_dir, key=key)
     without, with_cache = [], []
     for _ in range(args.epochs):   # interleaved, so that a change of machine load hits both alike
-        without.append(_epoch(student, batches, teacher=teacher))
-        with_cache.append(_epoch(student, batches, cache=cache))
+        without.append(_epoch(student, batches, teacher=teacher, device=device))
+        with_cache.append(_epoch(student, batches, cache=cache, device=device))
     per_epoch_without, per_epoch_with = sorted(without)[len(without) // 2], sorted(with_cache)[len(with_cache) // 2]
     saved = per_epoch_without - per_epoch_with
-    return {"machine": machine_line(), "examples": len(examples), "tokens": stats.tokens,
+    return {"machine": machine_line(), "device": str(device), "examples": len(examples), "tokens": stats.tokens,
             "teacher": f"{args.teacher_layers}x{args.hidden}", "student_layers": args.student_layers,
             "top_k": args.top_k, "bytes_per_token": round(stats.bytes_per_token, 1),
             "cache_mb": round(stats.bytes / 1e6, 1),
@@ -124,13 +130,14 @@ def main() -> None:
     parser.add_argument("--top-k", type=int, default=64)
     parser.add_argument("--epochs", type=int, default=3, help="timed epochs of each kind (the median is used)")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--device", help="cpu, cuda [cuda when available]")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     result = run(args)
     if args.json:
         print(json.dumps(result, indent=2))
         return
-    print(result["machine"])
+    print(result["machine"], "|", result["device"])
     print(f"corpus: {result['examples']:,} blocks, {result['tokens']:,} tokens; teacher {result['teacher']}, "
           f"student {result['student_layers']} layers; cache top-{result['top_k']}: {result['bytes_per_token']} "
           f"bytes/token, {result['cache_mb']} MB")
