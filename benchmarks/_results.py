@@ -49,3 +49,8 @@ def publish(script: str, *, machine_start: str, machine_end: str, method: str, b
     with open(path, "w", encoding="utf-8") as handle:
         handle.write(text)
     return path
+
+
+def preformatted(report: str) -> str:
+    """A script's plain-text report as a markdown code block (for reports that are not one table)."""
+    return "```text\n" + report.rstrip() + "\n```"

@@ -39,6 +39,7 @@ from typing import Callable
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "tests"))  # support: the test factories
+from _results import markdown_table, publish  # noqa: E402
 from _measure import machine_line, measure  # noqa: E402
 
 WORK = os.path.join(HERE, "_work")
@@ -318,11 +319,44 @@ def main() -> None:
             process.kill()
     if args.background_load:
         started += f" | {args.background_load} busy-looping processes during the run"
+    ended = machine_line()
     if args.json:
-        print(json.dumps({"machine_at_start": started, "machine_at_end": machine_line(), "results": results},
+        print(json.dumps({"machine_at_start": started, "machine_at_end": ended, "results": results},
                          indent=2, default=str))
     else:
-        print(f"start: {started}\nend:   {machine_line()}\n{report(results)}")
+        print(f"start: {started}\nend:   {ended}\n{report(results)}")
+    if args.publish:
+        name = "bench_convert" + (f"-load{args.background_load}" if args.background_load else "")
+        method = (f"TF → hub folder (safetensors), every path in a fresh process (imports included), "
+                  f"{args.repeat} interleaved rounds, warm page cache, `os.sync()` between paths"
+                  + (f", {args.background_load} busy-looping processes during the run" if args.background_load else "")
+                  + ".")
+        print("wrote", publish(name, machine_start=started, machine_end=ended, method=method,
+                               body=markdown_report(results)), file=sys.stderr)
+
+
+PATH_LABELS = {"ckptkit": "ckptkit", "io-floor": "I/O floor (pread the needed bytes, write them)",
+               "tf-reader": "TF reader + safetensors",
+               "transformers457": "transformers 4.57.6 (`load_tf_weights_in_bert` + `save_pretrained`)"}
+
+
+def markdown_report(all_results: dict) -> str:
+    """The published table: every case and path, then ckptkit against the floor and its RSS."""
+    rows, notes = [], []
+    for case, results in all_results.items():
+        ours = results["ckptkit"]
+        for path, r in results.items():
+            rows.append([case, PATH_LABELS.get(path, path), f"{r['wall_s']:.2f} ({r['wall_min_s']:.2f}–{r['wall_max_s']:.2f})",
+                         f"{r['cpu_s']:.2f}", f"{r['peak_rss_mb']:.0f}", f"{r['wall_s'] / ours['wall_s']:.2f}×"])
+        note = f"{case}: ckptkit peak RSS {ours['peak_rss_mb']:.0f} MB = largest tensor {LARGEST_MB[case]:.0f} MB + " \
+               f"{ours['peak_rss_mb'] - LARGEST_MB[case]:.0f} MB"
+        if "io-floor" in results:
+            floor = results["io-floor"]
+            note += (f"; ckptkit / I/O floor: time {ours['wall_s'] / floor['wall_s']:.2f}×, "
+                     f"CPU {ours['cpu_s'] / floor['cpu_s']:.2f}×")
+        notes.append(f"- {note}")
+    header = ["case", "path", "wall s, median (range)", "CPU s", "peak RSS MB", "time vs ckptkit"]
+    return markdown_table(header, rows) + "\n\n" + "\n".join(notes)
 
 
 if __name__ == "__main__":

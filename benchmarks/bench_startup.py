@@ -22,6 +22,7 @@ import textwrap
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
+from _results import preformatted, publish  # noqa: E402
 from _measure import machine_line, measure  # noqa: E402
 from bench_convert import WORK, make_case, measured_env  # noqa: E402
 
@@ -74,6 +75,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeat", type=int, default=10)
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--publish", action="store_true", help="also write benchmarks/results/bench_startup.md")
     args = parser.parse_args()
     os.makedirs(WORK, exist_ok=True)
     base = make_case("base-adam")
@@ -102,6 +104,11 @@ def main() -> None:
                          indent=2))
     else:
         print(f"start: {started}\nend:   {machine_line()}\n{report(results, args.repeat)}")
+    if args.publish:
+        print("wrote", publish("bench_startup", machine_start=started, machine_end=machine_line(),
+                               method=f"CPU time of each command against `python -c pass` plus the work itself, "
+                                      f"a fresh process each, {args.repeat} interleaved rounds.",
+                               body=preformatted(report(results, args.repeat))), file=sys.stderr)
 
 
 def summarize(cpu: dict[str, list[float]], work: dict[str, float], imported: dict[str, list[str]]) -> dict:

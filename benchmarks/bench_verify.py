@@ -23,6 +23,7 @@ import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
+from _results import preformatted, publish  # noqa: E402
 from _measure import machine_line, measure  # noqa: E402
 from bench_convert import WORK, make_case, measured_env, warm  # noqa: E402
 
@@ -85,6 +86,7 @@ def main() -> None:
     parser.add_argument("--cases", default=",".join(CASES))
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--publish", action="store_true", help="also write benchmarks/results/bench_verify.md")
     args = parser.parse_args()
     os.makedirs(WORK, exist_ok=True)
     started = machine_line()
@@ -94,6 +96,12 @@ def main() -> None:
                          indent=2))
     else:
         print(f"start: {started}\nend:   {machine_line()}\n{report(results)}")
+    if args.publish:
+        print("wrote", publish("bench_verify", machine_start=started, machine_end=machine_line(),
+                               method=f"`ckptkit verify` vs the `ckptkit convert` it checks, and the torch + "
+                                      f"transformers import floor, a fresh process each, {args.repeat} interleaved "
+                                      f"rounds, warm page cache.",
+                               body=preformatted(report(results))), file=sys.stderr)
 
 
 if __name__ == "__main__":
