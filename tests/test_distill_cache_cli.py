@@ -135,3 +135,15 @@ def test_streaming_training_reads_jsonl_and_parquet_folders(distill_world, tmp_p
     err = capsys.readouterr().err.strip()
     assert err == ("ckptkit: error: streamed training data (--streaming, --teacher-cache, --cache-teacher) has no "
                    "length (pass --max-steps; the stream starts a new epoch whenever it ends)")
+
+
+def test_progress_bar_on_a_terminal_and_none_with_quiet(distill_world, tmp_path, capsys, monkeypatch):
+    import sys
+
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+    cache_cli(distill_world, tmp_path / "c1")
+    bar = capsys.readouterr().err
+    assert "teacher cache:" in bar and "piece/s]" in bar
+    cache_cli(distill_world, tmp_path / "c2", "--quiet")
+    captured = capsys.readouterr()
+    assert captured.err == "" and captured.out == ""

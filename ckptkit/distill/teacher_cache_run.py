@@ -76,10 +76,16 @@ def _read_estimate(directory: Path, corpus, *, examples: int, seq_len: int) -> f
 
 
 def _teacher(path: str | os.PathLike, objective: str):
+    import transformers
     from transformers import AutoTokenizer
 
     from ckptkit.distill.models import load_model
+    from ckptkit.progress import is_quiet
     from ckptkit.tokenizers.files import tokenizer_files
+
+    if is_quiet():   # --quiet: no loading bars or load reports from transformers either
+        transformers.utils.logging.disable_progress_bar()
+        transformers.utils.logging.set_verbosity_error()
 
     if not Path(path, "config.json").is_file():
         raise CheckpointNotFoundError("teacher is not a hub folder (no config.json)", path=path,
