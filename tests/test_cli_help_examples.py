@@ -15,6 +15,7 @@ import os
 import re
 import shlex
 import shutil
+import sys
 from pathlib import Path
 
 import click
@@ -34,6 +35,7 @@ PREREQUISITES = {
     "out/student3, out/distil": "students made from out/kobert with `ckptkit distill init`",
     "out/bigbird-pegasus": "a converted 16+16-layer BigBird-Pegasus (tiny stand-in)",
     "corpus.txt, held_out.txt": "a few lines of text",
+    "ratings_train.txt": "a few labelled rows in NSMC's layout (id, document, label)",
 }
 ADJUSTED = {"--max-steps 20000": ("--max-steps 1", "a real run's length; one step shows the command works")}
 CORPUS = "한국어 문장을 토큰으로 나눕니다.\nThe converted model loads with plain transformers.\n" * 4
@@ -87,6 +89,17 @@ def _tiny_tf_bigbird_pegasus(folder: Path) -> None:
     write_flags(str(folder / "summarization.config"), config)
 
 
+@pytest.fixture(autouse=True)
+def _transformers_log_stream():
+    """transformers' log handler keeps the sys.stderr of the moment it was made, which may be an earlier test's
+    capsys stream, closed since ("--- Logging error ---"): remake it on the session's stream before each test."""
+    hf_logging = sys.modules.get("transformers.utils.logging")
+    if hf_logging is not None:
+        hf_logging._reset_library_root_logger()
+        hf_logging._configure_library_root_logger()
+    yield
+
+
 @pytest.fixture(scope="module")
 def prerequisites(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("help-prerequisites")
@@ -94,6 +107,8 @@ def prerequisites(tmp_path_factory) -> Path:
         shutil.copyfile(KOBERT_DIR / name, root / name)
     (root / "corpus.txt").write_text(CORPUS, encoding="utf-8")
     (root / "held_out.txt").write_text(CORPUS, encoding="utf-8")
+    (root / "ratings_train.txt").write_text("id\tdocument\tlabel\n" + "".join(
+        f"{i}\t{line}\t{i % 2}\n" for i, line in enumerate(CORPUS.splitlines() * 2)), encoding="utf-8")
     _tiny_tf_bert(root / "tf")
     kobert = root / "out" / "kobert"
     for argv in (["convert", str(root / "tf"), str(kobert), "--spm", str(root / "tokenizer_78b3253a26.model"),

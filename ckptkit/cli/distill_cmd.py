@@ -149,8 +149,8 @@ def train_command(teacher, student, train_files, validation_files, output_dir, o
       ckptkit distill train --teacher out/kobert --student out/student3 \\
         --train-file corpus.txt --validation-file held_out.txt --output-dir out/distil \\
         --max-steps 20000 --per-device-train-batch-size 32 --learning-rate 5e-4 --warmup-steps 0.05
-      ckptkit distill train --student out/minilm3 --train-file corpus.txt --validation-file held_out.txt \\
-        --output-dir out/kd --alpha-ce 0 --alpha-mse 1 --baseline mlm --max-steps 300
+      ckptkit distill train --student out/student3 --train-file corpus.txt --validation-file held_out.txt \\
+        --output-dir out/kd --alpha-mse 1 --baseline mlm --max-steps 20000
     """
     from ckptkit.distill.train import TrainOptions, resolve_weights, train_student
     from ckptkit.output.card import check_card_options

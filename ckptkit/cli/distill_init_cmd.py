@@ -46,6 +46,9 @@ STRATEGY_HELP = {
 @click.option("--config", "config", type=click.Path(exists=True, dir_okay=False),
               help="The teacher's config when it is not next to the weights (config.json; bert_config.json for "
                    "a TF teacher).")
+@click.option("--mlm-head", is_flag=True,
+              help="Give the student an MLM head: the teacher's, or a fresh BERT-initialised one when the teacher "
+                   "has none (sentence-transformers MiniLM), for `distill train --baseline mlm` and MLM losses.")
 @click.option("--overwrite", is_flag=True, help="Replace a non-empty OUT.")
 @click.option("--dry-run", is_flag=True, help="Print the report (what would be written from what); write nothing.")
 @click.option("--tensors/--no-tensors", "show_tensors", default=True,
@@ -59,7 +62,8 @@ STRATEGY_HELP = {
 @quiet_option
 @remote_options
 def init_command(teacher, out, layers, num_layers, encoder_layers, decoder_layers, strategy, arch, drop_token_types,
-                 config, overwrite, dry_run, show_tensors, language, license_, teacher_repo_id, as_json, quiet,
+                 config, mlm_head, overwrite, dry_run, show_tensors, language, license_, teacher_repo_id, as_json,
+                 quiet,
                  **family_options):
     """Make a student OUT from layers of TEACHER: weights, config, tokenizer, student.json, card.
 
@@ -74,6 +78,7 @@ def init_command(teacher, out, layers, num_layers, encoder_layers, decoder_layer
       ckptkit distill init examples/tiny-bert out/student1 --layers 1
       ckptkit distill init out/kobert out/distilkobert --layers 0,4,8
       ckptkit distill init out/bert-base out/distilbert6 --num-layers 6 --strategy distilbert --arch distilbert
+      ckptkit distill init out/kobert out/student3-mlm --layers 0,4,8 --mlm-head
       ckptkit distill init out/bigbird-pegasus out/bigbp-16-4 --decoder-layers 0,5,10,15
     """
     from ckptkit.distill.student import build_student
@@ -91,7 +96,7 @@ def init_command(teacher, out, layers, num_layers, encoder_layers, decoder_layer
     report = build_student(teacher, out, layers=layers, num_layers=num_layers, encoder_layers=encoder_layers,
                            decoder_layers=decoder_layers, strategy=strategy, arch=arch,
                            drop_token_types=drop_token_types, config=config, overwrite=overwrite, dry_run=dry_run,
-                           command=command_line(), card=card,
+                           command=command_line(), card=card, mlm_head=mlm_head,
                            **family_options)
     if as_json:
         emit_json(report.to_json())

@@ -137,12 +137,18 @@ def _config(teacher: Teacher, report: StudentReport, plan: Plan) -> dict:
 
 
 def _write_student(folder: str, *, teacher: Teacher, source, plan: Plan, report: StudentReport, command: str | None,
-                   started: float) -> None:
+                   started: float, mlm_head: bool = False) -> None:
     """Weights, tokenizer, config.json, student.json and ckptkit.json into the staging ``folder``."""
     from ckptkit.converters.sinks import SafetensorsSink
     from ckptkit.output.record import write_record
 
     stream_plan(plan, source, SafetensorsSink(folder), desc="student")
+    head: dict = {}
+    if mlm_head:  # copied from the teacher, or a fresh one (ckptkit.distill.init.mlm_head)
+        from ckptkit.distill.init.mlm_head import add_mlm_head
+
+        head = add_mlm_head(folder, model_class=report.model_class, config=teacher.config)
+        report.model_class = head["model_class"]
     report.tokenizer_files = _copy_tokenizer(teacher, folder)
     if teacher.folder:  # a sentence-transformers teacher: the same module stack (Pooling, Normalize...)
         from ckptkit.distill.st_modules import copy_st_modules
@@ -152,7 +158,8 @@ def _write_student(folder: str, *, teacher: Teacher, source, plan: Plan, report:
     _write_json(os.path.join(folder, "config.json"), report.config)
     report.files = sorted([*os.listdir(folder), STUDENT_FILE, RECORD_FILE, CARD_FILE])
     report.seconds = time.perf_counter() - started
-    _write_json(os.path.join(folder, STUDENT_FILE), report.to_json())
+    _write_json(os.path.join(folder, STUDENT_FILE), {**report.to_json(), **{k: v for k, v in head.items()
+                                                                             if k == "mlm_head"}})
     write_record(folder, student_record(report, teacher, command or equivalent_command(report)))
 
 
@@ -161,7 +168,7 @@ def build_student(teacher_path: str, destination: str | None, *, layers: Sequenc
                   drop_token_types: bool = False, config: str | None = None, overwrite: bool = False,
                   dry_run: bool = False, command: str | None = None, card: Mapping | None = None,
                   part: str | None = None, encoder_layers: Sequence[int] | str | None = None,
-                  decoder_layers: Sequence[int] | str | None = None) -> StudentReport:
+                  decoder_layers: Sequence[int] | str | None = None, mlm_head: bool = False) -> StudentReport:
     """Make a student hub folder at ``destination`` from the layers of ``teacher_path``, atomically.
 
     Args:
@@ -177,6 +184,8 @@ def build_student(teacher_path: str, destination: str | None, *, layers: Sequenc
         dry_run: plan and report only; read no tensor and write nothing.
         command: the command line recorded in ckptkit.json.
         card: model-card options (language, license, tags).
+        mlm_head: give the student an MLM head: the teacher's, or a fresh one when it has none
+            (:mod:`ckptkit.distill.init.mlm_head`), for MLM training and an MLM-only baseline.
         part: a TF ELECTRA pretraining checkpoint holds two models: ``discriminator`` or ``generator``.
         encoder_layers, decoder_layers: an encoder-decoder teacher (BigBird-Pegasus): the 0-based layers each stack
             keeps, increasing (a stack not given keeps all; ``layers``/``num_layers`` do not apply).
@@ -205,7 +214,7 @@ def build_student(teacher_path: str, destination: str | None, *, layers: Sequenc
 
         with staged_folder(destination, overwrite=overwrite, sources=source.inputs) as folder:
             _write_student(folder, teacher=teacher, source=source.checkpoint, plan=plan, report=report,
-                           command=command, started=started)
+                           command=command, started=started, mlm_head=mlm_head)
     from ckptkit.output.card import write_model_card
 
     # after the rename, so the card names the folder, not its staging name (README.md is written atomically)
