@@ -74,7 +74,7 @@ def test_jsonl_field_and_parquet_give_the_same_examples_as_text(tmp_path, tok):
         for line in lines[:120]:
             f.write(json.dumps({"id": 1, "body": line}, ensure_ascii=False) + "\n")
     pq.write_table(pa.table({"body": lines[120:]}), tmp_path / "mixed" / "b.parquet", row_group_size=30)
-    options = dict(max_seq_length=24, pack=False, shuffle=False, text_field="body")
+    options = dict(max_seq_length=24, pack=False, shuffle=False, text_field="body", piece_bytes=1 << 20)
     mixed = [e["input_ids"].tolist() for e in StreamingCorpus([tmp_path / "mixed"], tok, **options)]
     plain = [e["input_ids"].tolist() for e in StreamingCorpus([tmp_path / "txt"], tok, **options)]
     assert mixed == plain and len(mixed) == 200
@@ -180,3 +180,10 @@ def test_packed_dataset_counts_come_from_the_arrow_column(text_file, tok, monkey
     assert counts.tolist() == [reference.get(i, 0) for i in range(len(tok))]
     weights = data.token_mask_weights(packed, vocab_size=len(tok), special_ids=[0, 2, 3], smoothing=0.5)
     assert weights[5] == pytest.approx(max(reference[5], 1) ** -0.5) and weights[2] == 0
+
+
+def test_a_small_corpus_is_still_cut_into_pieces(text_file, tok):
+    path, _ = text_file
+    size = path.stat().st_size
+    corpus = StreamingCorpus([path], tok, max_seq_length=16)
+    assert size < 64 << 10 and len(corpus.pieces) == -(-size // (4 << 10)) >= 4   # 4 KiB pieces, not one

@@ -32,8 +32,9 @@ from ckptkit.cli.common import emit_json, info, json_option, quiet_option
               show_default=True, help="Storage of log-probs and hidden states.")
 @click.option("--device", help="cpu, cuda, cuda:1 ... [cuda when available].")
 @click.option("--bf16", is_flag=True, help="Run the teacher in bfloat16 autocast.")
-@click.option("--piece-mb", type=float, default=8.0, show_default=True,
-              help="Text per piece (the unit of sharding, resuming and caching; = distill train's).")
+@click.option("--piece-mb", type=float,
+              help="Text per piece, the unit of sharding, resuming and caching [about 1/256 of the text, "
+                   "4 KiB to 8 MiB; distill train reads the cache's].")
 @click.option("--overwrite", is_flag=True, help="Rebuild a cache that was built for other settings.")
 @quiet_option
 @json_option

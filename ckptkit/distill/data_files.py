@@ -26,12 +26,14 @@ from typing import Iterator, Sequence
 from ckptkit.errors import CheckpointNotFoundError, CorruptCheckpointError, UsageError
 
 __all__ = ["DataFile", "Piece", "KINDS", "list_data_files", "plan_pieces", "read_piece", "files_fingerprint",
-           "DEFAULT_PIECE_BYTES"]
+           "DEFAULT_PIECE_BYTES", "auto_piece_bytes"]
 
 # file suffix -> how it is read (a file named on the command line with another suffix is plain text)
 KINDS: dict[str, str] = {".txt": "text", ".text": "text", ".jsonl": "jsonl", ".ndjson": "jsonl",
                          ".parquet": "parquet"}
-DEFAULT_PIECE_BYTES = 8 << 20
+DEFAULT_PIECE_BYTES = 8 << 20     # the largest piece: a 10 GB corpus is 1,280 pieces
+MIN_PIECE_BYTES = 4 << 10
+PIECES_WANTED = 256                # a small corpus is still cut into enough pieces for ranks x workers
 
 
 @dataclass(frozen=True)
@@ -93,6 +95,19 @@ def _parquet_row_groups(file: DataFile) -> int:
     except Exception as e:  # pyarrow raises ArrowInvalid/OSError for a damaged or foreign file
         raise CorruptCheckpointError(f"not a readable parquet file ({str(e).splitlines()[0][:120]})",
                                      path=file.path, hint="write it again, or pass a .txt/.jsonl file") from e
+
+
+def auto_piece_bytes(files: Sequence[DataFile]) -> int:
+    """The piece size for ``files``: about 256 pieces of text, between 4 KiB and 8 MiB each.
+
+    Example:
+        >>> auto_piece_bytes([DataFile("a.txt", "text", 10**10, 0)])
+        8388608
+        >>> auto_piece_bytes([DataFile("b.txt", "text", 10**7, 0)])
+        39062
+    """
+    text_bytes = sum(f.size for f in files if f.kind != "parquet")
+    return int(min(DEFAULT_PIECE_BYTES, max(MIN_PIECE_BYTES, text_bytes // PIECES_WANTED)))
 
 
 def plan_pieces(files: Sequence[DataFile], *, piece_bytes: int = DEFAULT_PIECE_BYTES) -> list[Piece]:

@@ -28,7 +28,7 @@ from typing import Any, Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 
-from ckptkit.distill.data_files import (DEFAULT_PIECE_BYTES, Piece, files_fingerprint, list_data_files, plan_pieces,
+from ckptkit.distill.data_files import (Piece, auto_piece_bytes, files_fingerprint, list_data_files, plan_pieces,
                                         read_piece)
 from ckptkit.errors import UsageError
 
@@ -122,6 +122,7 @@ class StreamingCorpus(_Base):
         tokenizer: a fast tokenizer with ``[CLS]``/``[SEP]``.
         max_seq_length: tokens per example, ``[CLS]`` and ``[SEP]`` included.
         pack: pack the token stream into full blocks (MLM) or truncate each line (sentence models).
+        piece_bytes: text per piece (default: :func:`~ckptkit.distill.data_files.auto_piece_bytes`).
         rank, world_size: this process's place under DDP (default: from ``torch.distributed``).
         shuffle, seed: shuffle the piece order each epoch (deterministically).
 
@@ -130,7 +131,7 @@ class StreamingCorpus(_Base):
     """
 
     def __init__(self, paths: Sequence[str | os.PathLike], tokenizer, *, max_seq_length: int, pack: bool = True,
-                 text_field: str = "text", piece_bytes: int = DEFAULT_PIECE_BYTES, rank: int | None = None,
+                 text_field: str = "text", piece_bytes: int | None = None, rank: int | None = None,
                  world_size: int | None = None, shuffle: bool = True, seed: int = 0,
                  batch_lines: int = TOKENIZER_BATCH) -> None:
         if max_seq_length < 8:
@@ -138,6 +139,7 @@ class StreamingCorpus(_Base):
         if tokenizer.cls_token_id is None or tokenizer.sep_token_id is None:
             raise UsageError("the teacher's tokenizer has no [CLS]/[SEP] tokens; a BERT-style tokenizer is needed")
         self.files = list_data_files(paths)
+        piece_bytes = piece_bytes or auto_piece_bytes(self.files)
         self.pieces = plan_pieces(self.files, piece_bytes=piece_bytes)
         self.tokenizer, self.max_seq_length, self.pack = tokenizer, max_seq_length, pack
         self.text_field, self.piece_bytes, self.batch_lines = text_field, piece_bytes, batch_lines

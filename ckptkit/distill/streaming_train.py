@@ -53,14 +53,13 @@ def streaming_train_set(opts, tokenizer, args) -> StreamingCorpus:
                            world_size=args.world_size, piece_bytes=_cache_piece_bytes(opts, Path(args.output_dir)))
 
 
-def _cache_piece_bytes(opts, out: Path) -> int:
+def _cache_piece_bytes(opts, out: Path) -> int | None:
     """An existing teacher cache decides how the corpus is cut into pieces (``distill cache --piece-mb``)."""
-    from ckptkit.distill.data_files import DEFAULT_PIECE_BYTES
     from ckptkit.distill.teacher_cache import read_meta
 
     directory = cache_dir_of(opts, out)
     meta = read_meta(directory) if directory is not None else None
-    return int((meta or {}).get("key", {}).get("piece_bytes", DEFAULT_PIECE_BYTES))
+    return (meta or {}).get("key", {}).get("piece_bytes")   # None: the corpus's own size decides
 
 
 def _epoch_loader(corpus: StreamingCorpus, position: StreamPosition, **kwargs):
@@ -94,6 +93,11 @@ def streaming_trainer(base: type) -> type:
             if not isinstance(corpus, StreamingCorpus):
                 return super().get_train_dataloader()
             args = self.args
+            shards = args.world_size * max(1, args.dataloader_num_workers)
+            if len(corpus.pieces) < shards:
+                raise UsageError(f"the training data has {len(corpus.pieces)} pieces, fewer than processes x "
+                                 f"dataloader workers ({shards}): some would get no data",
+                                 hint="pass fewer --dataloader-num-workers or more data")
             return _epoch_loader(corpus, self.stream_position, batch_size=args.per_device_train_batch_size,
                                  collate_fn=self.data_collator, num_workers=args.dataloader_num_workers,
                                  pin_memory=args.dataloader_pin_memory)

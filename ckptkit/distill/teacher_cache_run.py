@@ -100,7 +100,7 @@ def cache_teacher_outputs(teacher: str | os.PathLike, data: Sequence[str | os.Pa
                           top_k: int = 64, temperature: float = 2.0, hidden_states: str | None = "last",
                           mlm_probability: float = 0.15, mlm_smoothing: float = 0.0, seed: int = 42,
                           batch_size: int = 32, value_dtype: str = "float16", device: str | None = None,
-                          bf16: bool = False, piece_mb: float = 8.0, overwrite: bool = False) -> dict[str, Any]:
+                          bf16: bool = False, piece_mb: float | None = None, overwrite: bool = False) -> dict[str, Any]:
     """Build (or finish) the teacher cache of ``data`` in ``out``; returns the report (see the module docstring).
 
     Args:
@@ -126,7 +126,7 @@ def cache_teacher_outputs(teacher: str | os.PathLike, data: Sequence[str | os.Pa
     files = [Path(p) for p in data]
     model, tokenizer = _teacher(teacher, objective)
     corpus = StreamingCorpus(files, tokenizer, max_seq_length=max_seq_length, text_field=text_column,
-                             piece_bytes=max(1, int(piece_mb * (1 << 20))), shuffle=False)
+                             piece_bytes=max(1, int(piece_mb * (1 << 20))) if piece_mb else None, shuffle=False)
     hidden = parse_hidden_states(hidden_states, num_layers=num_layers(model.config))
     top_k = top_k if objective == "mlm" else 0
     weights = None
