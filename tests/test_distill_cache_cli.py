@@ -147,3 +147,26 @@ def test_progress_bar_on_a_terminal_and_none_with_quiet(distill_world, tmp_path,
     cache_cli(distill_world, tmp_path / "c2", "--quiet")
     captured = capsys.readouterr()
     assert captured.err == "" and captured.out == ""
+
+
+def test_whole_word_masking_is_part_of_the_key(distill_world, tmp_path):
+    from ckptkit.distill.streaming import StreamingCorpus
+    from ckptkit.distill.teacher_cache import TeacherCache
+    from ckptkit.distill.teacher_cache_build import cache_key
+    from ckptkit.distill.teacher_cache_run import masking_collator
+    from ckptkit.errors import UsageError
+    from distill_helpers import make_tokenizer
+
+    cache = tmp_path / "wwm-cache"
+    cache_cli(distill_world, cache, "--whole-word-mask", "-q")
+    tok = make_tokenizer()
+    corpus = StreamingCorpus([distill_world["train"]], tok, max_seq_length=32, piece_bytes=int(0.01 * (1 << 20)))
+
+    def key(whole_words):
+        collator = masking_collator(tok, mlm_probability=0.15, mask_weights=None, seed=0, whole_word_mask=whole_words)
+        return cache_key(teacher_dir=distill_world["teacher"], corpus=corpus, collator=collator, top_k=64,
+                         temperature=2.0)
+    TeacherCache.open(cache, key=key(True))   # what train --whole-word-mask makes: accepted
+    with pytest.raises(UsageError, match=r"other settings \(masking: WholeWordMaskingCollator in the cache, "
+                                         r"MaskingCollator now; word_starts: \w+ in the cache, null now\)"):
+        TeacherCache.open(cache, key=key(False))

@@ -47,13 +47,18 @@ def parse_hidden_states(text: str | None, *, num_layers: int) -> list[int]:
     return sorted(set(indices))
 
 
-def masking_collator(tokenizer, *, mlm_probability: float, mask_weights, seed: int):
-    """The fixed masking ``distill train`` uses with a cache (same special ids, seed and probabilities)."""
+def masking_collator(tokenizer, *, mlm_probability: float, mask_weights, seed: int, whole_word_mask: bool = False):
+    """The fixed masking ``distill train`` uses with a cache (same special ids, seed, probabilities, whole words)."""
     from ckptkit.distill.data import MaskingCollator
 
-    return MaskingCollator(pad_id=tokenizer.pad_token_id, mask_id=tokenizer.mask_token_id,
-                           special_ids=sorted(set(tokenizer.all_special_ids)), vocab_size=len(tokenizer),
-                           mlm_probability=mlm_probability, mask_weights=mask_weights, seed=seed, fixed=True)
+    collator = MaskingCollator(pad_id=tokenizer.pad_token_id, mask_id=tokenizer.mask_token_id,
+                               special_ids=sorted(set(tokenizer.all_special_ids)), vocab_size=len(tokenizer),
+                               mlm_probability=mlm_probability, mask_weights=mask_weights, seed=seed, fixed=True)
+    if whole_word_mask:
+        from ckptkit.distill.whole_word import with_whole_words
+
+        collator = with_whole_words(collator, tokenizer)
+    return collator
 
 
 def _read_estimate(directory: Path, corpus, *, examples: int, seq_len: int) -> float:
@@ -100,7 +105,8 @@ def cache_teacher_outputs(teacher: str | os.PathLike, data: Sequence[str | os.Pa
                           top_k: int = 64, temperature: float = 2.0, hidden_states: str | None = "last",
                           mlm_probability: float = 0.15, mlm_smoothing: float = 0.0, seed: int = 42,
                           batch_size: int = 32, value_dtype: str = "float16", device: str | None = None,
-                          bf16: bool = False, piece_mb: float | None = None, overwrite: bool = False) -> dict[str, Any]:
+                          bf16: bool = False, piece_mb: float | None = None, whole_word_mask: bool = False,
+                          overwrite: bool = False) -> dict[str, Any]:
     """Build (or finish) the teacher cache of ``data`` in ``out``; returns the report (see the module docstring).
 
     Args:
@@ -109,7 +115,7 @@ def cache_teacher_outputs(teacher: str | os.PathLike, data: Sequence[str | os.Pa
         out: the cache folder; an existing cache for the same settings is finished or reused.
         top_k, temperature: the teacher distribution stored per token (top ``k`` + the rest) at ``temperature``.
         hidden_states: ``"last"``, ``"none"`` or ``hidden_states`` indices such as ``"4,8,12"``.
-        mlm_probability, mlm_smoothing, seed: the fixed masking (as ``distill train`` with the same options).
+        mlm_probability, mlm_smoothing, seed, whole_word_mask: the fixed masking (as ``distill train``'s).
         value_dtype: ``float16`` (default) or ``float32`` storage of log-probabilities and hidden states.
 
     Returns:
@@ -137,7 +143,7 @@ def cache_teacher_outputs(teacher: str | os.PathLike, data: Sequence[str | os.Pa
         weights = np.maximum(counts, 1.0) ** -mlm_smoothing
         weights[sorted(set(tokenizer.all_special_ids))] = 0.0
     collator = masking_collator(tokenizer, mlm_probability=mlm_probability if objective == "mlm" else 0.0,
-                                mask_weights=weights, seed=seed)
+                                mask_weights=weights, seed=seed, whole_word_mask=whole_word_mask)
     key = cache_key(teacher_dir=teacher, corpus=corpus, collator=collator, top_k=top_k, temperature=temperature,
                     value_dtype=value_dtype)
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
