@@ -26,19 +26,72 @@ __all__ = ["release_pages", "dont_need", "read_exact", "numpy_shape_problem", "B
 BYTE_SOURCES: dict = {}
 
 
-def prefetch(tensors) -> None:
-    """Fetch at once (coalesced, concurrently) the bytes of ``tensors`` that live in a remote mirror; a
-    no-op for local checkpoints. Tensors without a ``byte_range`` are read on demand as usual."""
+class _Fetching:
+    """What :func:`prefetch` returns: a context that stops the remote fetch streams on exit, and the
+    conversion's progress bar (while remote bytes still stream in, their byte bar is the one shown)."""
+
+    def __init__(self, streams=()):
+        self.streams = list(streams)
+
+    def __enter__(self) -> "_Fetching":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for stream in self.streams:
+            stream.lazy.stream = None
+            stream.close()
+        if self.streams:
+            from ckptkit.remote.progress import close
+
+            close()
+
+    def progress(self, items, *, total: int, size, desc: str = ""):
+        """``items`` with the conversion's byte bar, shown once every remote byte has arrived."""
+        from ckptkit.progress import progress_by_size
+
+        items = list(items)
+        for at, item in enumerate(items):
+            if all(stream.finished for stream in self.streams):
+                if self.streams:
+                    from ckptkit.remote.progress import close
+
+                    close()  # the fetching bar, cleared before the converting bar starts
+                rest = items[at:]
+                yield from progress_by_size(rest, total=total if not at else sum(size(i) for i in rest),
+                                            size=size, desc=desc)
+                return
+            yield item
+
+
+def prefetch(tensors) -> _Fetching:
+    """Start fetching (coalesced, concurrently, a bounded window ahead of the reader) the bytes of
+    ``tensors``, in this order, that live in a remote mirror; :func:`read_exact` then gets them straight
+    from the fetch. Use the result as a context (it stops the fetching); nothing to do for a local
+    checkpoint. Tensors without a ``byte_range`` are read on demand as usual."""
     if not BYTE_SOURCES:
-        return
+        return _Fetching()
     wanted: dict = {}
     for tensor in tensors:
         extent = getattr(tensor, "byte_range", None)
         source = BYTE_SOURCES.get(os.path.abspath(extent[0])) if extent else None
         if source is not None:
             wanted.setdefault(id(source), (source, []))[1].append(extent[1:])
-    for source, ranges in wanted.values():
-        source.ensure_many(ranges)
+    if not wanted:
+        return _Fetching()
+    from ckptkit.remote.settings import SETTINGS
+    from ckptkit.remote.stream import FetchStream
+
+    share = max(1, -(-SETTINGS.connections // len(wanted)))
+    streams = []
+    try:
+        for source, ranges in wanted.values():
+            source.stream = FetchStream(source, ranges, connections=share)
+            streams.append(source.stream)
+    except BaseException:
+        _Fetching(streams).__exit__(None, None, None)
+        raise
+    return _Fetching(streams)
+
 
 _MAX_READ = 1 << 30  # bytes per read call: Linux caps one read near 2 GiB
 _MAX_DIMS = 64  # NumPy 2's limit on an array's number of dimensions
@@ -92,7 +145,9 @@ def read_exact(fd: int, offset: int, nbytes: int, *, path: str, hint: str | None
     if BYTE_SOURCES:
         source = BYTE_SOURCES.get(os.path.abspath(path))
         if source is not None:
-            source.ensure(offset, nbytes)
+            taken = source.take(offset, nbytes)  # straight from a remote fetch, else made present here
+            if taken is not None:
+                return taken
     out = np.empty(nbytes, np.uint8)
     view = memoryview(out).cast("B")
     done = 0

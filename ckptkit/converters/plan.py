@@ -28,7 +28,6 @@ import numpy as np
 from ckptkit.converters.tensors import DType, LazyTensor
 from ckptkit.errors import PlanError
 from ckptkit.converters.memory import prefetch, release_pages
-from ckptkit.progress import progress_by_size
 
 __all__ = ["Step", "PlannedTensor", "Dropped", "Plan", "Sink", "OPS", "output_shape", "materialize",
            "execute", "MemorySink", "planned_view"]
@@ -369,14 +368,16 @@ def execute(plan: Plan, source: Mapping[str, LazyTensor], sink: Sink, *, desc: s
     sink.begin(plan.outputs)
     views = getattr(sink, "accepts_views", False)  # the sink casts and transposes as it writes: no copy here
     try:
-        prefetch(source[name] for planned in plan.outputs for name in planned.inputs)  # remote: kept bytes only
-        for planned in progress_by_size(sink.order(plan.outputs), total=plan.total_bytes, size=lambda t: t.nbytes, desc=desc):
-            arrays = [source[name].read() for name in planned.inputs]
-            result = (planned_view(planned, arrays) if views else materialize(planned, arrays, sink.buffer(planned)))
-            sink.write(planned, result)
-            for array in (*arrays, result):
-                release_pages(array)
-            del arrays, result
+        ordered = list(sink.order(plan.outputs))
+        # remote: the kept bytes only, fetched in this order a bounded window ahead and handed to the reads
+        with prefetch(source[name] for planned in ordered for name in planned.inputs) as fetching:
+            for planned in fetching.progress(ordered, total=plan.total_bytes, size=lambda t: t.nbytes, desc=desc):
+                arrays = [source[name].read() for name in planned.inputs]
+                result = (planned_view(planned, arrays) if views else materialize(planned, arrays, sink.buffer(planned)))
+                sink.write(planned, result)
+                for array in (*arrays, result):
+                    release_pages(array)
+                del arrays, result
         sink.finish()
     except BaseException:
         sink.abort()

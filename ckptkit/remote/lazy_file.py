@@ -104,6 +104,29 @@ class LazyFile:
         return_freed_buffers()
         self.ranges: list[list[int]] = self._load()
         self._checked = False
+        self.stream = None  # a FetchStream (ckptkit.remote.stream) while a conversion streams this file
+
+    def take(self, offset: int, nbytes: int):
+        """Bytes ``[offset, offset + nbytes)`` handed over by the running fetch stream as a fresh uint8
+        array, or None after making them present in the cache file (the caller then reads them there)."""
+        stream = self.stream
+        if stream is not None:
+            data = stream.take(offset, nbytes)
+            if data is not None:
+                STATS.add_needed(nbytes)
+                return data
+        end = min(offset + nbytes, self.size)
+        if missing_ranges(self.ranges, offset, end) == [(offset, end)] and nbytes <= MAX_CHUNK and end > offset:
+            STATS.add_needed(end - offset)  # one small range read on demand: handed over as fetched
+            data = self._fetch(offset, end)
+            self._checked = True
+            if len(data) == nbytes:
+                import numpy as np
+
+                return np.frombuffer(data, np.uint8)
+            return None
+        self.ensure(offset, nbytes)
+        return None
 
     def _load(self) -> list[list[int]]:
         try:
@@ -130,7 +153,11 @@ class LazyFile:
             self.ranges = merge_ranges([*self.ranges, [start, start + len(data)]])
             self._save()
 
-    def _fetch(self, start: int, end: int) -> None:
+    def fetch(self, start: int, end: int) -> bytes | memoryview:
+        """Fetch bytes ``[start, end)``, store them in the cache file and return them."""
+        return self._fetch(start, end)
+
+    def _fetch(self, start: int, end: int) -> bytes | memoryview:
         data = self.fs.read(self.url, start, end)
         if len(data) > end - start:  # a whole file where a range was asked: the bar's total grows with it
             from ckptkit.remote.progress import expect
@@ -139,10 +166,10 @@ class LazyFile:
         STATS.add_transferred(len(data))
         if len(data) == end - start:
             self._store(start, data)
-            return
+            return data
         if len(data) == self.size and SETTINGS.allow_full_download:
             self._store(0, data)
-            return
+            return memoryview(data)[start:end]
         if len(data) == self.size:
             raise RemoteError("the server does not support range requests", path=self.url,
                               hint="rerun with --allow-full-download to download whole files")
