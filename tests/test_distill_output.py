@@ -22,8 +22,9 @@ def test_one_line_per_logging_step(distill_world, tmp_path, capsys):
           "--eval-steps", "6", "--save-steps", "100", "--use-cpu", "--seed", "0"])
     captured = capsys.readouterr()
     lines = (captured.out + captured.err).splitlines()
-    train_lines = [line for line in lines if "loss_ce" in line and "eval_" not in line]
-    assert [re.fullmatch(r"step (\d+): loss=.*", line).group(1) for line in train_lines] == ["2", "4", "6"]
+    train_lines = [line for line in lines if "loss_ce=" in line and "eval_" not in line]
+    steps = [re.fullmatch(r"step (\d+): loss=.*", line) for line in train_lines]
+    assert all(steps) and [m.group(1) for m in steps] == ["2", "4", "6"], train_lines
     eval_lines = [line for line in lines if "eval_loss_ce=" in line]
     assert len(eval_lines) == 1 and "step 6: eval_loss=" in eval_lines[0]  # also: no second evaluation at the end
     assert "{'loss'" not in captured.out and "train_runtime" not in captured.out + captured.err
