@@ -12,9 +12,10 @@ all connections. Paths:
 - remote:     `ckptkit convert http://127.0.0.1:PORT/.../model.ckpt-1000 OUT` (empty cache)
 - download:   GET every file of the folder to disk, then `ckptkit convert LOCAL OUT`
 Bytes are what the server sent (listing and HEAD requests included); wall is the whole path. Peak RSS is
-that of the `ckptkit convert` process alone (os.wait4), remote vs the same convert of the downloaded copy:
-fetched bytes are written into the cache from the buffer the tensor is read into, so the two should be
-within about one tensor of each other.
+that of the `ckptkit convert` process alone (os.wait4), remote vs the same convert of the downloaded copy.
+The remote convert fetches a bounded window (ckptkit/remote/stream.py, 16 MiB) ahead of the conversion,
+overlapping both, and hands the bytes straight to the tensor being read: it should peak within about the
+window plus the remote libraries' import (~23 MB: fsspec, aiohttp) of the local convert.
 """
 
 from __future__ import annotations

@@ -23,7 +23,7 @@ from ckptkit.errors import CorruptCheckpointError
 
 __all__ = ["FetchStream", "WINDOW"]
 
-WINDOW = 32 << 20  # bytes fetched (or being fetched) ahead of the conversion, not yet taken by it
+WINDOW = 16 << 20  # bytes fetched (or being fetched) ahead of the conversion, not yet taken by it
 SMALL = 64 << 10  # bytes: a gap this small is coalesced with its file neighbours whatever the reading order
 _MISSING = object()
 
