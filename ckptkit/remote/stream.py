@@ -36,6 +36,7 @@ class _Chunk:
     done: bool = False
     data: bytes | memoryview | None = None
     left: int = 0  # bytes not yet taken; the chunk is freed at 0 or once the reader is past ``last``
+    number: int = 0  # its place in the fetching order
     held: bool = False  # counted in the window
 
 
@@ -80,6 +81,7 @@ class FetchStream:
         self.wanted, self.arrived = -1, 0
         self.error: BaseException | None = None
         self.closed = False
+        self._kept: set[int] = set()  # chunks arrived and still held in memory
         self.read_back = 0  # bytes read from the cache file (cached before this run, or freed early)
         self._fd = os.open(lazy.path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
         self.threads = [threading.Thread(target=self._work, name=f"ckptkit-fetch-{n}", daemon=True)
@@ -122,7 +124,7 @@ class FetchStream:
         for first, at, stop, touched in sorted(chunks):
             for item in touched:
                 self.item_chunks[item].append(len(self.chunks))
-            self.chunks.append(_Chunk(at, stop, max(touched), left=stop - at))
+            self.chunks.append(_Chunk(at, stop, max(touched), left=stop - at, number=len(self.chunks)))
 
     def _find(self, start: int, end: int) -> int | None:
         """The item holding bytes ``[start, end)`` (an item's sub-range too: a zip entry's header)."""
@@ -166,12 +168,14 @@ class FetchStream:
                 self.lazy._checked = True
                 chunk.done, chunk.data = True, data
                 self.arrived += 1
+                self._kept.add(index)
                 if data is None or chunk.last < self.position:
                     self._free(chunk)
                 self.cond.notify_all()
 
     def _free(self, chunk: _Chunk) -> None:
         chunk.data = None
+        self._kept.discard(chunk.number)
         if chunk.held:
             chunk.held = False
             self.outstanding -= chunk.end - chunk.start
@@ -194,9 +198,8 @@ class FetchStream:
         with self.cond:
             if index > self.position:
                 self.position = index
-                for chunk in self.chunks:  # behind the reader now: in the cache file only
-                    if chunk.held and chunk.done and chunk.last < index:
-                        self._free(chunk)
+                for number in [n for n in self._kept if self.chunks[n].last < index]:
+                    self._free(self.chunks[number])  # behind the reader now: in the cache file only
         out = np.empty(nbytes, np.uint8)
         covered = []
         for number in self.item_chunks[index]:
