@@ -16,6 +16,7 @@ import ckptkit.converters.plan as plan
 from ckptkit.converters.formats.tf1.writer import write_tf_checkpoint
 from ckptkit.remote import stream
 from ckptkit.remote.filesystem import RemoteFS
+from ckptkit.remote.lazy_file import LazyFile
 from support.bert import bert_tf_config, bert_tf_variables, tiny_wordpiece_vocab, with_adam_slots
 from support.cli import run_cli
 from support.range_server import RangeServer
@@ -111,3 +112,44 @@ def test_a_warm_run_reads_the_cache_and_fetches_no_weight_bytes(served, tmp_path
     assert code == 0, err
     assert not [e for e in events if e[0] == "fetched"] and cache_reads  # every tensor read from the cache
     assert (tmp_path / "warm" / "model.safetensors").read_bytes() == (local / "model.safetensors").read_bytes()
+
+
+def test_a_tensor_bigger_than_the_window_and_reads_out_of_order(tmp_path, monkeypatch):
+    """The window bounds the bytes held, not the tensor size: a 3 MiB tensor streams through a 256 KiB
+    window chunk by chunk; a tensor read out of the planned order still gets its own bytes; a range the
+    server refuses surfaces in the reader as the one-line error."""
+    import numpy as np
+
+    from ckptkit.errors import RemoteError
+    from ckptkit.remote import configure, filesystem, lazy_file
+    from ckptkit.remote.stream import FetchStream
+
+    monkeypatch.setattr(lazy_file, "MIN_CHUNK", 64 << 10)
+    monkeypatch.setattr(filesystem, "BACKOFF_S", 0.001)
+    data = np.random.default_rng(1).integers(0, 256, 4 << 20, dtype=np.uint8)
+    (tmp_path / "srv").mkdir()
+    (tmp_path / "srv" / "w.safetensors").write_bytes(data.tobytes())
+    extents = [(1 << 20, 3 << 20), (0, 300_000), (400_000, 5000), (300_000, 100_000)]  # reading order
+    with RangeServer(str(tmp_path / "srv")) as server:
+        url = f"{server.url}/w.safetensors"
+        lazy = LazyFile(RemoteFS("http"), url, str(tmp_path / "w"), str(tmp_path / "w.json"), data.size)
+        held, box = [], []  # bytes held or in flight, each time a range is asked for
+        real_fetch = lazy.fetch
+        monkeypatch.setattr(lazy, "fetch", lambda s, e: (held.append(box[0].outstanding if box else 0),
+                                                         real_fetch(s, e))[1])
+        fetching = FetchStream(lazy, extents, connections=4, window=256 << 10)
+        box.append(fetching)
+        try:
+            for offset, nbytes in [extents[0], extents[2], extents[1], extents[3]]:  # the 3rd before the 2nd
+                assert fetching.take(offset, nbytes).tobytes() == data[offset:offset + nbytes].tobytes()
+        finally:
+            fetching.close()
+        assert max(held) <= 256 << 10 and fetching.read_back <= 300_000  # only the skipped-over tensor
+        server.faults.status[r"\.safetensors"] = 403
+        other = LazyFile(RemoteFS("http"), url, str(tmp_path / "v"), str(tmp_path / "v.json"), data.size)
+        failing = FetchStream(other, [(0, 1000)], connections=configure().connections)
+        try:
+            with pytest.raises(RemoteError, match="403"):
+                failing.take(0, 1000)
+        finally:
+            failing.close()
