@@ -304,6 +304,8 @@ def main() -> None:
     parser.add_argument("--background-load", type=int, default=0, metavar="N",
                         help="run N busy-looping processes during the measurement, to show how a loaded "
                              "machine moves the figures")
+    parser.add_argument("--publish-suffix", default="", metavar="NAME",
+                        help="with --publish, write results/bench_convert-NAME.md (e.g. loaded, rss)")
     args = parse_bench_args(parser, make_case=_make_case)
     if args is None:
         return
@@ -326,7 +328,7 @@ def main() -> None:
     else:
         print(f"start: {started}\nend:   {ended}\n{report(results)}")
     if args.publish:
-        name = "bench_convert" + (f"-load{args.background_load}" if args.background_load else "")
+        name = "bench_convert" + (f"-{args.publish_suffix}" if args.publish_suffix else "")
         method = (f"TF → hub folder (safetensors), every path in a fresh process (imports included), "
                   f"{args.repeat} interleaved rounds, warm page cache, `os.sync()` between paths"
                   + (f", {args.background_load} busy-looping processes during the run" if args.background_load else "")

@@ -21,8 +21,10 @@ window plus the remote libraries' import (~23 MB: fsspec, aiohttp) of the local 
 from __future__ import annotations
 
 import argparse
+import filecmp
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -33,6 +35,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "tests"))  # support: the range server
 from _measure import machine_line, measure  # noqa: E402
+from _results import markdown_table, publish, spread  # noqa: E402
 from bench_convert import make_case  # noqa: E402
 from support.range_server import RangeServer  # noqa: E402
 
@@ -94,6 +97,8 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=100.0, help="server bandwidth in MB/s (default 100)")
     parser.add_argument("--connections", type=int, default=8, help="ckptkit --connections (default 8)")
     parser.add_argument("--layers", type=int, help="instead of --case: BERT-base shapes with this many layers")
+    parser.add_argument("--repeat", type=int, default=3, help="rounds per path; the median is reported")
+    parser.add_argument("--publish", action="store_true", help="also write benchmarks/results/bench_remote.md")
     parser.add_argument("--make-layers", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.make_layers:
@@ -102,21 +107,34 @@ def main() -> None:
     folder_path = os.path.dirname(prefix)
     root, folder = os.path.dirname(folder_path), os.path.basename(folder_path)
     total = sum(os.path.getsize(os.path.join(folder_path, n)) for n in os.listdir(folder_path))
-    print(machine_line())
+    started = machine_line()
+    print(started)
     print(f"case {os.path.basename(folder_path)}: {total / 1e6:.0f} MB in {folder_path}; server limited to {args.rate:.0f} MB/s")
-    with tempfile.TemporaryDirectory(dir=os.path.join(HERE, "_work")) as work, \
-            RangeServer(root, rate=args.rate * 1e6) as server:
-        remote_s, remote_b, remote_rss = _remote(server, folder, work, args.connections)
-        download_s, download_b, local_rss = _download(server, folder, root, work)
-        same = all(open(os.path.join(work, "remote", n), "rb").read() ==
-                   open(os.path.join(work, "converted", n), "rb").read()
-                   for n in ("model.safetensors", "config.json"))
-    print(f"{'path':<10} {'wall s':>8} {'MB served':>10} {'convert peak RSS MB':>20}")
-    print(f"{'remote':<10} {remote_s:>8.1f} {remote_b / 1e6:>10.1f} {remote_rss:>20.0f}")
-    print(f"{'download':<10} {download_s:>8.1f} {download_b / 1e6:>10.1f} {local_rss:>20.0f}")
-    print(f"remote reads {download_b / max(remote_b, 1):.2f}x less data and is {download_s / remote_s:.2f}x faster; "
-          f"outputs identical: {same}")
-
+    runs: dict[str, list[tuple[float, int, float]]] = {"remote": [], "download": []}
+    same = True
+    for _ in range(args.repeat):  # interleaved rounds: a busy moment hits both paths alike
+        with tempfile.TemporaryDirectory(dir=os.path.join(HERE, "_work")) as work, \
+                RangeServer(root, rate=args.rate * 1e6) as server:
+            runs["remote"].append(_remote(server, folder, work, args.connections))
+            runs["download"].append(_download(server, folder, root, work))
+            # compared in chunks: reading whole files here would raise this process's peak RSS, which the
+            # next round's children inherit and report as theirs
+            same = same and all(filecmp.cmp(os.path.join(work, "remote", n), os.path.join(work, "converted", n),
+                                            shallow=False) for n in ("model.safetensors", "config.json"))
+    ended = machine_line()
+    rows = [[path, spread([r[0] for r in each]), f"{each[0][1] / 1e6:.1f}", f"{max(r[2] for r in each):.0f}"]
+            for path, each in runs.items()]
+    remote_s, download_s = (statistics.median(r[0] for r in runs[p]) for p in ("remote", "download"))
+    remote_b, download_b = runs["remote"][0][1], runs["download"][0][1]
+    body = (markdown_table(["path", "wall s, median (range)", "MB served", "convert peak RSS MB"], rows)
+            + f"\n\nThe remote convert reads {download_b / max(remote_b, 1):.2f}× less data and is "
+              f"{download_s / remote_s:.2f}× faster; outputs identical: {same}.")
+    print(body)
+    if args.publish:
+        method = (f"`ckptkit convert` of `{os.path.basename(folder_path)}` ({total / 1e6:.0f} MB with Adam slots) "
+                  f"served over HTTP at {args.rate:.0f} MB/s (token bucket, 127.0.0.1) vs downloading every file "
+                  f"and converting locally, `--connections {args.connections}`, {args.repeat} interleaved rounds.")
+        print("wrote", publish("bench_remote", machine_start=started, machine_end=ended, method=method, body=body))
 
 if __name__ == "__main__":
     main()
