@@ -24,6 +24,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _measure import machine_line, measure  # noqa: E402
+from _results import markdown_table, publish  # noqa: E402
 
 WORK = Path(__file__).resolve().parent / "_work" / "distill_data"
 SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
@@ -143,6 +144,7 @@ def main() -> None:
     parser.add_argument("--sizes-mb", default="100,1000", help="corpus sizes in MB (comma-separated)")
     parser.add_argument("--no-datasets", action="store_true", help="skip the old datasets.map path")
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--publish", action="store_true", help="also write benchmarks/results/bench_distill_data.md")
     parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -150,6 +152,7 @@ def main() -> None:
         children[args.child[0]](args.child[1], args.child[2])
         return
     WORK.mkdir(parents=True, exist_ok=True)
+    started = machine_line()
     tokenizer_dir = make_tokenizer_dir(WORK / "tokenizer")
     sizes = [int(s) for s in args.sizes_mb.split(",")]
     env = {**os.environ, "TOKENIZERS_PARALLELISM": "false"}
@@ -169,13 +172,18 @@ def main() -> None:
     if args.json:
         print(json.dumps(summary, indent=2))
         return
-    print(summary["machine"])
-    print(f"{'path':<10}{'size MB':>8}{'examples':>11}{'tokens':>13}{'wall s':>9}{'tokens/s':>11}{'peak RSS MB':>13}")
-    for r in rows:
-        print(f"{r['path']:<10}{r['size_mb']:>8}{r['examples']:>11,}{r['tokens']:>13,}{r['wall_s']:>9}"
-              f"{r['tokens_per_s']:>11,}{r['peak_rss_mb']:>13}")
-    print(f"streaming peak RSS, largest / smallest corpus: {summary['stream_rss_ratio_largest_to_smallest']:.3f}")
-
+    header = ["path", "size MB", "examples", "tokens", "wall s", "tokens/s", "peak RSS MB"]
+    table = markdown_table(header, [[r["path"], r["size_mb"], f"{r['examples']:,}", f"{r['tokens']:,}", r["wall_s"],
+                                     f"{r['tokens_per_s']:,}", r["peak_rss_mb"]] for r in rows])
+    body = (table + f"\n\nStreaming peak RSS, largest / smallest corpus: "
+                    f"{summary['stream_rss_ratio_largest_to_smallest']:.3f}.")
+    print(f"start: {started}\nend:   {summary['machine']}\n{body}")
+    if args.publish:
+        method = ("synthetic corpora (random sentences over a 5,000-word vocabulary) streamed through "
+                  "`StreamingCorpus` (fast WordPiece tokenizer, 128-token blocks, smoothing counts in the same pass), "
+                  "a fresh process per corpus, peak RSS of that process alone.")
+        print("wrote", publish("bench_distill_data", machine_start=started, machine_end=summary["machine"],
+                               method=method, body=body))
 
 if __name__ == "__main__":
     main()

@@ -23,6 +23,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _measure import machine_line  # noqa: E402
+from _results import preformatted, publish  # noqa: E402
 from bench_distill_data import load_tokenizer, make_corpus, make_tokenizer_dir  # noqa: E402
 
 WORK = Path(__file__).resolve().parent / "_work" / "teacher_cache"
@@ -132,23 +133,33 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--device", help="cpu, cuda [cuda when available]")
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--publish", action="store_true", help="also write benchmarks/results/bench_teacher_cache.md")
     args = parser.parse_args()
+    started = machine_line()
     result = run(args)
     if args.json:
         print(json.dumps(result, indent=2))
         return
-    print(result["machine"], "|", result["device"])
-    print(f"corpus: {result['examples']:,} blocks, {result['tokens']:,} tokens; teacher {result['teacher']}, "
+    lines: list[str] = []
+    lines.append(f"device: {result['device']}")
+    lines.append(f"corpus: {result['examples']:,} blocks, {result['tokens']:,} tokens; teacher {result['teacher']}, "
           f"student {result['student_layers']} layers; cache top-{result['top_k']}: {result['bytes_per_token']} "
           f"bytes/token, {result['cache_mb']} MB")
-    print(f"cache build: {result['build_s']} s (teacher forward {result['build_teacher_forward_s']} s)")
-    print(f"epoch without cache: {result['epoch_without_cache_s']} s; with cache: {result['epoch_with_cache_s']} s; "
+    lines.append(f"cache build: {result['build_s']} s (teacher forward {result['build_teacher_forward_s']} s)")
+    lines.append(f"epoch without cache: {result['epoch_without_cache_s']} s; with cache: {result['epoch_with_cache_s']} s; "
           f"saved per epoch: {result['saved_per_epoch_s']} s")
-    print(f"{'epochs':>6}{'without s':>11}{'with s':>9}")
+    lines.append(f"{'epochs':>6}{'without s':>11}{'with s':>9}")
     for n, t in result["total_s"].items():
-        print(f"{n:>6}{t['without']:>11}{t['with']:>9}")
-    print(f"break-even: {result['break_even_epochs']} epochs")
+        lines.append(f"{n:>6}{t['without']:>11}{t['with']:>9}")
+    lines.append(f"break-even: {result['break_even_epochs']} epochs")
 
+    print(result["machine"])
+    print("\n".join(lines))
+    if args.publish:
+        method = (f"a distillation loop (AdamW, soft-target KL at T=2 plus MLM) on {args.corpus_mb} MB of text, "
+                  f"timed epochs without and with the teacher cache built by `distill cache`'s code.")
+        print("wrote", publish("bench_teacher_cache", machine_start=started, machine_end=result["machine"],
+                               method=method, body=preformatted("\n".join(lines))))
 
 if __name__ == "__main__":
     main()
