@@ -17,9 +17,11 @@ from typing import Mapping
 from ckptkit.converters.config_schema import (HF_ACTIVATIONS, Spec, count, names, one_of, positive_float,
                                               positive_int, probability, text)
 from ckptkit.converters.families.base import Rule
+from ckptkit.converters.plan import Step
 from ckptkit.errors import ConfigError
 
-__all__ = ["layer_tail_rules", "bert_layer_rules", "MLM_TRANSFORM_RULES", "NSP_RULES", "GOOGLE_TO_HF_ACT",
+__all__ = ["attention_kernel_to_hf", "attention_output_to_hf", "attention_bias_to_hf", "flag_value",
+           "layer_tail_rules", "bert_layer_rules", "MLM_TRANSFORM_RULES", "NSP_RULES", "GOOGLE_TO_HF_ACT",
            "HF_TO_GOOGLE_ACT", "SIZE_KEYS", "HF_FLOAT_KEYS", "bert_like_keys", "hf_keys", "with_hf_types",
            "unmapped_act_hint", "google_act", "count_layers", "check_config_against_shapes", "BERT_SHAPE_CHECKS", "BERT_LAYER_INDEX"]
 
@@ -144,3 +146,34 @@ def check_config_against_shapes(config: Mapping, shapes: Mapping[str, tuple[int,
     if config.get("num_attention_heads") and int(config["hidden_size"]) % int(config["num_attention_heads"]):
         raise ConfigError(f"hidden_size={config['hidden_size']} is not divisible by "
                           f"num_attention_heads={config['num_attention_heads']}", path=config_path)
+
+
+# Shape-adaptive readers of attention weights (BigBird and BigBird-Pegasus store them 2-D or 3-D).
+def attention_kernel_to_hf(shape, config) -> tuple[Step, ...]:
+    """query/key/value [hidden, hidden] or [hidden, heads, head_size] (in x out) -> [hidden, hidden] (out x in)."""
+    reshape = (Step("reshape", (shape[0], shape[1] * shape[2])),) if len(shape) == 3 else ()
+    return (*reshape, Step("transpose", (1, 0)))
+
+
+def attention_output_to_hf(shape, config) -> tuple[Step, ...]:
+    """Output dense [hidden, hidden] or [heads, head_size, hidden] (in x out) -> [hidden, hidden] (out x in)."""
+    reshape = (Step("reshape", (shape[0] * shape[1], shape[2])),) if len(shape) == 3 else ()
+    return (*reshape, Step("transpose", (1, 0)))
+
+
+def attention_bias_to_hf(shape, config) -> tuple[Step, ...]:
+    """[hidden] or [heads, head_size] -> [hidden]."""
+    return (Step("reshape", (shape[0] * shape[1],)),) if len(shape) == 2 else ()
+
+
+def flag_value(text: str):
+    """A value of an absl flags file / ``pretrain.config`` line: bool, int, float or the unquoted string."""
+    lowered = text.strip().lower()
+    if lowered in ("true", "false"):
+        return lowered == "true"
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text.strip().strip("'\"")

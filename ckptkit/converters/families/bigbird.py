@@ -37,8 +37,10 @@ from ckptkit.converters.families.base import TRANSFORMS, Family, ModelClass, Rul
 from ckptkit.converters.config_schema import (ConfigSchema, count, divisible, flag, one_of, positive_int,
                                               text)
 from ckptkit.converters.families.bert_like import (BERT_LAYER_INDEX, BERT_SHAPE_CHECKS, GOOGLE_TO_HF_ACT,
-                                                   HF_TO_GOOGLE_ACT, MLM_TRANSFORM_RULES, NSP_RULES, bert_like_keys,
-                                                   check_config_against_shapes, count_layers, hf_keys,
+                                                   HF_TO_GOOGLE_ACT, MLM_TRANSFORM_RULES, NSP_RULES,
+                                                   attention_bias_to_hf, attention_kernel_to_hf,
+                                                   attention_output_to_hf, bert_like_keys,
+                                                   check_config_against_shapes, count_layers, flag_value, hf_keys,
                                                    google_act, layer_tail_rules, with_hf_types)
 from ckptkit.converters.families.options import FamilyOption
 from ckptkit.converters.families.student import BERT_MLM_HEAD, StudentRules
@@ -57,29 +59,18 @@ def _heads(config: Mapping) -> int:
     return int(config["num_attention_heads"])
 
 
-def _qkv_to_hf(shape, config) -> tuple[Step, ...]:
-    """[hidden, heads, head_size] or [hidden, hidden] (in x out) -> [hidden, hidden] (out x in)."""
-    reshape = (Step("reshape", (shape[0], shape[1] * shape[2])),) if len(shape) == 3 else ()
-    return (*reshape, Step("transpose", (1, 0)))
 
 
-def _out_to_hf(shape, config) -> tuple[Step, ...]:
-    """[heads, head_size, hidden] or [hidden, hidden] (in x out) -> [hidden, hidden] (out x in)."""
-    reshape = (Step("reshape", (shape[0] * shape[1], shape[2])),) if len(shape) == 3 else ()
-    return (*reshape, Step("transpose", (1, 0)))
 
 
-def _bias_to_hf(shape, config) -> tuple[Step, ...]:
-    """[heads, head_size] or [hidden] -> [hidden]."""
-    return (Step("reshape", (shape[0] * shape[1],)),) if len(shape) == 2 else ()
 
 
 # BigBird's own transforms (merged over the common ones for its rules only): shape-adaptive readers;
 # writers produce the 3-D layout (``tf_layout="2d"`` swaps in "transpose").
 BIGBIRD_TRANSFORMS: dict[str, Transform] = {
-    "bigbird_qkv": Transform(_qkv_to_hf, TRANSFORMS["qkv_3d"].to_tf),
-    "bigbird_out": Transform(_out_to_hf, TRANSFORMS["out_3d"].to_tf),
-    "bigbird_bias": Transform(_bias_to_hf, lambda shape, config: ()),
+    "bigbird_qkv": Transform(attention_kernel_to_hf, TRANSFORMS["qkv_3d"].to_tf),
+    "bigbird_out": Transform(attention_output_to_hf, TRANSFORMS["out_3d"].to_tf),
+    "bigbird_bias": Transform(attention_bias_to_hf, lambda shape, config: ()),
 }
 
 BIGBIRD_RULES: tuple[Rule, ...] = (
@@ -154,16 +145,6 @@ BIGBIRD_HF_SCHEMA = ConfigSchema(
     (divisible("hidden_size", "num_attention_heads"),))
 
 
-def _parse_value(text: str):
-    lowered = text.strip().lower()
-    if lowered in ("true", "false"):
-        return lowered == "true"
-    for kind in (int, float):
-        try:
-            return kind(text)
-        except ValueError:
-            pass
-    return text.strip().strip("'\"")
 
 
 def parse_flagfile(text: str) -> dict:
@@ -180,7 +161,7 @@ def parse_flagfile(text: str) -> dict:
             continue
         key, sep, value = line[2:].partition("=")
         if sep:
-            config[key] = _parse_value(value)
+            config[key] = flag_value(value)
         elif key.startswith("no") and key[2:] in FLAG_DEFAULTS:
             config[key[2:]] = False
         else:

@@ -33,6 +33,7 @@ from __future__ import annotations
 import re
 from typing import Callable, Mapping
 
+from ckptkit.converters.families.bert_like import attention_bias_to_hf, attention_kernel_to_hf, attention_output_to_hf
 from ckptkit.converters.families.base import Family, Generated, LayerStack, ModelClass, Part, Rule, Transform
 from ckptkit.converters.families.options import FamilyOption
 from ckptkit.converters.families.student import SEQ2SEQ_STUDENT
@@ -53,21 +54,10 @@ _ENC_TF, _ENC_HF = f"{SCOPE}/encoder/layer_{{layer}}/", "{base}encoder.layers.{l
 _DEC_TF, _DEC_HF = f"{SCOPE}/decoder/layer_{{decoder_layer}}/", "{base}decoder.layers.{decoder_layer}."
 
 
-def _qkv_to_hf(shape, config) -> tuple[Step, ...]:
-    """[hidden, hidden] or [hidden, heads, head_size] (in x out) -> [hidden, hidden] (out x in)."""
-    reshape = (Step("reshape", (shape[0], shape[1] * shape[2])),) if len(shape) == 3 else ()
-    return (*reshape, Step("transpose", (1, 0)))
 
 
-def _out_to_hf(shape, config) -> tuple[Step, ...]:
-    """[hidden, hidden] or [heads, head_size, hidden] (in x out) -> [hidden, hidden] (out x in)."""
-    reshape = (Step("reshape", (shape[0] * shape[1], shape[2])),) if len(shape) == 3 else ()
-    return (*reshape, Step("transpose", (1, 0)))
 
 
-def _bias_to_hf(shape, config) -> tuple[Step, ...]:
-    """[hidden] or [heads, head_size] -> [hidden]."""
-    return (Step("reshape", (shape[0] * shape[1],)),) if len(shape) == 2 else ()
 
 
 def _transpose(shape, config) -> tuple[Step, ...]:
@@ -88,11 +78,11 @@ def _out_3d(shape, config) -> tuple[Step, ...]:
 
 # Shape-adaptive readers; writers give the 2-D layout (``--tf-layout 3d`` swaps in the 3-D writers).
 PEGASUS_TRANSFORMS: dict[str, Transform] = {
-    "pegasus_qkv": Transform(_qkv_to_hf, _transpose),
-    "pegasus_out": Transform(_out_to_hf, _transpose),
-    "pegasus_bias": Transform(_bias_to_hf, lambda shape, config: ()),
-    "pegasus_qkv_3d": Transform(_qkv_to_hf, _qkv_3d),
-    "pegasus_out_3d": Transform(_out_to_hf, _out_3d),
+    "pegasus_qkv": Transform(attention_kernel_to_hf, _transpose),
+    "pegasus_out": Transform(attention_output_to_hf, _transpose),
+    "pegasus_bias": Transform(attention_bias_to_hf, lambda shape, config: ()),
+    "pegasus_qkv_3d": Transform(attention_kernel_to_hf, _qkv_3d),
+    "pegasus_out_3d": Transform(attention_output_to_hf, _out_3d),
     # the decoder's copy of the one position table: written tf->hf, not read back (tied hf->tf, checked equal)
     "copy_one_way": Transform(lambda shape, config: (), None),
 }

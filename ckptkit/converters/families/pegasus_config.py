@@ -29,7 +29,8 @@ from typing import Mapping
 
 from ckptkit.converters.config_schema import (HF_ACTIVATIONS, ConfigSchema, count, divisible, flag, names, one_of,
                                               positive_float, positive_int, probability, text)
-from ckptkit.converters.families.bert_like import GOOGLE_TO_HF_ACT, HF_TO_GOOGLE_ACT, bert_like_keys, google_act
+from ckptkit.converters.families.bert_like import (GOOGLE_TO_HF_ACT, HF_TO_GOOGLE_ACT, bert_like_keys, flag_value,
+                                                   google_act)
 from ckptkit.converters.source import ConfigHints
 from ckptkit.errors import ConfigError
 
@@ -99,16 +100,6 @@ def canonical_shapes(shapes: Mapping[str, tuple[int, ...]]) -> dict[str, tuple[i
     return {(SCOPE + "/" + n[len(prefix):] if n.startswith(prefix) else n): s for n, s in shapes.items()}
 
 
-def _value(text: str):
-    lowered = text.strip().lower()
-    if lowered in ("true", "false"):
-        return lowered == "true"
-    for kind in (int, float):
-        try:
-            return kind(text)
-        except ValueError:
-            pass
-    return text.strip().strip("'\"")
 
 
 def parse_flags(text: str, *, path: str | None = None) -> dict:
@@ -133,7 +124,7 @@ def parse_flags(text: str, *, path: str | None = None) -> dict:
                               hint="pass the summarization.config the official code saved, or --name=value lines")
         key, sep, value = line.lstrip("-").partition("=")
         if sep:
-            config[key] = _value(value)
+            config[key] = flag_value(value)
         elif key.startswith("no") and key[2:] in FLAG_DEFAULTS and isinstance(FLAG_DEFAULTS[key[2:]], bool):
             config[key[2:]] = False
         else:
