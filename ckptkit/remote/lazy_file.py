@@ -6,6 +6,8 @@ chunks, retried) and records them, so an interrupted run resumes and a second ru
 
 from __future__ import annotations
 
+import bisect
+
 import json
 import os
 import threading
@@ -40,16 +42,21 @@ def merge_ranges(ranges: list[list[int]]) -> list[list[int]]:
     return merged
 
 
-def missing_ranges(have: list[list[int]], start: int, end: int) -> list[tuple[int, int]]:
-    """The parts of ``[start, end)`` not covered by the merged ranges ``have``.
+def missing_ranges(have: list[list[int]], start: int, end: int, *, highs: list[int] | None = None
+                   ) -> list[tuple[int, int]]:
+    """The parts of ``[start, end)`` not covered by the merged, sorted ranges ``have``.
+
+    ``highs`` (the ranges' ends, kept by a caller that asks often) skips the ranges before ``start``.
 
     Example:
         >>> missing_ranges([[0, 4], [6, 8]], 2, 10)
         [(4, 6), (8, 10)]
     """
     gaps, cursor = [], start
-    for low, high in have:
-        if high <= cursor or low >= end:
+    for low, high in have[bisect.bisect_right(highs, start):] if highs is not None else have:
+        if low >= end:
+            break
+        if high <= cursor:
             continue
         if low > cursor:
             gaps.append((cursor, low))

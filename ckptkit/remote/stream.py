@@ -40,19 +40,6 @@ class _Chunk:
     held: bool = False  # counted in the window
 
 
-def _gaps(have: list[list[int]], highs: list[int], start: int, end: int) -> list[tuple[int, int]]:
-    """The parts of ``[start, end)`` outside the merged ranges ``have`` (``highs``: their ends)."""
-    gaps, cursor = [], start
-    for low, high in have[bisect.bisect_right(highs, start):]:
-        if low >= end:
-            break
-        if low > cursor:
-            gaps.append((cursor, low))
-        cursor = max(cursor, high)
-    if cursor < end:
-        gaps.append((cursor, end))
-    return gaps
-
 
 class FetchStream:
     """The missing bytes of ``extents`` (``(offset, nbytes)`` in reading order) of ``lazy``, fetched
@@ -99,12 +86,12 @@ class FetchStream:
         """The missing bytes as chunks of at most ``size``, in the order the reader needs them. File-adjacent
         gaps are coalesced when the reader takes them one after the other, and small ones (LayerNorms,
         biases) also when it does not, up to MIN_CHUNK a request: each request costs a round trip."""
-        from ckptkit.remote.lazy_file import MIN_CHUNK
+        from ckptkit.remote.lazy_file import MIN_CHUNK, missing_ranges
 
         have = [list(r) for r in self.lazy.ranges]
         highs = [h for _, h in have]
         pieces = sorted((low, high, index) for index, (start, end) in enumerate(self.items)
-                        for low, high in _gaps(have, highs, start, end))
+                        for low, high in missing_ranges(have, start, end, highs=highs))
         runs: list[list] = []  # [start, end, [(gap start, gap end, item)]] in file order
         for low, high, index in pieces:
             if runs and runs[-1][1] == low:
