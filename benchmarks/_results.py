@@ -34,14 +34,15 @@ def markdown_table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> s
     return "\n".join(lines)
 
 
-def publish(script: str, *, machine_start: str, machine_end: str, method: str, body: str) -> str:
-    """Write benchmarks/results/SCRIPT.md and return its path.
+def publish(script: str, *, machine_start: str, machine_end: str, method: str, body: str,
+            name: str | None = None) -> str:
+    """Write benchmarks/results/NAME.md (NAME defaults to SCRIPT) and return its path.
 
     MACHINE_START/END are ``_measure.machine_line()`` before and after the run; METHOD says what was
     measured and how (rounds, cache state, background load); BODY is the tables and derived ratios.
     """
     os.makedirs(RESULTS, exist_ok=True)
-    path = os.path.join(RESULTS, f"{script}.md")
+    path = os.path.join(RESULTS, f"{name or script}.md")
     command = " ".join(["python", f"benchmarks/{script}.py", *map(shlex.quote, sys.argv[1:])])
     text = (f"*`{command}`*: {method}  \n"
             f"start: {machine_start}  \n"

@@ -333,8 +333,8 @@ def main() -> None:
                   f"{args.repeat} interleaved rounds, warm page cache, `os.sync()` between paths"
                   + (f", {args.background_load} busy-looping processes during the run" if args.background_load else "")
                   + ".")
-        print("wrote", publish(name, machine_start=started, machine_end=ended, method=method,
-                               body=markdown_report(results)), file=sys.stderr)
+        print("wrote", publish("bench_convert", name=name, machine_start=started, machine_end=ended,
+                               method=method, body=markdown_report(results)), file=sys.stderr)
 
 
 PATH_LABELS = {"ckptkit": "ckptkit", "io-floor": "I/O floor (pread the needed bytes, write them)",
