@@ -239,6 +239,33 @@ def run_case(name: str, *, old_python: str | None, repeat: int = 3, only: set[st
     return {path: summarize(each) for path, each in runs.items()}
 
 
+def floor_vs_ckptkit(prefix: str, tag: str, *, repeat: int) -> tuple[dict[str, list[dict]], str, str]:
+    """The I/O floor and ``ckptkit convert PREFIX`` in ``repeat`` interleaved rounds (cache warmed, dirty pages
+    synced before each): each path's runs, the floor's ranges file and ckptkit's output folder (the caller
+    removes it)."""
+    folder = os.path.dirname(prefix)
+    scripts = os.path.join(WORK, "scripts")
+    os.makedirs(scripts, exist_ok=True)
+    with open(os.path.join(scripts, "floor.py"), "w") as f:
+        f.write(FLOOR_SCRIPT)
+    ranges = os.path.join(scripts, f"ranges-{tag}.json")
+    floor_ranges(prefix, ranges)
+    out = os.path.join(WORK, f"out-{tag}")
+    ckptkit = os.path.join(os.path.dirname(sys.executable), "ckptkit")
+    paths = {"io-floor": [sys.executable, os.path.join(scripts, "floor.py"), ranges, os.path.join(WORK, "floor.bin")],
+             "ckptkit": [ckptkit, "convert", prefix, out, "--quiet", "--overwrite"]}
+    runs: dict[str, list[dict]] = {path: [] for path in paths}
+    for round_ in range(repeat):  # rounds interleave the paths, so slow disk moments hit both alike
+        for path, cmd in paths.items():
+            os.sync()
+            warm(folder)
+            run = measure(cmd, env=measured_env())
+            runs[path].append(run)
+            print(f"  {tag:<20} {path:<9} round {round_ + 1}: {run['wall_s']:7.2f} s  {run['cpu_s']:6.2f} s CPU  "
+                  f"{run['peak_rss_mb']:7.0f} MB", file=sys.stderr)
+    return runs, ranges, out
+
+
 def measured_env() -> dict:
     """The environment of a measured process: bytecode caching on, as in any installed package (a session
     with PYTHONDONTWRITEBYTECODE=1 would recompile ckptkit on every run, ~0.2 s of CPU)."""

@@ -35,9 +35,9 @@ import zlib
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "tests"))  # support: the test factories
-from _measure import machine_line, measure  # noqa: E402
+from _measure import machine_line  # noqa: E402
 from _results import markdown_table, publish  # noqa: E402
-from bench_convert import FLOOR_SCRIPT, floor_ranges, parse_bench_args, summarize, warm  # noqa: E402
+from bench_convert import floor_vs_ckptkit, parse_bench_args, summarize  # noqa: E402
 
 WORK = os.path.join(HERE, "_work")
 STEP = 300000  # the fine-tuned summarization checkpoints are model.ckpt-300000
@@ -131,25 +131,7 @@ def run_case(name: str, *, repeat: int) -> dict:
     """Both paths ``repeat`` times in interleaved rounds; the median, range and largest peak RSS of each."""
     prefix = make_case(name)
     folder = os.path.dirname(prefix)
-    scripts = os.path.join(WORK, "scripts")
-    os.makedirs(scripts, exist_ok=True)
-    with open(os.path.join(scripts, "floor.py"), "w") as f:
-        f.write(FLOOR_SCRIPT)
-    ranges = os.path.join(scripts, f"ranges-pegasus-{name}.json")
-    floor_ranges(prefix, ranges)
-    out = os.path.join(WORK, f"out-pegasus-{name}")
-    ckptkit = os.path.join(os.path.dirname(sys.executable), "ckptkit")
-    paths = {"io-floor": [sys.executable, os.path.join(scripts, "floor.py"), ranges, os.path.join(WORK, "floor.bin")],
-             "ckptkit": [ckptkit, "convert", prefix, out, "--quiet", "--overwrite"]}
-    runs: dict[str, list[dict]] = {path: [] for path in paths}
-    for round_ in range(repeat):  # rounds interleave the paths, so slow disk moments hit both alike
-        for path, cmd in paths.items():
-            os.sync()
-            warm(folder)
-            run = measure(cmd, env={**os.environ, "CUDA_VISIBLE_DEVICES": ""})
-            runs[path].append(run)
-            print(f"  {name:<12} {path:<9} round {round_ + 1}: {run['wall_s']:7.2f} s  {run['cpu_s']:6.2f} s CPU  "
-                  f"{run['peak_rss_mb']:7.0f} MB", file=sys.stderr)
+    runs, ranges, out = floor_vs_ckptkit(prefix, f"pegasus-{name}", repeat=repeat)
     written = os.path.getsize(os.path.join(out, "model.safetensors")) / 2**20
     shutil.rmtree(out, ignore_errors=True)
     with open(ranges) as f:
