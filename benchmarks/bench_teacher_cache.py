@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import shutil
 import sys
 import time
@@ -105,7 +106,7 @@ def run(args) -> dict:
     for _ in range(args.epochs):   # interleaved, so that a change of machine load hits both alike
         without.append(_epoch(student, batches, teacher=teacher, device=device))
         with_cache.append(_epoch(student, batches, cache=cache, device=device))
-    per_epoch_without, per_epoch_with = sorted(without)[len(without) // 2], sorted(with_cache)[len(with_cache) // 2]
+    per_epoch_without, per_epoch_with = statistics.median(without), statistics.median(with_cache)
     saved = per_epoch_without - per_epoch_with
     return {"machine": machine_line(), "device": str(device), "examples": len(examples), "tokens": stats.tokens,
             "teacher": f"{args.teacher_layers}x{args.hidden}", "student_layers": args.student_layers,
