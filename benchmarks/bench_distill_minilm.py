@@ -79,7 +79,7 @@ def make_student(teacher: Path, out: Path, layers: str) -> str:
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--out", type=Path, default=Path("bench-out/minilm"))
+    parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "_work" / "minilm")
     parser.add_argument("--layers", default="0,2,4")
     parser.add_argument("--max-steps", type=int, default=300)
     parser.add_argument("--batch-size", type=int, default=16)
