@@ -65,13 +65,11 @@ def _selected(values: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
 
 
 def soft_target_kl(student_logits: torch.Tensor, teacher_logits: torch.Tensor, *, temperature: float = 2.0,
-                   mask: torch.Tensor | None = None, teacher_indices: torch.Tensor | None = None) -> torch.Tensor:
+                   mask: torch.Tensor | None = None) -> torch.Tensor:
     """KL(teacher || student) of the temperature-softened distributions, times ``temperature**2``.
 
-    Averaged over the selected positions (``mask``), i.e. "batchmean" over positions. With
-    ``teacher_indices`` (``[b, s, k]``) the teacher logits are its top-k only (a teacher cache):
-    the teacher distribution is the softmax over those k, and the student's log-probabilities
-    (over the full vocabulary) are read at the same k ids.
+    Averaged over the selected positions (``mask``), i.e. "batchmean" over positions. A teacher cache's
+    top-k outputs go through :func:`ckptkit.distill.topk_kl.bucketed_kl` instead.
 
     Example:
         >>> s = torch.tensor([[[0.0, 1.0]]]); t = torch.tensor([[[1.0, 0.0]]])
@@ -80,8 +78,6 @@ def soft_target_kl(student_logits: torch.Tensor, teacher_logits: torch.Tensor, *
     """
     student_log_probs = F.log_softmax(_selected(student_logits, mask).float() / temperature, dim=-1)
     teacher_log_probs = F.log_softmax(_selected(teacher_logits, mask).float() / temperature, dim=-1)
-    if teacher_indices is not None:
-        student_log_probs = student_log_probs.gather(-1, _selected(teacher_indices, mask).long())
     if student_log_probs.shape[0] == 0:
         return student_logits.sum() * 0.0
     per_position = (teacher_log_probs.exp() * (teacher_log_probs - student_log_probs)).sum(-1)
