@@ -84,3 +84,15 @@ def test_commands_without_a_model_import_no_framework(command, hub_folder, tmp_p
     code, modules = run_cli(*args)
     assert code == 0
     assert frameworks(modules) == []
+
+
+@pytest.mark.parametrize("preset", [None, "2"])
+def test_the_command_asks_openblas_for_one_thread_unless_the_user_chose(preset):
+    """NumPy's OpenBLAS busy-waits one thread per core from import on: the command asks for one thread before
+    NumPy is imported (numpy in a fresh process reads the variable then), and a user's own value stays."""
+    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_NUM_THREADS"}
+    if preset:
+        env["OPENBLAS_NUM_THREADS"] = preset
+    code = "import os, sys, ckptkit.cli; print(os.environ.get('OPENBLAS_NUM_THREADS'), 'numpy' in sys.modules)"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=REPO, timeout=60)
+    assert done.stdout.split() == [preset or "1", "False"], done.stderr
