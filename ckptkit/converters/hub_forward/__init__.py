@@ -33,6 +33,7 @@ HubGetter = Callable[[str], np.ndarray]
 
 # config.json model_type -> "module:function" of its engine
 ENGINES: dict[str, str] = {}
+ENGINES.update(dict.fromkeys(("bert", "electra", "big_bird", "albert"), "bert_like:bert_like_forward"))
 
 
 def supports(config: Mapping) -> bool:
