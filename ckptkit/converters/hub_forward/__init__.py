@@ -32,7 +32,10 @@ __all__ = ["ENGINES", "hub_forward", "supports"]
 HubGetter = Callable[[str], np.ndarray]
 
 # config.json model_type -> "module:function" of its engine
-ENGINES: dict[str, str] = {}
+ENGINES: dict[str, str] = {
+    "mobilebert": "mobilebert:mobilebert_forward",
+    "bigbird_pegasus": "pegasus:pegasus_forward",
+}
 ENGINES.update(dict.fromkeys(("bert", "electra", "big_bird", "albert"), "bert_like:bert_like_forward"))
 
 

@@ -1,0 +1,120 @@
+"""verify's numpy engine for MobileBERT computes what transformers' MobileBert* classes compute: tiny random
+models made and saved by transformers itself, in every structural variant (NoNorm and LayerNorm, the three
+bottleneck modes, extra FFNs, trigram input or not, pooler or not, each activation family), each class ckptkit
+writes, compared through verify's own transformers path (``_hf_outputs``) on verify's padded batch."""
+
+from __future__ import annotations
+
+import doctest
+
+import numpy as np
+import pytest
+
+from ckptkit.converters.compare import forward_tolerance
+from ckptkit.converters.hub_forward import mobilebert as engine
+from ckptkit.converters.reference import fixed_inputs
+from ckptkit.converters.verify import _hf_outputs
+from ckptkit.errors import UsageError
+from support.hub_models import engine_outputs, hub_getter, random_hub_folder
+
+_SIZES = dict(model_type="mobilebert", vocab_size=50, hidden_size=24, num_hidden_layers=2, num_attention_heads=2,
+              intermediate_size=20, max_position_embeddings=20, type_vocab_size=2, embedding_size=8,
+              intra_bottleneck_size=12)
+# (class, config): every switch of MobileBertConfig on and off, each class ckptkit's family writes
+CASES = {
+    "released": ("MobileBertForPreTraining", dict(num_feedforward_networks=3)),  # config defaults: no_norm, trigram..
+    "layer-norm-plain": ("MobileBertForSequenceClassification",
+                         dict(normalization_type="layer_norm", use_bottleneck=False, trigram_input=False,
+                              embedding_size=24, num_feedforward_networks=1, classifier_activation=False,
+                              hidden_act="gelu", num_labels=3)),
+    "bottleneck-attention": ("MobileBertForMaskedLM",
+                             dict(normalization_type="layer_norm", use_bottleneck_attention=True,
+                                  num_feedforward_networks=2, hidden_act="gelu_new")),
+    "unshared-bottleneck": ("MobileBertForQuestionAnswering",
+                            dict(key_query_shared_bottleneck=False, trigram_input=False, hidden_act="relu6",
+                                 intra_bottleneck_size=24)),  # transformers' query takes true_hidden_size inputs
+    "model-no-pooler-activation": ("MobileBertModel", dict(classifier_activation=False, hidden_act="tanh")),
+    "model-pooler": ("MobileBertModel", dict(normalization_type="layer_norm", num_feedforward_networks=2)),
+    "nsp": ("MobileBertForNextSentencePrediction", dict(hidden_act="gelu_new", num_feedforward_networks=1)),
+    "token-classification": ("MobileBertForTokenClassification", dict(use_bottleneck=False, num_labels=4,
+                                                                        num_feedforward_networks=2)),
+    "untied-mlm": ("MobileBertForMaskedLM", dict(tie_word_embeddings=False, embedding_size=24, trigram_input=False)),
+}
+
+
+def test_each_norm_uses_the_epsilon_transformers_gives_it(tmp_path):
+    """The embeddings' and the layers' output LayerNorm: 1e-5 (built without eps); the others layer_norm_eps.
+    Small embeddings (variance ~1e-4) and a large layer_norm_eps make every epsilon visible in the outputs."""
+    config = {**_SIZES, "normalization_type": "layer_norm", "layer_norm_eps": 1e-3}
+    folder = random_hub_folder("MobileBertForPreTraining", config, str(tmp_path / "m"),
+                               scale={"embeddings.word": 1e-2, "embeddings.position": 1e-2,
+                                      "embeddings.token_type": 1e-2, "embedding_transformation.bias": 1e-2})
+    inputs = _inputs(config)
+    expected = _hf_outputs(folder, "MobileBertForPreTraining", inputs)
+    actual = engine_outputs(folder, inputs)
+    for key, value in expected.items():
+        assert np.max(np.abs(actual[key] - value)) <= forward_tolerance(actual[key]), key
+
+
+def _inputs(config: dict) -> dict:
+    return fixed_inputs(vocab_size=config["vocab_size"], max_positions=config["max_position_embeddings"],
+                        type_vocab_size=config["type_vocab_size"])
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_engine_computes_what_transformers_computes(case, tmp_path):
+    class_name, overrides = CASES[case]
+    config = {**_SIZES, **overrides}
+    folder = random_hub_folder(class_name, config, str(tmp_path / case))
+    inputs = _inputs(config)
+    expected = _hf_outputs(folder, class_name, inputs)
+    actual = engine_outputs(folder, inputs)
+    assert set(actual) == set(expected)
+    for key, value in expected.items():
+        assert actual[key].shape == value.shape, key
+        diff = float(np.max(np.abs(actual[key] - value.astype(np.float64))))
+        assert diff <= forward_tolerance(actual[key]), (key, diff)
+
+
+def test_a_wrong_config_value_shows_as_a_difference(tmp_path):
+    """The engine reads config.json: a normalization_type the weights were not made for changes the outputs."""
+    config = {**_SIZES, "normalization_type": "layer_norm"}
+    folder = random_hub_folder("MobileBertModel", config, str(tmp_path / "m"))
+    inputs = _inputs(config)
+    expected = _hf_outputs(folder, "MobileBertModel", inputs)
+    with hub_getter(folder) as (get, names, saved):
+        wrong = engine.mobilebert_forward(get, names, {**saved, "normalization_type": "no_norm"}, "MobileBertModel",
+                                          inputs)
+    assert np.max(np.abs(wrong["last_hidden_state"] - expected["last_hidden_state"])) > 1e-2
+
+
+def test_the_word_table_is_read_in_stored_rows_only(tmp_path):
+    """The big table goes through ``get.stored`` (rows, chunks), never whole through ``get`` in float64."""
+    config = {**_SIZES}
+    folder = random_hub_folder("MobileBertForPreTraining", config, str(tmp_path / "m"))
+    with hub_getter(folder) as (get, names, saved):
+        seen = []
+
+        def watching(name):
+            seen.append(name)
+            return get(name)
+
+        watching.stored = get.stored
+        out = engine.mobilebert_forward(watching, names, saved, "MobileBertForPreTraining", _inputs(config))
+    assert "mlm_logits" in out and "mobilebert.embeddings.word_embeddings.weight" not in seen
+
+
+@pytest.mark.parametrize("config, class_name, words", [
+    ({"hidden_act": "mish"}, "MobileBertModel", "hidden_act 'mish'"),
+    ({}, "MobileBertForMultipleChoice", "does not run MobileBertForMultipleChoice"),
+])
+def test_what_the_engine_cannot_run_is_a_one_line_error(config, class_name, words):
+    with pytest.raises(UsageError, match=words) as caught:
+        engine.mobilebert_forward(lambda name: np.zeros(1), set(), {**_SIZES, **config}, class_name,
+                                  _inputs(_SIZES))
+    assert "--engine transformers" in str(caught.value) and "\n" not in str(caught.value)
+
+
+def test_docstring_examples_run():
+    result = doctest.testmod(engine)
+    assert result.failed == 0 and result.attempted >= 2

@@ -1,0 +1,108 @@
+"""verify's numpy engine for BigBird-Pegasus computes what transformers' BigBirdPegasus* classes compute: tiny
+random models made and saved by transformers itself (with and without attention biases, scaled embeddings or
+not, block-sparse configs at verify's length, untied output embeddings, unequal stacks), compared through verify's
+own transformers path (``_hf_outputs``: encoder states zeroed at padding, the decoder's last state, logits) on
+verify's padded encoder-decoder batch."""
+
+from __future__ import annotations
+
+import doctest
+
+import numpy as np
+import pytest
+
+from ckptkit.converters.compare import forward_tolerance
+from ckptkit.converters.hub_forward import pegasus as engine
+from ckptkit.converters.reference import fixed_inputs
+from ckptkit.converters.reference_pegasus import encoder_decoder_inputs
+from ckptkit.converters.verify import _hf_outputs
+from ckptkit.errors import UsageError
+from support.hub_models import engine_outputs, hub_getter, random_hub_folder
+
+_SIZES = dict(model_type="bigbird_pegasus", vocab_size=64, d_model=16, encoder_layers=2, decoder_layers=2,
+              encoder_attention_heads=2, decoder_attention_heads=2, encoder_ffn_dim=24, decoder_ffn_dim=24,
+              max_position_embeddings=40, attention_type="original_full", block_size=4, num_random_blocks=1,
+              activation_function="relu")
+GENERATE = "BigBirdPegasusForConditionalGeneration"
+CASES = {
+    "pegasus-large-like": (GENERATE, dict(use_bias=False, scale_embedding=True)),
+    "biases-unscaled-gelu": (GENERATE, dict(use_bias=True, scale_embedding=False, activation_function="gelu_new",
+                                            decoder_layers=1)),
+    "block-sparse-falls-back": (GENERATE, dict(attention_type="block_sparse", activation_function="gelu")),
+    "untied": (GENERATE, dict(tie_word_embeddings=False, use_bias=True, encoder_layers=1)),
+    "model": ("BigBirdPegasusModel", dict(use_bias=True)),
+}
+
+
+def _inputs(config: dict) -> dict:
+    batch = fixed_inputs(vocab_size=config["vocab_size"], max_positions=config["max_position_embeddings"],
+                         type_vocab_size=1)
+    return encoder_decoder_inputs(batch, {**config, "is_encoder_decoder": True})
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_engine_computes_what_transformers_computes(case, tmp_path):
+    class_name, overrides = CASES[case]
+    config = {**_SIZES, **overrides}
+    folder = random_hub_folder(class_name, config, str(tmp_path / case))
+    inputs = _inputs(config)
+    expected = _hf_outputs(folder, class_name, inputs)
+    actual = engine_outputs(folder, inputs)
+    assert set(actual) == set(expected)
+    for key, value in expected.items():
+        assert actual[key].shape == value.shape, key
+        diff = float(np.max(np.abs(actual[key] - value.astype(np.float64))))
+        assert diff <= forward_tolerance(actual[key]), (key, diff)
+
+
+def test_layer_norms_use_torchs_epsilon_whatever_the_config_says(tmp_path):
+    """Every norm is nn.LayerNorm(d_model): 1e-5. Small embeddings (variance ~1e-4) make it visible."""
+    config = {**_SIZES, "scale_embedding": False}
+    folder = random_hub_folder(GENERATE, config, str(tmp_path / "m"), scale={"shared": 1e-2, "embed_positions": 1e-2})
+    inputs = _inputs(config)
+    expected = _hf_outputs(folder, GENERATE, inputs)
+    actual = engine_outputs(folder, inputs)
+    for key, value in expected.items():
+        assert np.max(np.abs(actual[key] - value)) <= forward_tolerance(actual[key]), key
+
+
+def test_final_logits_bias_is_added_and_the_shared_table_read_in_stored_rows(tmp_path):
+    config = {**_SIZES}
+    folder = random_hub_folder(GENERATE, config, str(tmp_path / "m"))
+    inputs = _inputs(config)
+    with hub_getter(folder) as (get, names, saved):
+        seen = []
+
+        def watching(name):
+            seen.append(name)
+            return get(name)
+
+        watching.stored = get.stored
+        with_bias = engine.pegasus_forward(watching, names, saved, GENERATE, inputs)
+        without = engine.pegasus_forward(get, names - {"final_logits_bias"}, saved, GENERATE, inputs)
+        bias = get("final_logits_bias").reshape(-1)
+    assert np.abs(bias).max() > 0.1
+    np.testing.assert_allclose(with_bias["logits"] - without["logits"], np.broadcast_to(bias, without["logits"].shape),
+                               atol=1e-12)
+    assert "model.shared.weight" not in seen
+
+
+def test_block_sparse_attention_beyond_the_fallback_is_refused_in_one_line(tmp_path):
+    config = {**_SIZES, "attention_type": "block_sparse", "block_size": 2, "num_random_blocks": 0}
+    with pytest.raises(UsageError, match="16 tokens is more than the 10") as caught:
+        engine.pegasus_forward(lambda name: np.zeros(1), set(), config, GENERATE, _inputs(config))
+    assert "--engine transformers" in str(caught.value) and "\n" not in str(caught.value)
+
+
+@pytest.mark.parametrize("config, class_name, words", [
+    ({"activation_function": "mish"}, GENERATE, "activation_function 'mish'"),
+    ({}, "BigBirdPegasusForCausalLM", "does not run BigBirdPegasusForCausalLM"),
+])
+def test_what_the_engine_cannot_run_is_a_one_line_error(config, class_name, words):
+    with pytest.raises(UsageError, match=words):
+        engine.pegasus_forward(lambda name: np.zeros(1), set(), {**_SIZES, **config}, class_name, _inputs(_SIZES))
+
+
+def test_docstring_examples_run():
+    result = doctest.testmod(engine)
+    assert result.failed == 0 and result.attempted >= 1
