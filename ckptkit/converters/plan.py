@@ -3,7 +3,8 @@
 A plan is built from metadata alone (names, dtypes, shapes), so it can be printed, checked
 and handed to a sink before any byte is read. :func:`execute` then streams: for each output
 it reads its inputs, applies the steps, and writes the result straight into the sink's
-buffer when the sink offers one. Peak memory is about one tensor.
+buffer when the sink offers one. Peak memory is about one tensor. Building and checking a plan
+needs no NumPy (family modules import this one to describe their steps); running it does.
 
 Example:
     >>> import numpy as np
@@ -18,16 +19,18 @@ Example:
 from __future__ import annotations
 
 import json
+import math
 import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Callable, Iterable, Mapping, Protocol, Sequence
-
-import numpy as np
+from typing import TYPE_CHECKING, Callable, Iterable, Mapping, Protocol, Sequence
 
 from ckptkit.converters.tensors import DType, LazyTensor
 from ckptkit.errors import PlanError
 from ckptkit.converters.memory import prefetch, release_pages
+
+if TYPE_CHECKING:
+    import numpy as np
 
 __all__ = ["Step", "PlannedTensor", "Dropped", "Plan", "Sink", "OPS", "output_shape", "materialize",
            "execute", "MemorySink", "planned_view"]
@@ -56,7 +59,7 @@ class PlannedTensor:
 
     @property
     def nbytes(self) -> int:
-        return int(np.prod(self.shape, dtype=np.int64)) * self.dtype.itemsize
+        return math.prod(self.shape) * self.dtype.itemsize
 
     def describe(self) -> str:
         ops = " -> ".join(s.describe() for s in self.steps) or "copy"
@@ -71,10 +74,17 @@ class Dropped:
     reason: str
 
 
-# ---- ops: name -> (shape function, apply function). Apply returns a view when it can. ----
+# ---- ops: name -> (shape function, apply function). Apply returns a view when it can; the ones that
+# make new arrays import NumPy when first run. ----
+
+def _numpy():
+    import numpy
+
+    return numpy
+
 
 def _take(arrays, axis, index):
-    return np.take(arrays[0], index, axis=axis)
+    return _numpy().take(arrays[0], index, axis=axis)
 
 
 def _slice(arrays, axis, start, stop):
@@ -96,7 +106,7 @@ def _concat_shape(shapes, axis):
 
 
 def _reshape_shape(shapes, *shape):
-    if int(np.prod(shapes[0], dtype=np.int64)) != int(np.prod(shape, dtype=np.int64)):
+    if math.prod(shapes[0]) != math.prod(shape):
         raise ValueError(f"cannot reshape {list(shapes[0])} to {list(shape)}")
     return tuple(shape)
 
@@ -110,7 +120,7 @@ def _signed_pair_shape(shapes, rows):
 def _signed_pair(arrays, rows):
     """``[x; -x; 0...]`` along axis 0: gelu(z) - gelu(-z) = z turns a dense+gelu+dense into a plain dense."""
     x = arrays[0]
-    out = np.zeros((rows, *x.shape[1:]), dtype=x.dtype)
+    out = _numpy().zeros((rows, *x.shape[1:]), dtype=x.dtype)
     out[:len(x)], out[len(x):2 * len(x)] = x, -x
     return out
 
@@ -124,8 +134,8 @@ def _pair_difference_shape(shapes, width):
 def _pair_difference(arrays, width):
     """``[I, -I, 0...]`` of shape [n, width] for an input of shape [*, n]: row i picks z_i - z_(n+i)."""
     n = arrays[0].shape[-1]
-    out = np.zeros((n, width), dtype=arrays[0].dtype)
-    out[np.arange(n), np.arange(n)], out[np.arange(n), n + np.arange(n)] = 1, -1
+    out, rows = _numpy().zeros((n, width), dtype=arrays[0].dtype), range(n)
+    out[rows, rows], out[rows, range(n, 2 * n)] = 1, -1
     return out
 
 
@@ -148,17 +158,17 @@ OPS: dict[str, Op] = {
     "reshape": Op(_reshape_shape, lambda arrays, *shape: arrays[0].reshape(shape)),
     "take": Op(lambda shapes, axis, index: shapes[0][:axis] + shapes[0][axis + 1:], _take),
     "slice": Op(_slice_shape, _slice),
-    "concat": Op(_concat_shape, lambda arrays, axis: np.concatenate(arrays, axis=axis), arity=-1),
+    "concat": Op(_concat_shape, lambda arrays, axis: _numpy().concatenate(arrays, axis=axis), arity=-1),
     "signed_pair": Op(_signed_pair_shape, _signed_pair),
     "pair_difference": Op(_pair_difference_shape, _pair_difference),
     # zeros like the input; with a shape and no input, a generated tensor (a layer the TF code leaves out)
     "zeros": Op(lambda shapes, *shape: tuple(shape) if shape else tuple(shapes[0]),
-                lambda arrays, *shape: np.zeros(shape, np.float32) if shape else np.zeros_like(arrays[0])),
+                lambda arrays, *shape: _numpy().zeros(shape, "float32") if shape else _numpy().zeros_like(arrays[0])),
     # generated, no input: the [rows, cols] identity (e.g. a projection the TF code skips when sizes are equal)
-    "eye": Op(lambda shapes, rows, cols: (rows, cols), lambda arrays, rows, cols: np.eye(rows, cols, dtype=np.float32),
+    "eye": Op(lambda shapes, rows, cols: (rows, cols), lambda arrays, rows, cols: _numpy().eye(rows, cols, dtype="float32"),
               arity=0),
     "add_row": Op(_add_row_shape,
-                  lambda arrays, row: arrays[0].astype(np.float64) + arrays[1][row].astype(np.float64), arity=2),
+                  lambda arrays, row: arrays[0].astype("float64") + arrays[1][row].astype("float64"), arity=2),
 }
 
 
@@ -187,15 +197,9 @@ def _pipeline(planned: PlannedTensor, arrays: Sequence[np.ndarray]) -> np.ndarra
     return values[0]
 
 
-_TILE = 256  # 256x256 tiles keep a transposing copy in cache: ~4x faster than one np.copyto
+_TILED_ELEMENTS = 1 << 12  # transposed matrices from this size are copied tile by tile
 _THREADED_BYTES = 4 << 20  # below this a second thread costs more than it saves
 _pool: ThreadPoolExecutor | None = None
-
-
-def _copy_tiles(out: np.ndarray, value: np.ndarray, first_row: int, end_row: int) -> None:
-    for i in range(first_row, end_row, _TILE):
-        for j in range(0, value.shape[1], _TILE):
-            out[i:i + _TILE, j:j + _TILE] = value[i:i + _TILE, j:j + _TILE]
 
 
 def _threads() -> int:
@@ -204,18 +208,17 @@ def _threads() -> int:
 
 def _tiled_copy(out: np.ndarray, value: np.ndarray) -> None:
     """A transposing copy in row bands, one per core (NumPy releases the GIL while copying a tile)."""
+    from ckptkit.converters.stream_write import TILE, copy_band
+
     global _pool
     threads = _threads() if value.nbytes >= _THREADED_BYTES else 1
     rows = value.shape[0]
-    band = -(-rows // threads // _TILE) * _TILE
-    bands = [(start, min(start + band, rows)) for start in range(0, rows, band)]
-    if len(bands) == 1:
-        _copy_tiles(out, value, *bands[0])
-        return
-    if _pool is None:
+    band = -(-rows // threads // TILE) * TILE
+    bands = [slice(start, min(start + band, rows)) for start in range(0, rows, band)]
+    if len(bands) > 1 and _pool is None:
         _pool = ThreadPoolExecutor(_threads(), thread_name_prefix="ckptkit-copy")
-    pending = [_pool.submit(_copy_tiles, out, value, *b) for b in bands[1:]]
-    _copy_tiles(out, value, *bands[0])
+    pending = [_pool.submit(copy_band, out[rows_], value[rows_]) for rows_ in bands[1:]]
+    copy_band(out[bands[0]], value[bands[0]])
     for future in pending:
         future.result()
 
@@ -224,14 +227,15 @@ def copy_into(out: np.ndarray, value: np.ndarray) -> None:
     """Copy (and cast) ``value`` into ``out``, tiling transposed 2-D copies (on every core) for speed.
 
     Example:
+        >>> import numpy as np
         >>> a = np.arange(6, dtype=np.float32).reshape(2, 3); out = np.empty((3, 2), np.float16)
         >>> copy_into(out, a.T); out.tolist()
         [[0.0, 3.0], [1.0, 4.0], [2.0, 5.0]]
     """
-    if value.ndim == 2 and not value.flags.c_contiguous and value.size >= _TILE * _TILE:
+    if value.ndim == 2 and not value.flags.c_contiguous and value.size >= _TILED_ELEMENTS:
         _tiled_copy(out, value)
         return
-    np.copyto(out, value.reshape(out.shape) if value.shape != out.shape else value, casting="unsafe")
+    _numpy().copyto(out, value.reshape(out.shape) if value.shape != out.shape else value, casting="unsafe")
 
 
 def planned_view(planned: PlannedTensor, arrays: Sequence[np.ndarray]) -> np.ndarray:
@@ -250,7 +254,7 @@ def materialize(planned: PlannedTensor, arrays: Sequence[np.ndarray], out: np.nd
     if out is None:
         if value.dtype == planned.dtype.numpy and value.flags.c_contiguous:
             return value.reshape(planned.shape)
-        out = np.empty(planned.shape, dtype=planned.dtype.numpy)
+        out = _numpy().empty(planned.shape, dtype=planned.dtype.numpy)
     copy_into(out, value)
     return out
 
@@ -351,7 +355,7 @@ class MemorySink:
         return None
 
     def write(self, planned: PlannedTensor, array: np.ndarray) -> None:
-        self.tensors[planned.name] = np.array(array, copy=True)
+        self.tensors[planned.name] = _numpy().array(array, copy=True)
 
     def finish(self) -> None:
         pass

@@ -4,7 +4,8 @@ The output is never memory-mapped: mapping a fresh file costs one page fault per
 keeps every written page in the process's resident set. Instead, a contiguous array of the right
 dtype goes to the file in one ``pwrite``; anything else is copied in row bands of about 8 MiB into a
 buffer each worker thread reuses (a 2-D transposed view tile by tile, so both sides stay in cache)
-and each band is written with ``pwrite``. Peak memory is the source tensor plus a few bands.
+and each band is written with ``pwrite`` while it is still in the core's cache. Peak memory is the
+source tensor plus a few bands.
 
 Example:
     >>> import tempfile
@@ -24,10 +25,13 @@ from typing import Iterator
 
 import numpy as np
 
-__all__ = ["write_array", "iter_bands", "pwrite_all", "BAND_BYTES"]
+__all__ = ["write_array", "iter_bands", "pwrite_all", "copy_band", "BAND_BYTES", "TILE"]
 
-BAND_BYTES = 8 << 20  # one band: large enough for few system calls, small enough to stay in cache
-_TILE = 256  # 256x256 tiles keep a transposing copy in cache
+# One band: small enough to still be in the core's L2 cache when pwrite copies it into the page cache. On
+# BERT-large, 1 MiB bands took a third of the kernel time of 8 MiB ones (0.33 s against 1.0 s per 1.3 GB).
+BAND_BYTES = 1 << 20
+# Tiles of a transposing copy: 64x64 float32 tiles (16 KiB a side) copied at 2.3 GB/s here, 256x256 at 1.8.
+TILE = 64
 _MAX_WRITE = 1 << 30  # bytes per write call: Linux caps one write near 2 GiB
 _THREADED_BYTES = 4 << 20  # below this a second thread costs more than it saves
 _pool: ThreadPoolExecutor | None = None
@@ -53,11 +57,13 @@ def _band_buffer(nbytes: int) -> np.ndarray:
     return buffer[:nbytes]
 
 
-def _copy_band(out: np.ndarray, part: np.ndarray) -> None:
-    if part.ndim == 2 and not part.flags.c_contiguous and part.shape[1] >= _TILE:
-        for i in range(0, part.shape[0], _TILE):
-            for j in range(0, part.shape[1], _TILE):
-                out[i:i + _TILE, j:j + _TILE] = part[i:i + _TILE, j:j + _TILE]
+def copy_band(out: np.ndarray, part: np.ndarray) -> None:
+    """Copy (and cast) ``part`` into the same-shaped ``out``; a non-contiguous 2-D ``part`` (a transposed
+    view) tile by tile, so that both sides of each tile stay in cache."""
+    if part.ndim == 2 and not part.flags.c_contiguous and part.shape[1] >= TILE:
+        for i in range(0, part.shape[0], TILE):
+            for j in range(0, part.shape[1], TILE):
+                out[i:i + TILE, j:j + TILE] = part[i:i + TILE, j:j + TILE]
     else:
         np.copyto(out, part, casting="unsafe")
 
@@ -65,7 +71,7 @@ def _copy_band(out: np.ndarray, part: np.ndarray) -> None:
 def _band_rows(value: np.ndarray, dtype: np.dtype) -> int:
     row_bytes = max(1, dtype.itemsize * int(np.prod(value.shape[1:], dtype=np.int64)))
     rows = max(1, BAND_BYTES // row_bytes)
-    return rows - rows % _TILE if value.ndim == 2 and rows > _TILE else rows
+    return rows - rows % TILE if value.ndim == 2 and rows > TILE else rows
 
 
 def iter_bands(value: np.ndarray, dtype: np.dtype, bands: list[tuple[int, int]] | None = None
@@ -86,7 +92,7 @@ def iter_bands(value: np.ndarray, dtype: np.dtype, bands: list[tuple[int, int]] 
     for start, end in bands:
         part = value[start:end]
         out = _band_buffer((end - start) * row_bytes).view(dtype).reshape(part.shape)
-        _copy_band(out, part)
+        copy_band(out, part)
         yield start * row_bytes, out
 
 
