@@ -96,3 +96,13 @@ def test_the_command_asks_openblas_for_one_thread_unless_the_user_chose(preset):
     code = "import os, sys, ckptkit.cli; print(os.environ.get('OPENBLAS_NUM_THREADS'), 'numpy' in sys.modules)"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=REPO, timeout=60)
     assert done.stdout.split() == [preset or "1", "False"], done.stderr
+
+
+def test_a_single_file_conversion_does_not_import_the_hubs_shard_splitter(tmp_path):
+    """huggingface_hub's splitter (its serialization package, ~10 ms) is only needed when --max-shard-size cuts
+    the output into several files."""
+    code, modules = run_cli("convert", TINY, tmp_path / "out", "-q")
+    assert code == 0 and "huggingface_hub.serialization" not in modules
+    code, modules = run_cli("convert", TINY, tmp_path / "sharded", "-q", "--max-shard-size", "100KB")
+    assert code == 0 and "huggingface_hub.serialization" in modules
+    assert len([p for p in os.listdir(tmp_path / "sharded") if p.endswith(".safetensors")]) > 1

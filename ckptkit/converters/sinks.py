@@ -56,8 +56,8 @@ def shard_split(outputs: Sequence[PlannedTensor], *, pattern: str, max_shard_siz
         >>> shard_split([], pattern="model{suffix}.safetensors", max_shard_size=None)
         {'model.safetensors': []}
     """
-    if not outputs:
-        return {pattern.format(suffix=""): []}
+    if max_shard_size is None or sum(t.nbytes for t in outputs) <= max_shard_size:
+        return {pattern.format(suffix=""): list(outputs)}  # one file: no need to import the Hub's splitter
     from huggingface_hub import split_state_dict_into_shards_factory
 
     by_name = {t.name: t for t in outputs}
