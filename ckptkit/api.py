@@ -44,7 +44,7 @@ def convert(source: "PathLike | Source", destination: PathLike, *, to: str | Non
         to: ``hf`` (a hub folder; the default from TF), ``tf1``, ``safetensors`` or ``pytorch``.
         overwrite: replace a non-empty ``destination`` that ckptkit wrote before.
         verify: check the output against the source (tensors, forward pass, tokenizer) before it is
-            moved into place.
+            moved into place (``verify_engine="transformers"`` to run the forward pass with transformers).
         **options: the other fields of :class:`~ckptkit.converters.convert.ConversionOptions`, the
             ``ckptkit convert`` options by their Python names (``weights_format``, ``dtype``,
             ``max_shard_size``, ``family``, ``config``, ``vocab``, ``spm``, ``no_tokenizer``, ...), and
@@ -71,15 +71,17 @@ def convert(source: "PathLike | Source", destination: PathLike, *, to: str | Non
 
 
 def verify(source: PathLike, output: PathLike, *, forward: bool = True, raise_on_mismatch: bool = False,
-           **options: Any) -> "VerifyReport":
+           engine: str = "numpy", **options: Any) -> "VerifyReport":
     """Check a conversion's output against its source (``ckptkit verify``).
 
     Args:
         source: the original checkpoint.
         output: what :func:`convert` wrote from it (a hub folder or a TF checkpoint).
-        forward: also run both models on a fixed input (a hub side needs torch and transformers).
+        forward: also run both models on a fixed input and compare their outputs.
         raise_on_mismatch: raise :class:`~ckptkit.errors.VerificationError` instead of returning a
             failed report.
+        engine: what computes the hub side's outputs: ``"numpy"`` (ckptkit's torch-free engine over the
+            folder's weights and config.json) or ``"transformers"`` (the model class; ``ckptkit[verify]``).
         **options: the other options of :func:`~ckptkit.converters.verify.verify_conversion`
             (``family``, ``part``, ``tokenizer``, ``vocab``, ``spm``).
 
@@ -98,7 +100,7 @@ def verify(source: PathLike, output: PathLike, *, forward: bool = True, raise_on
     from ckptkit.converters.verify import verify_conversion
 
     return verify_conversion(os.fspath(source), os.fspath(output), forward=forward,
-                             raise_on_mismatch=raise_on_mismatch, **options)
+                             raise_on_mismatch=raise_on_mismatch, engine=engine, **options)
 
 
 def inspect(location: PathLike, *, check: bool = False) -> "Inspection":

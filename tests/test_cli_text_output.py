@@ -168,7 +168,8 @@ class _Report:
     outputs = [{"output": "logits", "max_abs_diff": 3e-6}]  # per-output rows (the record's verify table)
 
     def summary(self) -> dict:
-        return {"tensors_bitwise": 46, "tensors_checked": 46, "max_abs_diff": 3e-6, "passed": True}
+        return {"tensors_bitwise": 46, "tensors_checked": 46, "max_abs_diff": 3e-6, "passed": True,
+                "engine": "transformers"}
 
 
 def test_wrote_times_the_writing_alone(sources, tmp_path, monkeypatch, capsys):

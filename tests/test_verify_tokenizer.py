@@ -75,7 +75,12 @@ def test_kobert_round_trip_verifies_with_identical_ids(kobert, capsys):
     assert code == 0, out + err
     line = next(s for s in out.splitlines() if s.startswith("tokenizer: "))
     assert line == (f"tokenizer: identical ids on {len(TEXTS)} texts (kobert from vocab.txt + vocab.model vs "
-                    "PreTrainedTokenizerFast (8002 tokens))")
+                    "tokenizer.json (8002 tokens))")  # the NumPy engine's run: tokenizer.json through `tokenizers`
+    code, out, err = _cli(capsys, "verify", str(kobert / "tf2"), str(kobert / "hub2"), "--no-forward",
+                          "--engine", "transformers")
+    assert code == 0, out + err
+    assert f"identical ids on {len(TEXTS)} texts (kobert from vocab.txt + vocab.model vs PreTrainedTokenizerFast " \
+           "(8002 tokens))" in out  # --engine transformers: what AutoTokenizer loads
     from transformers import AutoTokenizer
 
     assert AutoTokenizer.from_pretrained(kobert / "hub2")(TEXTS[0])["input_ids"] == KOBERT_IDS

@@ -38,7 +38,7 @@ SUMMARIES: dict[str, str] = {
                "optimizer state and counters, with totals and the global step.",
     "convert": "Convert SOURCE (TF checkpoint, hub folder, safetensors or .bin) into DESTINATION.",
     "verify": "Check OUTPUT against SOURCE: every tensor through the conversion plan (bitwise for float32), then "
-              "a forward pass of the transformers model against a NumPy forward pass over the TF variables,",
+              "the hub folder's outputs against a NumPy forward pass over the TF variables, then the tokenizers:",
     "distill": "Make, train and evaluate smaller students of a BERT-family teacher.",
     "tokenizer": "Export tokenizers as tokenizer.json folders.",
     "card": "(Re)write FOLDER/README.md, the model card, from FOLDER/ckptkit.json.",

@@ -44,7 +44,10 @@ def _facts(result) -> list[str]:
         elif value:
             lines.append(f"  {describe(value)}")
     if "verify" in result.timings:
-        lines.append(f"  verified in {result.timings['verify']:.2f} s (includes loading torch and transformers)")
+        verified = result.verification or {}
+        engines = {v.get("engine") for v in ([verified] if "passed" in verified else verified.values()) if v}
+        lines.append(f"  verified in {result.timings['verify']:.2f} s"
+                     + (" (includes loading torch and transformers)" if "transformers" in engines else ""))
     return lines
 
 
@@ -96,6 +99,8 @@ def _summary(result) -> str:
                    "'gelu'): write the TF code's gelu instead and report the measured max logit difference.")
 @click.option("--overwrite", is_flag=True, help="Replace a non-empty destination.")
 @click.option("--verify", "verify", is_flag=True, help="Run `ckptkit verify` on the result before publishing it.")
+@click.option("--verify-engine", "verify_engine", type=click.Choice(["numpy", "transformers"]), default="numpy",
+              show_default=True, help="With --verify: what computes the hub folder's outputs (as `verify --engine`).")
 @click.option("--dry-run", is_flag=True, help="Run every check of the real run and print the plan (what is written "
                                                "from what, what is dropped, the other files); write nothing.")
 @click.option("--push-to-hub", "push_to_hub", metavar="REPO_ID", help="Upload the result to this Hub repo.")
@@ -108,7 +113,7 @@ def _summary(result) -> str:
 @remote_options
 def convert_command(source, destination, to, weights_format, dtype, max_shard_size, family, model_class, config,
                     vocab, spm, do_lower_case, no_tokenizer, num_heads, allow_unused, global_step,
-                    approximate_gelu, overwrite, verify, dry_run, push_to_hub, private, language, license_, tags, as_json, quiet,
+                    approximate_gelu, overwrite, verify, verify_engine, dry_run, push_to_hub, private, language, license_, tags, as_json, quiet,
                     **family_options):
     """Convert SOURCE (TF checkpoint, hub folder, safetensors or .bin) into DESTINATION.
 
@@ -132,7 +137,7 @@ def convert_command(source, destination, to, weights_format, dtype, max_shard_si
         no_tokenizer=no_tokenizer,
         num_heads=num_heads, allow_unused=allow_unused, global_step=global_step,
         family_options=family_options, approximate_gelu=approximate_gelu,
-        overwrite=overwrite, verify=verify,
+        overwrite=overwrite, verify=verify, verify_engine=verify_engine,
         command=shlex.join(["ckptkit", *sys.argv[1:]]),
         card={"language": list(language) or None, "license": license_, "tags": list(tags) or None})
     if dry_run:  # every check of the real run, nothing written

@@ -19,24 +19,33 @@ from ckptkit.cli.common import emit_json, format_table, json_option, quiet_optio
 @click.option("--all", "show_all", is_flag=True, help="List every tensor, not only mismatches.")
 @click.option("--no-tokenizer", "no_tokenizer", is_flag=True,
               help="OUTPUT was converted with --no-tokenizer: it may lack the source's tokenizer.")
+@click.option("--engine", type=click.Choice(["numpy", "transformers"]), default="numpy", show_default=True,
+              help="What computes the hub folder's outputs: ckptkit's NumPy engine over its weights and "
+                   "config.json (no torch), or the transformers model class (needs ckptkit[verify]).")
 @json_option
 @quiet_option
 @remote_options
-def verify_command(source, output, family, no_forward, show_all, no_tokenizer, as_json, quiet):
+def verify_command(source, output, family, no_forward, show_all, no_tokenizer, engine, as_json, quiet):
     """Check OUTPUT against SOURCE: every tensor through the conversion plan (bitwise for
-    float32), then a forward pass of the transformers model against a NumPy forward pass
-    over the TF variables, then the tokenizers: the one OUTPUT carries must give the ids of
-    the one SOURCE carries on a fixed set of texts (English, Korean, rare characters, [MASK],
-    pairs). Exits 1 on any mismatch, or when OUTPUT lost SOURCE's tokenizer.
+    float32), then the hub folder's outputs against a NumPy forward pass over the TF
+    variables, then the tokenizers: the one OUTPUT carries must give the ids of the one
+    SOURCE carries on a fixed set of texts (English, Korean, rare characters, [MASK], pairs).
+    Exits 1 on any mismatch, or when OUTPUT lost SOURCE's tokenizer.
+
+    The hub folder's outputs come from ckptkit's NumPy engine (float64, from the folder's
+    own weight names and config.json, as transformers computes them; no torch needed), or
+    with --engine transformers from the transformers model itself.
 
     \b
     Examples:
       ckptkit convert examples/tiny-bert out/tiny-bert
       ckptkit verify examples/tiny-bert out/tiny-bert
+      ckptkit verify examples/tiny-bert out/tiny-bert --engine transformers
     """
     from ckptkit.converters.verify import verify_conversion
 
-    report = verify_conversion(source, output, family=family, forward=not no_forward, tokenizer=not no_tokenizer)
+    report = verify_conversion(source, output, family=family, forward=not no_forward, tokenizer=not no_tokenizer,
+                               engine=engine)
     from ckptkit.output.record import command_line
     from ckptkit.output.results import record_verification
 

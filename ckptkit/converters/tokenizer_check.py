@@ -103,6 +103,22 @@ def _auto_tokenizer(folder: str) -> TokenizerSide:
     return _hf_side(tok, f"{declared if isinstance(declared, str) else type(tok).__name__} ({len(tok)} tokens)")
 
 
+def _tokenizer_json(folder: str) -> TokenizerSide | None:
+    """The folder's ``tokenizer.json`` as the ``tokenizers`` library loads it (what a fast tokenizer wraps),
+    without transformers; None when the folder has none."""
+    path = os.path.join(folder, "tokenizer.json")
+    if not os.path.isfile(path):
+        return None
+    from tokenizers import Tokenizer
+
+    tok = Tokenizer.from_file(path)
+
+    def encode(text: str, pair: str | None) -> list[int]:
+        return list(tok.encode(text, pair, add_special_tokens=True).ids)
+
+    return TokenizerSide(f"tokenizer.json ({tok.get_vocab_size()} tokens)", encode, lambda i: str(tok.id_to_token(i)))
+
+
 def _tokenizer_config(folder: str) -> dict:
     try:
         with open(os.path.join(folder, "tokenizer_config.json"), encoding="utf-8") as f:
@@ -119,12 +135,16 @@ def declared_lower_case(folder: str | None, key: str = "do_lower_case") -> bool 
     return value if isinstance(value, bool) else None
 
 
-def _hub_folder_side(folder: str, *, prefer_spm: bool) -> TokenizerSide | None:
-    """What ``AutoTokenizer`` loads from ``folder``, else the tokenizer of its vocab files."""
+def _hub_folder_side(folder: str, *, prefer_spm: bool, auto: bool = True) -> TokenizerSide | None:
+    """What ``AutoTokenizer`` loads from ``folder`` (``auto``; else its tokenizer.json through ``tokenizers``,
+    without importing transformers), else the tokenizer of its vocab files."""
     if not set(tokenizer_files(folder)) - _CONFIG_ONLY:
         return None
     try:
-        return _auto_tokenizer(folder)
+        side = _auto_tokenizer(folder) if auto else _tokenizer_json(folder)
+        if side is None:
+            raise FileNotFoundError(f"no tokenizer.json in {folder}")
+        return side
     except Exception as e:  # noqa: BLE001 - e.g. a tokenizer_class transformers does not know (KoBertTokenizer)
         vocab = os.path.join(folder, "vocab.txt")
         side = _from_files(vocab if os.path.isfile(vocab) else None, hub_spm(folder), prefer_spm=prefer_spm,
@@ -140,7 +160,8 @@ def hub_folder(checkpoint: Checkpoint) -> str | None:
 
 def tokenizer_side(path: str, checkpoint: Checkpoint, *, spm_names: tuple[str, ...] = (),
                    do_lower_case: bool | None = None, vocab: str | None = None, spm: str | None = None,
-                   keep_accents: bool | None = None, kind: str | None = None) -> TokenizerSide | None:
+                   keep_accents: bool | None = None, kind: str | None = None, auto: bool = True
+                   ) -> TokenizerSide | None:
     """The tokenizer one side of a conversion carries (None: it carries none).
 
     Args:
@@ -152,6 +173,8 @@ def tokenizer_side(path: str, checkpoint: Checkpoint, *, spm_names: tuple[str, .
         vocab, spm: files the conversion was told to use; they replace what the side carries.
         keep_accents: like ``do_lower_case``, for ALBERT's SentencePiece tokenizer.
         kind: the family's tokenizer kind for a SentencePiece model (``Family.tokenizer_kind``).
+        auto: a hub folder's tokenizer is what transformers' ``AutoTokenizer`` loads; False: its
+            tokenizer.json through the ``tokenizers`` library (verify's torch-free engine).
     """
     prefer_spm = bool(spm_names)
     if vocab or spm:
@@ -162,7 +185,7 @@ def tokenizer_side(path: str, checkpoint: Checkpoint, *, spm_names: tuple[str, .
         return _from_files(companions.vocab_file(), companions.spm_file(names=spm_names),
                            prefer_spm=prefer_spm, do_lower_case=do_lower_case, keep_accents=keep_accents, kind=kind)
     folder = hub_folder(checkpoint)
-    return _hub_folder_side(folder, prefer_spm=prefer_spm) if folder else None
+    return _hub_folder_side(folder, prefer_spm=prefer_spm, auto=auto) if folder else None
 
 
 def made_without_tokenizer(folder: str | None) -> bool:
@@ -242,7 +265,7 @@ def compare_sides(source: TokenizerSide | None, output: TokenizerSide | None, *,
 
 def check_tokenizers(source_path: str, src: Checkpoint, output_path: str, dst: Checkpoint, *,
                      spm_names: tuple[str, ...] = (), expected: bool = True, vocab: str | None = None,
-                     spm: str | None = None, kind: str | None = None) -> dict:
+                     spm: str | None = None, kind: str | None = None, auto: bool = True) -> dict:
     """Compare the tokenizer ``dst`` carries with the one ``src`` carries (see :func:`compare_sides`).
 
     A TF side takes ``do_lower_case`` (and ``keep_accents``) from the hub side's ``tokenizer_config.json``
@@ -253,9 +276,9 @@ def check_tokenizers(source_path: str, src: Checkpoint, output_path: str, dst: C
                        for key in ("do_lower_case", "keep_accents"))
     expected = expected and not made_without_tokenizer(hub_folder(dst))
     source = tokenizer_side(source_path, src, spm_names=spm_names, do_lower_case=casing, vocab=vocab, spm=spm,
-                            keep_accents=accents, kind=kind)
+                            keep_accents=accents, kind=kind, auto=auto)
     output = tokenizer_side(output_path, dst, spm_names=spm_names, do_lower_case=casing, keep_accents=accents,
-                            kind=kind)
+                            kind=kind, auto=auto)
     return compare_sides(source, output, expected=expected)
 
 

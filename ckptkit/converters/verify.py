@@ -1,6 +1,7 @@
-"""``verify``: compare every converted tensor with its source through the plan, then run the
-transformers model and compare its outputs with an independent NumPy forward pass over the TF
-variables (:mod:`ckptkit.converters.reference`), and check that the output's tokenizer gives the
+"""``verify``: compare every converted tensor with its source through the plan, then compute the hub
+folder's outputs (by default ckptkit's torch-free NumPy engine over the folder's own names and config.json,
+:mod:`ckptkit.converters.verify_engine`; or the transformers model) and compare them with an independent
+NumPy forward pass over the TF variables (:mod:`ckptkit.converters.reference`), and check that the output's tokenizer gives the
 source's ids (:mod:`ckptkit.converters.tokenizer_check`).
 
 Tensor comparison is bitwise when dtypes agree (the plan's ops are exact); after a cast it is
@@ -30,6 +31,7 @@ from ckptkit.converters.reference import fixed_inputs
 from ckptkit.converters.reference_pegasus import encoder_decoder_inputs, encoder_decoder_outputs
 from ckptkit.converters.tensors import Checkpoint, dtype_by_name
 from ckptkit.converters.tokenizer_check import check_tokenizers, merge_checks
+from ckptkit.converters.verify_engine import DEFAULT_ENGINE, MissingWeight, check_engine, engine_outputs
 from ckptkit.errors import CkptkitError, UsageError, VerificationError
 
 __all__ = ["VerifyReport", "verify_conversion", "TOLERANCES", "FORWARD_TOLERANCE", "forward_tolerance"]
@@ -43,6 +45,7 @@ class VerifyReport:
     problems: list[str] = field(default_factory=list)
     compared: str = ""
     tokenizer: dict | None = None  # the tokenizer row (ckptkit.converters.tokenizer_check.compare_sides)
+    engine: str = ""  # what computed the hub side's outputs: "numpy" or "transformers" ("" without a forward)
 
     @property
     def passed(self) -> bool:
@@ -56,7 +59,7 @@ class VerifyReport:
         return {"passed": self.passed, "tensors_checked": len(self.tensors),
                 "tensors_bitwise": sum(1 for r in self.tensors if r["max_abs_diff"] == 0.0),
                 "max_abs_diff": self.max_abs_diff, "compared": self.compared, "problems": self.problems[:20],
-                "tokenizer": self.tokenizer}
+                "tokenizer": self.tokenizer, **({"engine": self.engine} if self.engine else {})}
 
     def to_json(self) -> dict:
         return {**self.summary(), "tensors": self.tensors, "outputs": self.outputs}
@@ -220,8 +223,9 @@ def _reference_outputs(family: Family, tf_side: Checkpoint, tf_config: Mapping, 
 _KEPT_BYTES = 1 << 20
 
 
-def _compare_forward(family: Family, tf_side: Checkpoint, hf_folder: str, hf_config: Mapping,
-                     report: VerifyReport, view: Mapping[str, str] | None = None) -> None:
+def _compare_forward(family: Family, tf_side: Checkpoint, hf_side: Checkpoint, hf_folder: str, hf_config: Mapping,
+                     report: VerifyReport, view: Mapping[str, str] | None = None, engine: str = DEFAULT_ENGINE
+                     ) -> None:
     tf_config = family.config_to_tf(hf_config)
     tf_config.setdefault("num_hidden_layers", hf_config.get("num_hidden_layers"))
     inputs = fixed_inputs(vocab_size=int(hf_config["vocab_size"]),
@@ -229,7 +233,13 @@ def _compare_forward(family: Family, tf_side: Checkpoint, hf_folder: str, hf_con
                           type_vocab_size=int(hf_config.get("type_vocab_size", 1)))
     inputs = encoder_decoder_inputs(inputs, hf_config)
     class_name = (hf_config.get("architectures") or ["BertModel"])[0]
-    actual = _hf_outputs(hf_folder, class_name, inputs)
+    try:
+        actual, how = engine_outputs(engine, hf_side, hf_folder, hf_config, class_name, inputs,
+                                     transformers_outputs=_hf_outputs)
+    except MissingWeight as missing:
+        report.problems.append(f"{missing.args[0]}: missing from the output ({class_name} needs it)")
+        return
+    report.engine = "transformers" if how.startswith("transformers") else "numpy"
     expected = _reference_outputs(family, tf_side, tf_config, inputs, weights_dtype=hf_config.get("dtype"),
                                   view=view)
     rows = _ROWS[family.reference_rows](inputs["attention_mask"])
@@ -240,7 +250,7 @@ def _compare_forward(family: Family, tf_side: Checkpoint, hf_folder: str, hf_con
                                "tolerance": tolerance, "ok": diff <= tolerance})
     if not report.outputs:
         report.problems.append("the model produced no output the reference could compare")
-    report.compared = (f"{', '.join(r['output'] for r in report.outputs)} of {class_name} (transformers, float32) "
+    report.compared = (f"{', '.join(r['output'] for r in report.outputs)} of {class_name} ({how}) "
                        f"vs a NumPy float64 forward pass over the TF variables, on a fixed padded batch "
                        f"of shape {list(inputs['input_ids'].shape)}{_ROW_NOTES[family.reference_rows]}")
 
@@ -265,14 +275,14 @@ class _TokenizerOptions:
 
 def verify_conversion(source: str | Source, output: str | Source, *, family: str | None = None, forward: bool = True,
                       raise_on_mismatch: bool = False, part: str | None = None, tokenizer: bool = True,
-                      vocab: str | None = None, spm: str | None = None) -> VerifyReport:
+                      vocab: str | None = None, spm: str | None = None, engine: str = DEFAULT_ENGINE) -> VerifyReport:
     """Check ``output`` against ``source``: every tensor through the plan, a forward pass, and the tokenizer.
 
     Args:
         source: the original checkpoint (a path or an opened :class:`~ckptkit.converters.source.Source`).
         output: what ``convert`` wrote from it (a hub folder or TF checkpoint; a path or a Source).
         family: override family detection.
-        forward: also run the model (needs torch and transformers for hub folders).
+        forward: also run the model and compare its outputs with the TF-side reference.
         raise_on_mismatch: raise :class:`VerificationError` instead of returning a failed report.
         part: for checkpoints holding several models (ELECTRA), which one ``output`` is
             (``discriminator`` / ``generator``); found from the shapes when None.
@@ -281,12 +291,16 @@ def verify_conversion(source: str | Source, output: str | Source, *, family: str
             ``--no-tokenizer`` counts as such.
         vocab, spm: the vocab files the conversion was told to use (``--vocab`` / ``--spm``); the
             source's tokenizer is built from them instead of the files it carries.
+        engine: what computes the hub folder's outputs: ``"numpy"`` (ckptkit's torch-free engine over the
+            folder's weights and config.json; falls back to transformers for an architecture it lacks) or
+            ``"transformers"`` (the model class itself; needs ``ckptkit[verify]``).
 
     Example:
         >>> report = verify_conversion("examples/tiny-bert", "out/tiny-bert")  # doctest: +SKIP
         >>> report.passed, report.tokenizer["status"]  # doctest: +SKIP
         (True, 'identical')
     """
+    check_engine(engine)
     with _opened(source) as source, _opened(output) as output:
         in_source = None if part else source.part_folders
         parts = in_source and source or (None if part else output.part_folders and output)
@@ -294,9 +308,10 @@ def verify_conversion(source: str | Source, output: str | Source, *, family: str
         if parts:
             joined = output if in_source else source
             report = _verify_parts(parts, joined, joined_is_output=bool(in_source), family=family,
-                                   forward=forward, checks=checks)
+                                   forward=forward, checks=checks, engine=engine)
         else:
-            report = _verify_one(source, output, family=family, forward=forward, part=part, checks=checks)
+            report = _verify_one(source, output, family=family, forward=forward, part=part, checks=checks,
+                                 engine=engine)
     if raise_on_mismatch and not report.passed:
         _raise_mismatch(report, output.path)
     return report
@@ -317,7 +332,8 @@ def _raise_mismatch(report: VerifyReport, output: str) -> None:
 
 
 def _verify_parts(parts: Source, joined: Source, *, joined_is_output: bool,
-                  family: str | None, forward: bool, checks: _TokenizerOptions) -> VerifyReport:
+                  family: str | None, forward: bool, checks: _TokenizerOptions, engine: str = DEFAULT_ENGINE
+                  ) -> VerifyReport:
     """A folder of part folders (ELECTRA's discriminator/ and generator/) against the one TF checkpoint
     they came from or were joined into: each part through its own plan and forward pass, then every
     TF weight accounted for by some part. Rows are prefixed with the part's name."""
@@ -326,7 +342,8 @@ def _verify_parts(parts: Source, joined: Source, *, joined_is_output: bool,
     tokenizers: dict[str, dict] = {}
     for name in parts.part_folders:
         pair = (parts.part(name), joined) if joined_is_output else (joined, parts.part(name))
-        one = _verify_one(*pair, family=family, forward=forward, part=name, checks=checks)
+        one = _verify_one(*pair, family=family, forward=forward, part=name, checks=checks, engine=engine)
+        report.engine = report.engine or one.engine
         tokenizers[name] = one.tokenizer
         covered.update(r["name"] for r in one.tensors)
         report.tensors += [{**r, "name": f"{name}: {r['name']}"} for r in one.tensors]
@@ -342,18 +359,18 @@ def _verify_parts(parts: Source, joined: Source, *, joined_is_output: bool,
 
 
 def _verify_one(source: Source, output: Source, *, family: str | None, forward: bool, part: str | None,
-                checks: _TokenizerOptions = _TokenizerOptions()) -> VerifyReport:
+                checks: _TokenizerOptions = _TokenizerOptions(), engine: str = DEFAULT_ENGINE) -> VerifyReport:
     report = VerifyReport()
     src, dst = source.checkpoint, output.checkpoint
     plan, fam, direction, chosen = _plan_for(src, dst, get_family(family) if family else None, part)
     _compare_tensors(plan, src, dst, report, check_extra=not (direction == "hf->tf" and part))
     report.tokenizer = check_tokenizers(source.path, src, output.path, dst, spm_names=fam.spm_names if fam else (),
                                         expected=checks.expected, vocab=checks.vocab, spm=checks.spm,
-                                        kind=fam.tokenizer_kind if fam else None)
+                                        kind=fam.tokenizer_kind if fam else None, auto=engine == "transformers")
     report.compared = "tensors only"
     if forward and fam is not None and fam.reference and direction != "weights":
         hf_side, tf_side = (dst, src) if direction == "tf->hf" else (src, dst)
         hf_folder = hf_side.extras.get("folder") or output.path
-        _compare_forward(fam, tf_side, hf_folder, hf_side.extras["config"], report,
-                         view=_part_view(tf_side, chosen))
+        _compare_forward(fam, tf_side, hf_side, hf_folder, hf_side.extras["config"], report,
+                         view=_part_view(tf_side, chosen), engine=engine)
     return report

@@ -24,7 +24,7 @@ from ckptkit.converters.tensors import Checkpoint
 from ckptkit.errors import UsageError
 
 __all__ = ["ENGINES", "DEFAULT_ENGINE", "EngineOutputs", "MissingWeight", "hub_getter", "numpy_outputs",
-           "engine_outputs", "transformers_available"]
+           "engine_outputs", "transformers_available", "check_engine"]
 
 ENGINES = ("numpy", "transformers")
 DEFAULT_ENGINE = "numpy"
@@ -85,13 +85,18 @@ def transformers_available() -> bool:
     return all(importlib.util.find_spec(m) is not None for m in ("torch", "transformers"))
 
 
+def check_engine(engine: str) -> None:
+    """A UsageError for an engine name that is not one of :data:`ENGINES`."""
+    if engine not in ENGINES:
+        raise UsageError(f"unknown verify engine {engine!r}", hint="one of " + ", ".join(ENGINES))
+
+
 def engine_outputs(engine: str, checkpoint: Checkpoint, folder: str, config: Mapping, class_name: str,
                    inputs: Mapping[str, np.ndarray], *,
                    transformers_outputs: Callable[[str, str, Mapping[str, np.ndarray]], dict[str, np.ndarray]]
                    ) -> EngineOutputs:
     """The hub side's outputs by ``engine`` (``numpy``: falling back to transformers for what it lacks)."""
-    if engine not in ENGINES:
-        raise UsageError(f"unknown verify engine {engine!r}", hint="one of " + ", ".join(ENGINES))
+    check_engine(engine)
     if engine == "numpy":
         from ckptkit.converters.hub_forward.ops import Unsupported
 

@@ -142,6 +142,8 @@ def verification_result(summary: Mapping[str, Any], *, command: str, date: str,
     notes = "passed" if summary.get("passed") else "FAILED"
     if summary.get("tensors_checked"):
         notes += f"; {summary['tensors_checked']} tensors compared"
+    if summary.get("engine"):  # what computed the hub side's outputs: ckptkit's NumPy engine or transformers
+        notes += f"; engine: {summary['engine']}"
     return make_result("verify", metrics, command=command, date=date,
                        reference=reference or summary.get("compared") or None, notes=notes)
 

@@ -45,6 +45,7 @@ class ConversionOptions:
     global_step: int | None = None
     overwrite: bool = False
     verify: bool = False
+    verify_engine: str = "numpy"       # what computes the hub side's outputs when verifying: numpy / transformers
     # the options families declare for themselves (ELECTRA's part, generator_heads; BigBird's tf_layout):
     # name -> value, checked against the declarations (ckptkit.converters.families.declared_options)
     family_options: Mapping[str, Any] = field(default_factory=dict)
@@ -59,6 +60,7 @@ class ConversionOptions:
             raise UsageError(f"--max-shard-size is {self.max_shard_size} bytes", hint="give a positive size, e.g. 2GB")
         _check_choice("--to", self.to, TARGETS)
         _check_choice("--format", self.weights_format, WEIGHTS_FORMATS)
+        _check_choice("--verify-engine", self.verify_engine, ("numpy", "transformers"))
         object.__setattr__(self, "family_options", _checked_family_options(self.family_options))
         if self.dtype is not None:
             dtype_by_name(self.dtype)
