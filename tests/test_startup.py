@@ -32,12 +32,19 @@ RUN_THEN_LIST = textwrap.dedent("""
 """)
 
 
-def run_cli(*args: str) -> tuple[int, set[str]]:
+def run_cli_output(*args: str) -> tuple[int, set[str], str, str]:
+    """The real CLI in a fresh process: exit code, every module it imported, its stdout and stderr."""
     done = subprocess.run([sys.executable, "-c", RUN_THEN_LIST, *map(str, args)], capture_output=True, text=True,
                           timeout=120, cwd=REPO)
     assert done.returncode == 0, done.stderr
-    result = json.loads(done.stdout.splitlines()[-1])
-    return result["code"], set(result["modules"])
+    *out, last = done.stdout.splitlines(keepends=True)
+    result = json.loads(last)
+    return result["code"], set(result["modules"]), "".join(out), done.stderr
+
+
+def run_cli(*args: str) -> tuple[int, set[str]]:
+    code, modules, _, _ = run_cli_output(*args)
+    return code, modules
 
 
 def frameworks(modules: set[str]) -> list[str]:

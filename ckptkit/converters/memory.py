@@ -13,12 +13,15 @@ cache and in the file).
 from __future__ import annotations
 
 import os
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from ckptkit.errors import CorruptCheckpointError
 
-__all__ = ["release_pages", "dont_need", "read_exact", "numpy_shape_problem", "BYTE_SOURCES", "prefetch"]
+if TYPE_CHECKING:
+    import numpy as np
+
+__all__ = ["release_pages", "dont_need", "read_exact", "read_small", "numpy_shape_problem", "BYTE_SOURCES",
+           "prefetch"]
 
 # absolute local path -> an object whose ensure(offset, nbytes) makes those bytes present before they are
 # read, and ensure_many([(offset, nbytes), ...]) many at once. Empty for local checkpoints; a remote mirror
@@ -148,17 +151,42 @@ def read_exact(fd: int, offset: int, nbytes: int, *, path: str, hint: str | None
             taken = source.take(offset, nbytes)  # straight from a remote fetch, else made present here
             if taken is not None:
                 return taken
+    import numpy as np
+
     out = np.empty(nbytes, np.uint8)
     view = memoryview(out).cast("B")
     done = 0
     while done < nbytes:
         count = _read_into(fd, view[done:done + _MAX_READ], offset + done)
         if count <= 0:
-            raise CorruptCheckpointError(f"truncated: needs bytes {offset}..{offset + nbytes}, the file ends at "
-                                         f"byte {offset + done}", path=path, hint=hint)
+            raise _truncated(offset, nbytes, offset + done, path=path, hint=hint)
         done += count
     out.flags.writeable = False
     return out
+
+
+def read_small(fd: int, offset: int, nbytes: int, *, path: str, hint: str | None = None) -> bytes:
+    """A few bytes (a counter's value) as ``bytes``, without NumPy; a remote mirror's bytes go through
+    :func:`read_exact`, which makes them present first.
+
+    Example:
+        >>> import tempfile
+        >>> f = tempfile.TemporaryFile(); _ = f.write(b"abcdef"); f.flush()
+        >>> read_small(f.fileno(), 2, 3, path="x")
+        b'cde'
+        >>> f.close()
+    """
+    if BYTE_SOURCES and os.path.abspath(path) in BYTE_SOURCES:
+        return read_exact(fd, offset, nbytes, path=path, hint=hint).tobytes()
+    data = os.pread(fd, nbytes, offset)
+    if len(data) < nbytes:
+        raise _truncated(offset, nbytes, offset + len(data), path=path, hint=hint)
+    return data
+
+
+def _truncated(offset: int, nbytes: int, end: int, *, path: str, hint: str | None) -> CorruptCheckpointError:
+    return CorruptCheckpointError(f"truncated: needs bytes {offset}..{offset + nbytes}, the file ends at byte {end}",
+                                  path=path, hint=hint)
 
 _MADV_DONTNEED = 4  # Linux; on a shared file mapping it only unmaps: the bytes stay in the page cache / file
 
@@ -178,6 +206,8 @@ def _shared_file_mapping(array: np.ndarray) -> bool:
     """True when ``array`` views a shared (not copy-on-write) np.memmap of a file."""
     import mmap
 
+    import numpy as np
+
     base = array
     while base is not None:
         if isinstance(base, np.memmap):
@@ -187,6 +217,8 @@ def _shared_file_mapping(array: np.ndarray) -> bool:
 
 
 def _root(array):
+    import numpy as np
+
     while isinstance(getattr(array, "base", None), np.ndarray):
         array = array.base
     return getattr(array, "base", None)
@@ -211,9 +243,12 @@ def release_pages(array: np.ndarray, *, _madvise=[]) -> bool:
     about one tensor. Anything that is not a contiguous shared file mapping is left alone.
 
     Example:
+        >>> import numpy as np
         >>> release_pages(np.zeros(4))  # anonymous memory: never touched
         False
     """
+    import numpy as np
+
     if not isinstance(array, np.ndarray) or not array.flags.c_contiguous or not array.nbytes \
             or not _shared_file_mapping(array):
         return False

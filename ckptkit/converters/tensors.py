@@ -3,19 +3,24 @@
 A *source* (any checkpoint format) is a read-only mapping of name -> :class:`LazyTensor`.
 Metadata (dtype, shape, role) is known without reading bytes; ``read()`` returns the
 NumPy array, a zero-copy view of the file where alignment allows.
+
+Importing this module imports neither NumPy nor ml_dtypes: a dtype's NumPy type is resolved
+the first time it is asked for, so listing a checkpoint (``ckptkit inspect``) never pays for them.
 """
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Callable
-
-import ml_dtypes
-import numpy as np
+from functools import cached_property
+from typing import TYPE_CHECKING, Callable
 
 from ckptkit.errors import UnsupportedFormatError
+
+if TYPE_CHECKING:
+    import numpy as np
 
 __all__ = [
     "DType", "DTYPES", "dtype_by_name", "dtype_by_tf_enum", "dtype_by_safetensors", "dtype_of",
@@ -28,48 +33,54 @@ __all__ = [
 class DType:
     """One element type under the names each format gives it.
 
-    ``name`` is the NumPy name (``bfloat16`` through ml_dtypes), used in every report and JSON.
+    ``name`` is the NumPy name (``bfloat16`` through ml_dtypes), used in every report and JSON;
+    ``itemsize`` its width in bytes; ``library`` the module holding its NumPy scalar type.
     """
 
     name: str
-    numpy: np.dtype
+    itemsize: int
     tf_enum: int | None
     safetensors: str | None
     torch: str | None
+    library: str = "numpy"
 
-    @property
-    def itemsize(self) -> int:
-        return self.numpy.itemsize
+    @cached_property
+    def numpy(self) -> np.dtype:
+        """The NumPy dtype (NumPy, and ml_dtypes for bfloat16 and float8, imported on first use)."""
+        import numpy as np
+
+        if self.library == "ml_dtypes":
+            import ml_dtypes
+
+            return np.dtype(getattr(ml_dtypes, self.name))
+        return np.dtype(self.name)
 
     @property
     def is_float(self) -> bool:
         return self.name.startswith(("float", "bfloat"))
 
 
-def _d(name: str, np_type, tf_enum, st, torch_name) -> DType:
-    return DType(name, np.dtype(np_type), tf_enum, st, torch_name)
-
-
-# TF enums: tensorflow/core/framework/types.proto. Safetensors codes: safetensors' Dtype enum.
+# name, itemsize, TF enum (tensorflow/core/framework/types.proto), safetensors code (safetensors' Dtype
+# enum), torch name; bfloat16 and float8 take their NumPy types from ml_dtypes.
 DTYPES: tuple[DType, ...] = (
-    _d("float32", np.float32, 1, "F32", "float32"),
-    _d("float64", np.float64, 2, "F64", "float64"),
-    _d("int32", np.int32, 3, "I32", "int32"),
-    _d("uint8", np.uint8, 4, "U8", "uint8"),
-    _d("int16", np.int16, 5, "I16", "int16"),
-    _d("int8", np.int8, 6, "I8", "int8"),
-    _d("object", np.object_, 7, None, None),  # DT_STRING: arrays of bytes objects
-    _d("complex64", np.complex64, 8, "C64", "complex64"),
-    _d("int64", np.int64, 9, "I64", "int64"),
-    _d("bool", np.bool_, 10, "BOOL", "bool"),
-    _d("bfloat16", ml_dtypes.bfloat16, 14, "BF16", "bfloat16"),
-    _d("uint16", np.uint16, 17, "U16", "uint16"),
-    _d("complex128", np.complex128, 18, None, "complex128"),
-    _d("float16", np.float16, 19, "F16", "float16"),
-    _d("uint32", np.uint32, 22, "U32", "uint32"),
-    _d("uint64", np.uint64, 23, "U64", "uint64"),
-    _d("float8_e5m2", ml_dtypes.float8_e5m2, 24, "F8_E5M2", "float8_e5m2"),
-    _d("float8_e4m3fn", ml_dtypes.float8_e4m3fn, 25, "F8_E4M3", "float8_e4m3fn"),
+    DType("float32", 4, 1, "F32", "float32"),
+    DType("float64", 8, 2, "F64", "float64"),
+    DType("int32", 4, 3, "I32", "int32"),
+    DType("uint8", 1, 4, "U8", "uint8"),
+    DType("int16", 2, 5, "I16", "int16"),
+    DType("int8", 1, 6, "I8", "int8"),
+    DType("object", 8, 7, None, None),  # DT_STRING: arrays of bytes objects
+    DType("complex64", 8, 8, "C64", "complex64"),
+    DType("int64", 8, 9, "I64", "int64"),
+    DType("bool", 1, 10, "BOOL", "bool"),
+    DType("bfloat16", 2, 14, "BF16", "bfloat16", "ml_dtypes"),
+    DType("uint16", 2, 17, "U16", "uint16"),
+    DType("complex128", 16, 18, None, "complex128"),
+    DType("float16", 2, 19, "F16", "float16"),
+    DType("uint32", 4, 22, "U32", "uint32"),
+    DType("uint64", 8, 23, "U64", "uint64"),
+    DType("float8_e5m2", 1, 24, "F8_E5M2", "float8_e5m2", "ml_dtypes"),
+    DType("float8_e4m3fn", 1, 25, "F8_E4M3", "float8_e4m3fn", "ml_dtypes"),
 )
 
 _BY_NAME = {d.name: d for d in DTYPES}
@@ -126,9 +137,12 @@ def dtype_of(array_dtype: np.dtype) -> DType:
     """The table entry for a NumPy dtype (byte order ignored).
 
     Example:
+        >>> import numpy as np
         >>> dtype_of(np.dtype("<f4")).tf_enum
         1
     """
+    import numpy as np
+
     dt = np.dtype(array_dtype)
     if dt.kind in "SUO":
         return _BY_NAME["object"]
@@ -174,6 +188,7 @@ class LazyTensor:
     """A tensor whose metadata is known and whose bytes are read on ``read()``.
 
     Example:
+        >>> import numpy as np
         >>> t = LazyTensor("w", dtype_by_name("float32"), (2,), loader=lambda: np.zeros(2, np.float32))
         >>> t.nbytes, t.read().tolist()
         (8, [0.0, 0.0])
@@ -194,7 +209,7 @@ class LazyTensor:
 
     @property
     def numel(self) -> int:
-        return int(np.prod(self.shape, dtype=np.int64))
+        return math.prod(self.shape)
 
     @property
     def nbytes(self) -> int:
@@ -243,6 +258,8 @@ class Checkpoint(Mapping[str, LazyTensor]):
         for name in ("global_step", "step", "optimizer/iter/.ATTRIBUTES/VARIABLE_VALUE",
                      "global_step/.ATTRIBUTES/VARIABLE_VALUE"):
             if name in self._tensors and self._tensors[name].dtype.name.startswith("int"):
+                import numpy as np
+
                 return int(np.asarray(self._tensors[name].read()).reshape(-1)[0])
         return None
 

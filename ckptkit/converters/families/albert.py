@@ -32,7 +32,6 @@ from ckptkit.converters.families.options import FamilyOption
 from ckptkit.converters.families.bert_like import (GOOGLE_TO_HF_ACT, HF_TO_GOOGLE_ACT, bert_like_keys, hf_keys,
                                                    google_act, with_hf_types)
 from ckptkit.converters.families.student import StudentRules
-from ckptkit.converters.reference_albert import albert_group_of
 from ckptkit.errors import ConfigError
 
 __all__ = ["ALBERT", "FAMILY", "ALBERT_RULES", "ALBERT_STACKS", "albert_layer_groups", "albert_config_to_hf",
@@ -206,6 +205,8 @@ def hf_config_to_albert(hf_config: Mapping) -> dict:
 
 def albert_layer_groups(config: Mapping) -> list[int]:
     """The group each of the ``num_hidden_layers`` layers runs (the official ``group_idx``)."""
+    from ckptkit.converters.reference_albert import albert_group_of  # the reference forward imports NumPy
+
     layers, groups = int(config["num_hidden_layers"]), int(config.get("num_hidden_groups", 1))
     return [albert_group_of(layer, layers=layers, groups=groups) for layer in range(layers)]
 

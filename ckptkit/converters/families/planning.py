@@ -9,8 +9,6 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING, Callable, Mapping, Sequence
 
-import numpy as np
-
 from ckptkit.converters.plan import Dropped, Plan, PlannedTensor, materialize, output_shape
 from ckptkit.converters.tensors import (ROLE_COUNTER, ROLE_METADATA, ROLE_OPTIMIZER, ROLE_WEIGHT, DType, LazyTensor,
                                         dtype_by_name)
@@ -183,6 +181,8 @@ def _stand_in(family: Family, cls: ModelClass, hf_config: Mapping, name: str) ->
 def _drop_generated(generated: Generated, name: str, tensor: LazyTensor, hf_config: Mapping) -> Dropped:
     """Drop an HF tensor the TF code leaves out, after checking it holds exactly the value the TF code computes
     with; any other value has no TF variable to go to (a PlanError)."""
+    import numpy as np
+
     steps = generated.steps(hf_config)
     expected = materialize(PlannedTensor(name, (), steps, _FLOAT32, output_shape([], steps)), [])
     actual = tensor.read()
@@ -198,6 +198,8 @@ def _drop_generated(generated: Generated, name: str, tensor: LazyTensor, hf_conf
 
 def _check_equal_tie(name: str, partner: str, source: Mapping[str, LazyTensor]) -> None:
     """An HF tensor the TF code keeps in one variable with ``partner``: dropped only when it holds the same values."""
+    import numpy as np
+
     if partner in source and not np.array_equal(np.asarray(source[name].read()), np.asarray(source[partner].read())):
         raise PlanError(f"{name} differs from {partner}, but the official TF code has one variable for both",
                         hint="keep the model in the PyTorch world (--to safetensors or pytorch), or make them equal")

@@ -1,4 +1,4 @@
-"""CRC32C (Castagnoli) and TensorFlow's masking, computed in C by google-crc32c.
+"""CRC32C (Castagnoli) and TensorFlow's masking, computed in C by google-crc32c (NumPy only for arrays).
 
 Example:
     >>> hex(crc32c(b"123456789"))
@@ -12,7 +12,6 @@ Example:
 from __future__ import annotations
 
 import google_crc32c
-import numpy as np
 
 __all__ = ["crc32c", "crc32c_extend", "mask", "unmask"]
 
@@ -31,6 +30,10 @@ def crc32c_extend(crc: int, data) -> int:
 
 
 def _bytes_like(data):
+    if isinstance(data, bytes):
+        return data  # the index's blocks and a counter's value: no NumPy needed
+    import numpy as np
+
     if isinstance(data, np.ndarray):
         return data.reshape(-1).view(np.uint8) if data.size else b""
     if isinstance(data, memoryview):

@@ -4,6 +4,8 @@ Opening reads the ``.index`` (and, for TF2, the small object graph); a tensor's 
 read on ``read()``: one positional read into a buffer of its own (a read-only NumPy array),
 after which its CRC32C is checked. Nothing is memory-mapped, so a data file truncated while it
 is read ends in a one-line error, never SIGBUS. Partitioned variables are assembled from their slices.
+Opening and the metadata (the global step and a TF2 object graph included) import no NumPy; reading a
+tensor's values does.
 
 Example:
     >>> import numpy as np, tempfile, os
@@ -19,11 +21,11 @@ Example:
 from __future__ import annotations
 
 import functools
+import math
 import os
 import struct
 from dataclasses import dataclass, field
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from ckptkit.converters.formats.tf1.checksum import crc32c, crc32c_extend, mask, unmask
 from ckptkit.converters.formats.tf1.index import DAMAGED as _DAMAGED
@@ -33,11 +35,14 @@ from ckptkit.converters.formats.tf1.object_graph import OBJECT_GRAPH_KEY, readab
 from ckptkit.converters.formats.tf1.paths import data_file, resolve_prefix
 from ckptkit.converters.formats.tf1.proto import ProtoError, decode_varint
 from ckptkit.converters.formats.tf1.slices import slice_key
-from ckptkit.converters.memory import numpy_shape_problem, read_exact
+from ckptkit.converters.memory import numpy_shape_problem, read_exact, read_small
 from ckptkit.converters.tensors import (
     ROLE_METADATA, ROLE_OPTIMIZER, Checkpoint, DType, LazyTensor, classify_role, dtype_by_tf_enum,
 )
 from ckptkit.errors import CorruptCheckpointError, UnsupportedFormatError
+
+if TYPE_CHECKING:
+    import numpy as np
 
 __all__ = ["TFCheckpoint", "TFTensor", "open_tf_checkpoint", "read_index"]
 
@@ -59,22 +64,22 @@ def _short(shape: tuple[int, ...]) -> str:
 
 
 def _numeric_dtype(dtype: DType, endianness: int) -> np.dtype:
+    """The stored byte order's NumPy dtype (big-endian bundles exist, if rarely)."""
     return dtype.numpy.newbyteorder(">") if endianness == ENDIAN_BIG and dtype.itemsize > 1 else dtype.numpy
 
 
 def _expected_size(entry: BundleEntry, dtype: DType) -> int | None:
     if dtype.name == "object":
         return None
-    return int(np.prod(entry.shape, dtype=object)) * dtype.itemsize
+    return math.prod(entry.shape) * dtype.itemsize
 
 
-def decode_strings(buf: np.ndarray, count: int, stored_crc: int) -> np.ndarray:
-    """A DT_STRING tensor's bytes -> object array of ``bytes`` (CRCs of lengths and data checked).
+def string_values(data: bytes, count: int, stored_crc: int) -> list[bytes]:
+    """A DT_STRING tensor's stored bytes -> its ``count`` strings (CRCs of lengths and data checked).
 
     Raises:
         ValueError: with a short reason, when the bytes contradict themselves.
     """
-    data = buf.tobytes()
     if count > len(data):
         raise ValueError(f"{count} strings cannot fit in {len(data)} bytes")
     lengths, pos = [], 0
@@ -91,11 +96,11 @@ def decode_strings(buf: np.ndarray, count: int, stored_crc: int) -> np.ndarray:
         raise ValueError("string lengths do not add up to the stored bytes")
     if crc32c_extend(crc, data[pos:]) != unmask(stored_crc):
         raise ValueError("CRC mismatch")
-    out = np.empty(count, dtype=object)
-    for i, length in enumerate(lengths):
-        out[i] = data[pos:pos + length]
+    values = []
+    for length in lengths:
+        values.append(data[pos:pos + length])
         pos += length
-    return out
+    return values
 
 
 class TFCheckpoint(Checkpoint):
@@ -154,8 +159,18 @@ class TFCheckpoint(Checkpoint):
         for name in _COUNTER_NAMES:
             tensor = self._tensors.get(name)
             if tensor is not None and tensor.dtype.name.startswith(("int", "uint")) and tensor.numel == 1:
-                return int(np.asarray(tensor.read()).reshape(-1)[0])
+                return self._counter_value(tensor)
         return None
+
+    def _counter_value(self, tensor: TFTensor) -> int:
+        """A one-element integer tensor's value from its stored bytes, CRC checked, without NumPy."""
+        entry = tensor.entry
+        if entry.slices:  # a partitioned counter: assembled like any tensor
+            return int(tensor.read().reshape(-1)[0])
+        data = self._stored_bytes(entry)
+        self._verify(tensor.key.encode("utf-8"), entry, data)
+        order = "big" if self._index.header.endianness == ENDIAN_BIG else "little"
+        return int.from_bytes(data, order, signed=tensor.dtype.name.startswith("int"))
 
     @property
     def entries(self) -> dict[bytes, BundleEntry]:
@@ -225,10 +240,10 @@ class TFCheckpoint(Checkpoint):
                 raise CorruptCheckpointError(f"partitioned tensor {name!r}: slice {list(extents)} is missing or "
                                              "does not fit", path=self.index_path, hint=_DAMAGED)
             self._check_extent(name, part, dtype)
-            covered += int(np.prod(lengths, dtype=object))
-        if covered != int(np.prod(entry.shape, dtype=object)):
+            covered += math.prod(lengths)
+        if covered != math.prod(entry.shape):
             raise CorruptCheckpointError(f"partitioned tensor {name!r}: slices cover {covered} of "
-                                         f"{int(np.prod(entry.shape, dtype=object))} elements",
+                                         f"{math.prod(entry.shape)} elements",
                                          path=self.index_path, hint=_DAMAGED)
 
     def _tf2_names(self, tensors: dict[str, TFTensor]) -> dict:
@@ -236,7 +251,7 @@ class TFCheckpoint(Checkpoint):
         if graph is None:
             return {}
         try:
-            return readable_names(graph.read().reshape(-1)[0])
+            return readable_names(self._graph_bytes(graph))
         except (ProtoError, IndexError) as e:
             raise CorruptCheckpointError(f"unreadable {OBJECT_GRAPH_KEY}: {e}", path=self.index_path,
                                          hint=_DAMAGED) from e
@@ -248,10 +263,42 @@ class TFCheckpoint(Checkpoint):
             self._fds[shard] = os.open(self._files[shard], os.O_RDONLY | getattr(os, "O_BINARY", 0))
         return self._fds[shard]
 
+    def _graph_bytes(self, graph: TFTensor) -> bytes:
+        """The serialized object graph (a scalar string), read without NumPy."""
+        entry = graph.entry
+        if entry.slices:
+            return graph.read().reshape(-1)[0]
+        return self._strings(graph.key.encode("utf-8"), entry, self._stored_bytes(entry))[0]
+
+    def _stored_bytes(self, entry: BundleEntry) -> bytes:
+        """One entry's stored bytes as ``bytes``: for the few small values metadata needs."""
+        if entry.size == 0:
+            return b""
+        return read_small(self._fd(entry.shard_id), entry.offset, entry.size, path=self._files[entry.shard_id],
+                          hint=_DAMAGED)
+
+    def _verify(self, key: bytes, entry: BundleEntry, raw) -> None:
+        """Check stored bytes against the entry's CRC32C (once per key)."""
+        if key not in self._verified:
+            if crc32c(raw) != unmask(entry.crc32c):
+                raise CorruptCheckpointError(f"CRC mismatch in tensor {key.decode('utf-8', 'replace')!r}",
+                                             path=self._files[entry.shard_id], hint=_DAMAGED)
+            self._verified.add(key)
+
+    def _strings(self, key: bytes, entry: BundleEntry, data: bytes) -> list[bytes]:
+        """A string tensor's values from its stored bytes; a contradiction is a one-line error."""
+        try:
+            return string_values(data, math.prod(entry.shape), entry.crc32c)
+        except (ValueError, ProtoError) as e:
+            raise CorruptCheckpointError(f"string tensor {key.decode('utf-8', 'replace')!r}: {e}",
+                                         path=self._files[entry.shard_id], hint=_DAMAGED) from e
+
     def _raw(self, entry: BundleEntry) -> np.ndarray:
         """The stored bytes of one entry, read into a buffer of their own (freed with the array, so
         memory stays ~ one tensor). A file that shrank since it was opened gives a clean error."""
         if entry.size == 0:
+            import numpy as np
+
             return np.empty(0, np.uint8)
         return read_exact(self._fd(entry.shard_id), entry.offset, entry.size, path=self._files[entry.shard_id],
                           hint=_DAMAGED)
@@ -262,18 +309,15 @@ class TFCheckpoint(Checkpoint):
         return self._read_plain(key, entry, dtype)
 
     def _read_plain(self, key: bytes, entry: BundleEntry, dtype: DType) -> np.ndarray:
+        import numpy as np
+
         raw = self._raw(entry)
-        path = self._files[entry.shard_id]
-        name = key.decode("utf-8", "replace")
         if dtype.name == "object":
-            try:
-                return decode_strings(raw, int(np.prod(entry.shape, dtype=object)), entry.crc32c).reshape(entry.shape)
-            except (ValueError, ProtoError) as e:
-                raise CorruptCheckpointError(f"string tensor {name!r}: {e}", path=path, hint=_DAMAGED) from e
-        if key not in self._verified:
-            if crc32c(raw) != unmask(entry.crc32c):
-                raise CorruptCheckpointError(f"CRC mismatch in tensor {name!r}", path=path, hint=_DAMAGED)
-            self._verified.add(key)
+            out = np.empty(math.prod(entry.shape), dtype=object)
+            for i, value in enumerate(self._strings(key, entry, raw.tobytes())):
+                out[i] = value
+            return out.reshape(entry.shape)
+        self._verify(key, entry, raw)
         np_dtype = _numeric_dtype(dtype, self._index.header.endianness)
         if raw.ctypes.data % np_dtype.itemsize:
             array = raw.copy().view(np_dtype)  # misaligned: one aligned copy
@@ -283,6 +327,8 @@ class TFCheckpoint(Checkpoint):
         return array.astype(dtype.numpy) if np_dtype != dtype.numpy else array
 
     def _assemble(self, full_key: bytes, entry: BundleEntry, dtype: DType) -> np.ndarray:
+        import numpy as np
+
         out = np.empty(entry.shape, dtype.numpy)
         for extents in entry.slices:
             key = slice_key(full_key, extents)
