@@ -12,12 +12,14 @@ import numpy as np
 import pytest
 
 from ckptkit.converters.compare import forward_tolerance
+from ckptkit.converters.convert import convert_checkpoint
 from ckptkit.converters.hub_forward import pegasus as engine
+from ckptkit.converters.hub_forward.ops import Unsupported
 from ckptkit.converters.reference import fixed_inputs
 from ckptkit.converters.reference_pegasus import encoder_decoder_inputs
-from ckptkit.converters.verify import _hf_outputs
-from ckptkit.errors import UsageError
+from ckptkit.converters.verify import _hf_outputs, verify_conversion
 from support.hub_models import engine_outputs, hub_getter, random_hub_folder
+from support.pegasus import pegasus_config, pegasus_tf_variables, save_pegasus_checkpoint, write_flags
 
 _SIZES = dict(model_type="bigbird_pegasus", vocab_size=64, d_model=16, encoder_layers=2, decoder_layers=2,
               encoder_attention_heads=2, decoder_attention_heads=2, encoder_ffn_dim=24, decoder_ffn_dim=24,
@@ -87,22 +89,40 @@ def test_final_logits_bias_is_added_and_the_shared_table_read_in_stored_rows(tmp
     assert "model.shared.weight" not in seen
 
 
-def test_block_sparse_attention_beyond_the_fallback_is_refused_in_one_line(tmp_path):
-    config = {**_SIZES, "attention_type": "block_sparse", "block_size": 2, "num_random_blocks": 0}
-    with pytest.raises(UsageError, match="16 tokens is more than the 10") as caught:
-        engine.pegasus_forward(lambda name: np.zeros(1), set(), config, GENERATE, _inputs(config))
-    assert "--engine transformers" in str(caught.value) and "\n" not in str(caught.value)
-
-
 @pytest.mark.parametrize("config, class_name, words", [
-    ({"activation_function": "mish"}, GENERATE, "activation_function 'mish'"),
-    ({}, "BigBirdPegasusForCausalLM", "does not run BigBirdPegasusForCausalLM"),
+    ({"attention_type": "block_sparse", "block_size": 2, "num_random_blocks": 0}, GENERATE,
+     r"block-sparse attention \(16 tokens > 10"),
+    ({"activation_function": "xielu"}, GENERATE, "activation_function 'xielu'"),
+    ({}, "BigBirdPegasusForCausalLM", "class BigBirdPegasusForCausalLM"),
 ])
-def test_what_the_engine_cannot_run_is_a_one_line_error(config, class_name, words):
-    with pytest.raises(UsageError, match=words):
+def test_what_the_engine_does_not_compute_is_named(config, class_name, words):
+    """verify falls back to transformers (or stops in one line) on Unsupported, naming what it says."""
+    with pytest.raises(Unsupported, match=words):
         engine.pegasus_forward(lambda name: np.zeros(1), set(), {**_SIZES, **config}, class_name, _inputs(_SIZES))
 
 
 def test_docstring_examples_run():
     result = doctest.testmod(engine)
     assert result.failed == 0 and result.attempted >= 1
+
+
+def test_verify_with_the_numpy_engine_agrees_with_the_official_math(tmp_path):
+    """End to end: a TF checkpoint (written by TensorFlow) converted, then verified without transformers'
+    model: the engine's outputs equal the reference over the TF variables, and a transposed (square) weight
+    shows in the engine's outputs too."""
+    from safetensors.numpy import load_file, save_file
+
+    config = pegasus_config(use_bias=True, num_decoder_layers=1)
+    save_pegasus_checkpoint(str(tmp_path / "tf" / "model.ckpt-300"), pegasus_tf_variables(config), optimizer=None)
+    write_flags(str(tmp_path / "tf" / "summarization.config"), config)
+    convert_checkpoint(str(tmp_path / "tf"), str(tmp_path / "hf"))
+    report = verify_conversion(str(tmp_path / "tf"), str(tmp_path / "hf"), tokenizer=False, engine="numpy")
+    assert report.passed and report.engine == "numpy", report.summary()
+    assert {r["output"] for r in report.outputs} == {"encoder_last_hidden_state", "last_hidden_state", "logits"}
+    assert "NumPy engine" in report.compared
+    weights = load_file(str(tmp_path / "hf" / "model.safetensors"))
+    name = "model.encoder.layers.1.self_attn.self.value.weight"
+    weights[name] = weights[name].T.copy()
+    save_file(weights, str(tmp_path / "hf" / "model.safetensors"), metadata={"format": "pt"})
+    report = verify_conversion(str(tmp_path / "tf"), str(tmp_path / "hf"), tokenizer=False, engine="numpy")
+    assert report.engine == "numpy" and not any(r["ok"] for r in report.outputs)

@@ -8,7 +8,7 @@ and which this engine therefore follows:
   only what differs from them), ``hidden_act`` by transformers' names (``gelu`` is the erf form);
 - the embeddings' and every layer's output LayerNorm are built without ``eps`` (1e-5, ``nn.LayerNorm``'s
   default); the other norms use ``layer_norm_eps``; ``no_norm`` is ``x * weight + bias`` (NoNorm);
-- padded keys get float32's lowest value added to their scores (they drop out of the softmax);
+- padded keys get the dtype's lowest value added to their scores (they drop out of the softmax);
 - ``embedding_transformation`` runs when ``trigram_input`` or ``embedding_size != hidden_size``;
 - the MLM decoder is ``[word table; cls.predictions.dense.weight]`` (tied to the word table and
   ``cls.predictions.bias`` unless ``tie_word_embeddings`` is false and the folder has its own).
@@ -22,15 +22,16 @@ Example:
 
 from __future__ import annotations
 
-import math
 from typing import Callable, Mapping
 
 import numpy as np
 
-from ckptkit.converters.reference import ACTIVATIONS, Getter, embedding_rows, times_transposed
-from ckptkit.errors import UsageError
+from ckptkit.converters.hub_forward.ops import (Unsupported, activation, additive_mask, attention, embedding_rows,
+                                                layer_norm, linear, times_transposed)
 
-__all__ = ["mobilebert_forward", "MOBILEBERT_DEFAULTS", "HF_ACTIVATIONS"]
+__all__ = ["mobilebert_forward", "MOBILEBERT_DEFAULTS"]
+
+Getter = Callable[[str], np.ndarray]
 
 # MobileBertConfig's defaults (transformers 5) for the keys the forward reads
 MOBILEBERT_DEFAULTS: dict[str, object] = {
@@ -40,31 +41,12 @@ MOBILEBERT_DEFAULTS: dict[str, object] = {
     "key_query_shared_bottleneck": True, "num_feedforward_networks": 4, "normalization_type": "no_norm",
     "classifier_activation": True, "tie_word_embeddings": True,
 }
-# transformers' ACT2FN names -> the function
-HF_ACTIVATIONS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
-    "gelu": ACTIVATIONS["gelu_erf"], "gelu_new": ACTIVATIONS["gelu_tanh"],
-    "gelu_pytorch_tanh": ACTIVATIONS["gelu_tanh"], "gelu_fast": ACTIVATIONS["gelu_tanh"],
-    "quick_gelu": lambda x: x / (1.0 + np.exp(-1.702 * x)), "relu": ACTIVATIONS["relu"],
-    "relu6": lambda x: np.clip(x, 0.0, 6.0), "tanh": np.tanh, "linear": ACTIVATIONS["linear"],
-    "silu": ACTIVATIONS["swish"], "swish": ACTIVATIONS["swish"], "sigmoid": lambda x: 1.0 / (1.0 + np.exp(-x)),
-}
 _TORCH_LAYER_NORM_EPS = 1e-5
-_MASKED = float(np.finfo(np.float32).min)  # transformers' additive mask value for float32 models
 
 
 def _norm(x: np.ndarray, weight: np.ndarray, bias: np.ndarray, kind: str, eps: float) -> np.ndarray:
-    if kind == "no_norm":
-        return x * weight + bias
-    mean = x.mean(-1, keepdims=True)
-    var = ((x - mean) ** 2).mean(-1, keepdims=True)
-    return (x - mean) / np.sqrt(var + eps) * weight + bias
-
-
-def _activation(name: str) -> Callable[[np.ndarray], np.ndarray]:
-    if name not in HF_ACTIVATIONS:
-        raise UsageError(f"the numpy engine does not know hidden_act {name!r}",
-                         hint="verify with --engine transformers")
-    return HF_ACTIVATIONS[name]
+    """``no_norm`` (NoNorm: ``x * weight + bias``) or ``layer_norm``."""
+    return x * weight + bias if kind == "no_norm" else layer_norm(x, weight, bias, eps)
 
 
 class _Model:
@@ -74,16 +56,21 @@ class _Model:
         self.get, self.names = get, names
         self.c = c = {**MOBILEBERT_DEFAULTS, **config}
         self.base = "mobilebert." if "mobilebert.embeddings.word_embeddings.weight" in names else ""
-        self.act = _activation(str(c["hidden_act"]))
+        self.act = activation(c["hidden_act"])
         self.kind = str(c["normalization_type"])
+        if self.kind not in ("no_norm", "layer_norm"):
+            raise Unsupported(f"normalization_type {self.kind!r}")
         self.eps = float(c["layer_norm_eps"])
-        self.true_hidden = int(c["intra_bottleneck_size"] if c["use_bottleneck"] else c["hidden_size"])
+        plain_bottleneck = c["use_bottleneck"] and not (c["use_bottleneck_attention"]
+                                                        or c["key_query_shared_bottleneck"])
+        if plain_bottleneck and int(c["intra_bottleneck_size"]) != int(c["hidden_size"]):
+            raise Unsupported("use_bottleneck without a shared bottleneck and intra_bottleneck_size != hidden_size "
+                              "(transformers' query layer cannot take the hidden states either)")
 
     def linear(self, x: np.ndarray, name: str) -> np.ndarray:
         """``nn.Linear`` ``name``: weight ``[out, in]``, the bias when the folder has one."""
-        weight = self.get(f"{name}.weight")
-        y = (x.reshape(-1, x.shape[-1]) @ weight.T).reshape(*x.shape[:-1], weight.shape[0])
-        return y + self.get(f"{name}.bias") if f"{name}.bias" in self.names else y
+        bias = f"{name}.bias"
+        return linear(x, self.get(f"{name}.weight"), self.get(bias) if bias in self.names else None)
 
     def norm(self, x: np.ndarray, name: str, eps: float | None = None, kind: str | None = None) -> np.ndarray:
         return _norm(x, self.get(f"{name}.weight"), self.get(f"{name}.bias"), kind or self.kind,
@@ -106,14 +93,8 @@ class _Model:
 
     def attention(self, q_in: np.ndarray, k_in: np.ndarray, v_in: np.ndarray, mask_add: np.ndarray,
                   p: str) -> np.ndarray:
-        heads = int(self.c["num_attention_heads"])
         q, k, v = (self.linear(t, f"{p}{n}") for t, n in ((q_in, "query"), (k_in, "key"), (v_in, "value")))
-        b, s, width = q.shape
-        split = lambda t: t.reshape(b, s, heads, width // heads).transpose(0, 2, 1, 3)
-        scores = split(q) @ split(k).transpose(0, 1, 3, 2) / math.sqrt(width // heads) + mask_add[:, None, None, :]
-        probs = np.exp(scores - scores.max(-1, keepdims=True))
-        probs /= probs.sum(-1, keepdims=True)
-        return (probs @ split(v)).transpose(0, 2, 1, 3).reshape(b, s, width)
+        return attention(q, k, v, mask_add, int(self.c["num_attention_heads"]))
 
     def bottleneck(self, x: np.ndarray, p: str) -> tuple[np.ndarray, ...]:
         """(query, key, value, residual) inputs of a layer's attention (MobileBertLayer + Bottleneck)."""
@@ -144,7 +125,7 @@ class _Model:
         x = self.embeddings(inputs)
         mask = inputs.get("attention_mask")
         mask = np.ones_like(inputs["input_ids"]) if mask is None else mask
-        mask_add = np.where(mask == 0, _MASKED, 0.0)
+        mask_add = additive_mask(mask)
         for i in range(int(self.c["num_hidden_layers"])):
             x = self.layer(x, mask_add, f"{self.base}encoder.layer.{i}.")
         return x
@@ -201,8 +182,7 @@ def mobilebert_forward(get: Getter, names: set[str], config: Mapping, class_name
         inputs: ``input_ids``, ``attention_mask``, ``token_type_ids`` ([batch, seq]).
     """
     if class_name not in _HEADS:
-        raise UsageError(f"the numpy engine does not run {class_name}",
-                         hint="one of " + ", ".join(_HEADS) + "; or verify with --engine transformers")
+        raise Unsupported(f"class {class_name} (the NumPy engine computes {', '.join(_HEADS)})")
     model = _Model(get, names, config)
     x = model.encode(inputs)
     return {"last_hidden_state": x, **_HEADS[class_name](model, x)}

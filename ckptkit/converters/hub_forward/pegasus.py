@@ -27,15 +27,16 @@ Example:
 from __future__ import annotations
 
 import math
-from typing import Mapping
+from typing import Callable, Mapping
 
 import numpy as np
 
-from ckptkit.converters.hub_forward.mobilebert import HF_ACTIVATIONS
-from ckptkit.converters.reference import Getter, embedding_rows, times_transposed
-from ckptkit.errors import UsageError
+from ckptkit.converters.hub_forward.ops import (ACTIVATIONS, Unsupported, activation, embedding_rows, layer_norm,
+                                                linear, times_transposed)
 
 __all__ = ["pegasus_forward", "PEGASUS_DEFAULTS"]
+
+Getter = Callable[[str], np.ndarray]
 
 # BigBirdPegasusConfig's defaults (transformers 5) for the keys the forward reads
 PEGASUS_DEFAULTS: dict[str, object] = {
@@ -60,10 +61,9 @@ class _Model:
         self.get, self.names = get, names
         self.c = c = {**PEGASUS_DEFAULTS, **config}
         self.base = "model." if any(n.startswith("model.encoder.") for n in names) else ""
-        if str(c["activation_function"]) not in HF_ACTIVATIONS:
-            raise UsageError(f"the numpy engine does not know activation_function {c['activation_function']!r}",
-                             hint="verify with --engine transformers")
-        self.act = HF_ACTIVATIONS[str(c["activation_function"])]
+        if c["activation_function"] not in ACTIVATIONS:
+            raise Unsupported(f"activation_function {c['activation_function']!r}")
+        self.act = activation(c["activation_function"])
         self.scale = math.sqrt(int(c["d_model"])) if c["scale_embedding"] else 1.0
 
     def tied(self, own: str, source: str) -> str:
@@ -73,14 +73,11 @@ class _Model:
         return own if own in self.names else source
 
     def linear(self, x: np.ndarray, name: str) -> np.ndarray:
-        weight = self.get(f"{name}.weight")
-        y = (x.reshape(-1, x.shape[-1]) @ weight.T).reshape(*x.shape[:-1], weight.shape[0])
-        return y + self.get(f"{name}.bias") if f"{name}.bias" in self.names else y
+        bias = f"{name}.bias"
+        return linear(x, self.get(f"{name}.weight"), self.get(bias) if bias in self.names else None)
 
     def norm(self, x: np.ndarray, name: str) -> np.ndarray:
-        mean = x.mean(-1, keepdims=True)
-        var = ((x - mean) ** 2).mean(-1, keepdims=True)
-        return (x - mean) / np.sqrt(var + _EPS) * self.get(f"{name}.weight") + self.get(f"{name}.bias")
+        return layer_norm(x, self.get(f"{name}.weight"), self.get(f"{name}.bias"), _EPS)
 
     def attention(self, x: np.ndarray, memory: np.ndarray, mask_add: np.ndarray, heads: int,
                   projections: tuple[str, str, str, str]) -> np.ndarray:
@@ -107,9 +104,8 @@ class _Model:
         """transformers runs full attention up to (5 + 2 * num_random_blocks) * block_size tokens."""
         full_up_to = (5 + 2 * int(self.c["num_random_blocks"])) * int(self.c["block_size"])
         if self.c["attention_type"] == "block_sparse" and length > full_up_to:
-            raise UsageError(f"the numpy engine runs BigBird-Pegasus' full attention only: {length} tokens is more "
-                             f"than the {full_up_to} below which transformers falls back to it",
-                             hint="verify with --engine transformers")
+            raise Unsupported(f"block-sparse attention ({length} tokens > {full_up_to}, below which transformers "
+                              "runs full attention)")
 
     def encode(self, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
         self.check_attention(ids.shape[1])
@@ -157,8 +153,7 @@ def pegasus_forward(get: Getter, names: set[str], config: Mapping, class_name: s
         inputs: ``input_ids``, ``attention_mask`` ([batch, seq]) and ``decoder_input_ids`` ([batch, target]).
     """
     if class_name not in _CLASSES:
-        raise UsageError(f"the numpy engine does not run {class_name}",
-                         hint="one of " + ", ".join(_CLASSES) + "; or verify with --engine transformers")
+        raise Unsupported(f"class {class_name} (the NumPy engine computes {', '.join(_CLASSES)})")
     model = _Model(get, names, config)
     mask = inputs["attention_mask"]
     encoder = model.encode(inputs["input_ids"], mask)
