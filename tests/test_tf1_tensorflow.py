@@ -6,6 +6,7 @@ TensorFlow writes checkpoints of every kind once per session; we read them and c
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -161,6 +162,28 @@ def test_tf2_names_follow_the_object_graph(tf_checkpoints):
         assert len(weights) == 4 and all(n.startswith("model/") for n in weights)
         assert ckpt[weights[0]].key.startswith("optimizer/_trainable_variables/")
         assert all(t.role == "optimizer" for t in ckpt.values() if t.key.startswith("optimizer/_variables/"))
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_inspect_matches_tensorflow_without_numpy(tf, tf_checkpoints, kind):
+    """``inspect --json`` of every kind TensorFlow wrote (TF2 object graphs, shards, partitions, strings) imports
+    neither NumPy nor ml_dtypes, lists every key with TensorFlow's dtype and shape, and the step TensorFlow saved."""
+    from ckptkit.converters.formats.tf1.reader import _COUNTER_NAMES
+    from test_startup import run_cli_output
+
+    prefix = tf_checkpoints[kind]
+    code, modules, out, err = run_cli_output("inspect", prefix, "--json")
+    assert code == 0, err
+    assert sorted(m for m in modules if m.split(".")[0] in ("numpy", "ml_dtypes")) == []
+    reference = tf.train.load_checkpoint(prefix)
+    shapes, dtypes = reference.get_variable_to_shape_map(), reference.get_variable_to_dtype_map()
+    with open_tf_checkpoint(prefix) as ckpt:
+        keys = {name: tensor.key for name, tensor in ckpt.items()}
+    doc = json.loads(out)
+    assert {keys[t["name"]]: (t["dtype"], t["shape"]) for t in doc["tensors"]} == \
+        {k: ("object" if dtypes[k] == tf.string else dtypes[k].name, shapes[k]) for k in shapes}
+    counter = next((keys[n] for n in _COUNTER_NAMES if n in keys), None)
+    assert doc["global_step"] == (None if counter is None else int(reference.get_tensor(counter)))
 
 
 @pytest.mark.parametrize("kind", KINDS)
