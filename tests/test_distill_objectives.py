@@ -120,16 +120,6 @@ def test_whole_word_mask_trains_from_the_cli(distill_world, tmp_path, capsys):
     assert json.loads(capsys.readouterr().out)["steps"] == 2
 
 
-def test_whole_word_mask_refuses_a_teacher_cache(distill_world, tmp_path, capsys):
-    """The cache holds teacher outputs for token-level masks: reading it under whole-word masks would be wrong."""
-    with pytest.raises(SystemExit) as refused:
-        main(["distill", "train", "--student", str(distill_world["student"]), "--train-file",
-              str(distill_world["train"]), "--output-dir", str(tmp_path / "c"), "--whole-word-mask", "--cache-teacher",
-              "--max-steps", "2", "--use-cpu", "-q"])
-    err = capsys.readouterr().err.strip()
-    assert refused.value.code == 2 and err.count("\n") == 0 and "--whole-word-mask cannot read a teacher cache" in err
-
-
 def test_non_increasing_layers_warn(tmp_path, capsys):
     main(["distill", "init", REPO_EXAMPLE, str(tmp_path / "r"), "--layers", "1,0"])
     err = capsys.readouterr().err

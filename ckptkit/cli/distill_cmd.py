@@ -108,7 +108,8 @@ def _training_options(func: Callable) -> Callable:
 @click.option("--mlm-smoothing", type=float, default=0.0, show_default=True,
               help="Mask rare tokens more: weight = count**-s (DistilBERT used 0.7).")
 @click.option("--whole-word-mask", is_flag=True,
-              help="Mask all pieces of a word together (WordPiece ##, SentencePiece \u2581 as KoBERT's).")
+              help="Mask all pieces of a word together (WordPiece ##, SentencePiece \u2581 as KoBERT's); "
+                   "a --teacher-cache must be built with it too.")
 @click.option("--text-column", default="text", show_default=True, help="Column of a datasets folder.")
 @click.option("--preprocessing-num-workers", type=int, help="Processes for tokenizing (datasets.map).")
 @click.option("--cache-teacher", is_flag=True, help="Compute teacher outputs once (fixed masking) and reuse them.")

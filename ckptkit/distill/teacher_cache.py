@@ -94,9 +94,39 @@ def key_differences(stored: Mapping[str, Any], wanted: Mapping[str, Any]) -> lis
             if stored.get(n) != wanted.get(n)]
 
 
+# the collator class of whole-word masking, as ``masking_settings`` names it in a key
+WHOLE_WORD_MASKING = "WholeWordMaskingCollator"
+# per scheme of the cache: (what the cache was built with, what this run does, what to do)
+_SCHEME_MISMATCH = {
+    True: ("with whole-word masking (--whole-word-mask)", "this run masks single tokens",
+           "pass --whole-word-mask to use this cache, or build one without it with `ckptkit distill cache` into "
+           "another --out (--overwrite rebuilds this one)"),
+    False: ("without whole-word masking", "this run uses --whole-word-mask",
+            "drop --whole-word-mask to use this cache, or build one with `ckptkit distill cache --whole-word-mask` "
+            "(same data, --seed and masking options) into another --out (--overwrite rebuilds this one)"),
+}
+
+
+def _masking_mismatch(directory: str | Path, stored: Mapping[str, Any], wanted: Mapping[str, Any]) -> UsageError | None:
+    """The one-line refusal of a cache built with the other masking scheme (whole words / single tokens)."""
+    cached = stored.get("masking") == WHOLE_WORD_MASKING
+    if cached == (wanted.get("masking") == WHOLE_WORD_MASKING):
+        return None
+    built, now, hint = _SCHEME_MISMATCH[cached]
+    others = [d for d in key_differences(stored, wanted) if not d.startswith(("masking:", "word_starts:"))]
+    also = f"; other settings differ too: {'; '.join(others[:3])}{'; ...' if len(others) > 3 else ''}" if others else ""
+    return UsageError(f"teacher cache was built {built} and {now}{also}", path=directory, hint=hint)
+
+
 def check_key(directory: str | Path, meta: Mapping[str, Any], key: Mapping[str, Any]) -> None:
     """Refuse (one line) a cache built for another teacher, data, tokenization or masking."""
-    differences = key_differences(meta.get("key", {}), key)
+    stored = meta.get("key", {})
+    scheme = _masking_mismatch(directory, stored, key)
+    if scheme is not None:
+        raise scheme
+    differences = key_differences(stored, key)
+    if any(d.startswith("tokenizer:") for d in differences):   # word starts follow from the tokenizer
+        differences = [d for d in differences if not d.startswith("word_starts:")]
     if differences:
         raise UsageError(f"teacher cache was built for other settings ({'; '.join(differences[:3])}"
                          f"{f'; {len(differences) - 3} more' if len(differences) > 3 else ''})", path=directory,

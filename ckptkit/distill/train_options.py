@@ -141,7 +141,8 @@ class TrainOptions:
             (default: :func:`default_mse_map` of ``student.json``'s layers, which agrees with the cosines).
         cos_layer_map: ``"2:11"``: (student, teacher) layer pairs of the cosine terms (cos,
             pooled_cos); default: the last layer of each, as DistilBERT.
-        whole_word_mask: mask every piece of a chosen word together (WordPiece ``##``, SentencePiece ``▁``).
+        whole_word_mask: mask every piece of a chosen word together (WordPiece ``##``, SentencePiece ``▁``);
+            a teacher cache must have been built with it (``distill cache --whole-word-mask``), else it is refused.
         cache_teacher: compute teacher outputs once (fixed masking) into ``output_dir/teacher-cache``, reuse them.
         teacher_cache: a teacher cache folder (``ckptkit distill cache``) to read, built or finished first if needed.
         streaming: stream the training files (text/jsonl/parquet; needs ``max_steps``); implied by a cache.
@@ -200,8 +201,5 @@ class TrainOptions:
             _check_baseline(self)
         if self.ce_on not in CE_ON:
             raise UsageError(f"--ce-on must be 'masked' or 'all', got {self.ce_on!r}")
-        if (self.cache_teacher or self.teacher_cache) and self.whole_word_mask:
-            raise UsageError("--whole-word-mask cannot read a teacher cache: the cache holds the teacher's outputs for "
-                             "token-level masking", hint="drop --cache-teacher/--teacher-cache or --whole-word-mask")
         if (self.cache_teacher or self.teacher_cache) and self.weights.attn > 0:
             raise UsageError("--cache-teacher does not store attentions: use --alpha-attn 0 or drop --cache-teacher")
