@@ -92,10 +92,16 @@ def test_a_wrong_config_value_shows_as_a_difference(tmp_path):
     assert np.max(np.abs(wrong["last_hidden_state"] - expected["last_hidden_state"])) > 1e-2
 
 
-def test_the_word_table_is_read_in_stored_rows_only(tmp_path):
-    """The big table goes through ``get.stored`` (rows, chunks), never whole through ``get`` in float64."""
+def test_the_big_matrices_are_read_in_stored_chunks_only(tmp_path, monkeypatch):
+    """The word table and the MLM head's extra [hidden - embedding, vocab] weights go through ``get.stored`` in
+    chunks (7 rows / columns here), never whole through ``get`` in float64; the logits are unchanged."""
+    from ckptkit.converters import reference
+
+    monkeypatch.setattr(reference, "_ROWS_PER_CHUNK", 7)
+    monkeypatch.setattr(engine, "_COLUMNS_PER_CHUNK", 7)
     config = {**_SIZES}
     folder = random_hub_folder("MobileBertForPreTraining", config, str(tmp_path / "m"))
+    inputs = _inputs(config)
     with hub_getter(folder) as (get, names, saved):
         seen = []
 
@@ -104,8 +110,10 @@ def test_the_word_table_is_read_in_stored_rows_only(tmp_path):
             return get(name)
 
         watching.stored = get.stored
-        out = engine.mobilebert_forward(watching, names, saved, "MobileBertForPreTraining", _inputs(config))
-    assert "mlm_logits" in out and "mobilebert.embeddings.word_embeddings.weight" not in seen
+        out = engine.mobilebert_forward(watching, names, saved, "MobileBertForPreTraining", inputs)
+    assert not {"mobilebert.embeddings.word_embeddings.weight", "cls.predictions.dense.weight"} & set(seen)
+    expected = _hf_outputs(folder, "MobileBertForPreTraining", inputs)["mlm_logits"]
+    assert np.max(np.abs(out["mlm_logits"] - expected)) <= forward_tolerance(expected)
 
 
 @pytest.mark.parametrize("config, class_name, words", [

@@ -68,7 +68,11 @@ def test_layer_norms_use_torchs_epsilon_whatever_the_config_says(tmp_path):
         assert np.max(np.abs(actual[key] - value)) <= forward_tolerance(actual[key]), key
 
 
-def test_final_logits_bias_is_added_and_the_shared_table_read_in_stored_rows(tmp_path):
+def test_final_logits_bias_is_added_and_the_shared_table_read_in_stored_rows(tmp_path, monkeypatch):
+    """The shared table goes through ``get.stored`` in chunks (7 rows here), never whole in float64."""
+    from ckptkit.converters import reference
+
+    monkeypatch.setattr(reference, "_ROWS_PER_CHUNK", 7)
     config = {**_SIZES}
     folder = random_hub_folder(GENERATE, config, str(tmp_path / "m"))
     inputs = _inputs(config)
@@ -87,6 +91,8 @@ def test_final_logits_bias_is_added_and_the_shared_table_read_in_stored_rows(tmp
     np.testing.assert_allclose(with_bias["logits"] - without["logits"], np.broadcast_to(bias, without["logits"].shape),
                                atol=1e-12)
     assert "model.shared.weight" not in seen
+    expected = _hf_outputs(folder, GENERATE, inputs)["logits"]
+    assert np.max(np.abs(with_bias["logits"] - expected)) <= forward_tolerance(expected)
 
 
 @pytest.mark.parametrize("config, class_name, words", [

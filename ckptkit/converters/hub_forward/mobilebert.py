@@ -49,6 +49,20 @@ def _norm(x: np.ndarray, weight: np.ndarray, bias: np.ndarray, kind: str, eps: f
     return x * weight + bias if kind == "no_norm" else layer_norm(x, weight, bias, eps)
 
 
+_COLUMNS_PER_CHUNK = 4096
+
+
+def _times_columns(get: Getter, name: str, x: np.ndarray) -> np.ndarray:
+    """``x @ get(name)`` for a ``[in, vocab]`` matrix, in float64 chunks of columns of the stored array when the
+    getter offers ``get.stored`` (the MLM head's extra ``[hidden - embedding, vocab]`` weights)."""
+    stored = getattr(get, "stored", None)
+    if stored is None:
+        return x @ get(name)
+    matrix = stored(name)
+    return np.concatenate([x @ matrix[:, i:i + _COLUMNS_PER_CHUNK].astype(np.float64)
+                           for i in range(0, matrix.shape[1], _COLUMNS_PER_CHUNK)], axis=-1)
+
+
 class _Model:
     """config.json (with MobileBertConfig's defaults) and the folder's weights under the base prefix."""
 
@@ -87,7 +101,7 @@ class _Model:
             x = self.linear(x, f"{e}embedding_transformation")
         types = inputs.get("token_type_ids")
         types = np.zeros_like(ids) if types is None else types
-        x = x + self.get(f"{e}position_embeddings.weight")[: ids.shape[1]][None]
+        x = x + embedding_rows(self.get, f"{e}position_embeddings.weight", np.arange(ids.shape[1]))[None]
         x = x + self.get(f"{e}token_type_embeddings.weight")[types]
         return self.norm(x, f"{e}LayerNorm", _TORCH_LAYER_NORM_EPS)
 
@@ -148,7 +162,7 @@ class _Model:
         width = int(self.c["embedding_size"])
         logits = times_transposed(self.get, table, t[..., :width])
         if "cls.predictions.dense.weight" in self.names:
-            logits = logits + t[..., width:] @ self.get("cls.predictions.dense.weight")
+            logits = logits + _times_columns(self.get, "cls.predictions.dense.weight", t[..., width:])
         return logits + self.get(self.tied("cls.predictions.decoder.bias", "cls.predictions.bias"))
 
 
