@@ -77,11 +77,11 @@ def world(request, tmp_path_factory) -> dict:
     return world
 
 
-def cache_cli(world, out: Path, *extra, piece_mb: str | None = "0.002") -> Path:
+def cache_cli(world, out: Path, *extra, piece_mb: str | None = "0.002", quiet: bool = True) -> Path:
     """`distill cache` in blocks of 16, as `distill train --per-device-train-batch-size 8` builds a cache."""
     main(["distill", "cache", str(world["teacher"]), str(world["train"]), "--out", str(out), "--max-seq-length",
-          str(SEQ), "--top-k", str(TOP_K), "--seed", "0", "--device", "cpu", "--batch-size", "16", "-q",
-          *(["--piece-mb", piece_mb] if piece_mb else []), *extra])
+          str(SEQ), "--top-k", str(TOP_K), "--seed", "0", "--device", "cpu", "--batch-size", "16",
+          *(["-q"] if quiet else []), *(["--piece-mb", piece_mb] if piece_mb else []), *extra])
     return out
 
 
@@ -253,6 +253,16 @@ def test_a_cache_of_the_other_masking_scheme_is_one_line_and_nothing_is_written(
                                               "masking and this run uses --whole-word-mask (")
     assert not any((tmp_path / f"run{i}").exists() for i in range(1, 5))
     assert before == {plain: tree(plain), wwm: tree(wwm)}      # nothing written, nothing half-written
+    # the cache command says which masking a cache holds (text and JSON)
+    cache_cli(world, wwm, "--whole-word-mask", quiet=False)
+    first = capsys.readouterr().out.splitlines()[0]
+    assert first.startswith(f"teacher cache {wwm}: ") and first.endswith(
+        " reused); whole-word masks (distill train --whole-word-mask reads it)"), first
+    cache_cli(world, plain, quiet=False)
+    assert "whole-word" not in capsys.readouterr().out
+    for cache, whole_words in ((wwm, True), (plain, False)):
+        cache_cli(world, cache, *(["--whole-word-mask"] if whole_words else []), "--json", quiet=False)
+        assert json.loads(capsys.readouterr().out)["whole_word_mask"] is whole_words
 
 
 @pytest.mark.parametrize("world", ["wordpiece"], indirect=True)

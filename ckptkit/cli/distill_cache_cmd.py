@@ -27,7 +27,7 @@ from ckptkit.cli.common import emit_json, info, json_option, quiet_option
 @click.option("--mlm-probability", type=float, default=0.15, show_default=True, help="As in distill train.")
 @click.option("--mlm-smoothing", type=float, default=0.0, show_default=True, help="As in distill train.")
 @click.option("--seed", type=int, default=42, show_default=True, help="Masking seed (= distill train --seed).")
-@click.option("--whole-word-mask", is_flag=True, help="As in distill train: mask whole words.")
+@click.option("--whole-word-mask", is_flag=True, help="As in distill train: mask whole words (train with --whole-word-mask).")
 @click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True, help="Blocks per forward.")
 @click.option("--dtype", "value_dtype", type=click.Choice(["float16", "float32"]), default="float16",
               show_default=True, help="Storage of log-probs and hidden states.")
@@ -72,7 +72,8 @@ def format_cache_report(report: dict) -> str:
             if report["break_even_epochs"] is not None else "does not pay (reading is not faster than the teacher)")
     return "\n".join([
         f"teacher cache {report['cache_dir']}: {report['examples']:,} blocks, {report['tokens']:,} tokens in "
-        f"{report['pieces']} pieces ({report['pieces_built']} built now, {report['pieces_reused']} reused)",
+        f"{report['pieces']} pieces ({report['pieces_built']} built now, {report['pieces_reused']} reused)"
+        + ("; whole-word masks (distill train --whole-word-mask reads it)" if report.get("whole_word_mask") else ""),
         f"stored per token: {stored}, {hidden} in {report['value_dtype']}: {report['bytes_per_token']:g} bytes/token, "
         f"{report['bytes'] / 2**20:.1f} MiB",
         f"build {report['build_s']:g} s (teacher forward {report['teacher_forward_s']:g} s); reading an epoch "

@@ -155,7 +155,7 @@ def cache_teacher_outputs(teacher: str | os.PathLike, data: Sequence[str | os.Pa
 
 
 def _report(directory: Path, corpus, stats, *, max_seq_length: int) -> dict[str, Any]:
-    from ckptkit.distill.teacher_cache import read_meta
+    from ckptkit.distill.teacher_cache import WHOLE_WORD_MASKING, read_meta
 
     meta = read_meta(directory)
     read_s = _read_estimate(directory, corpus, examples=meta["examples"], seq_len=max_seq_length)
@@ -163,6 +163,7 @@ def _report(directory: Path, corpus, stats, *, max_seq_length: int) -> dict[str,
     return {"cache_dir": str(directory), "complete": bool(meta["complete"]), "pieces": meta["pieces"],
             "pieces_built": stats.pieces_built, "pieces_reused": stats.pieces_reused, "examples": meta["examples"],
             "tokens": meta["tokens"], "bytes": meta["bytes"], "bytes_per_token": meta["bytes_per_token"],
+            "whole_word_mask": meta["key"].get("masking") == WHOLE_WORD_MASKING,
             "top_k": meta["top_k"], "temperature": meta["temperature"], "hidden_states": meta["hidden"],
             "value_dtype": meta["value_dtype"], "build_s": meta["build_s"], "teacher_forward_s": meta["teacher_s"],
             "build_s_this_run": round(stats.build_s, 3), "read_s_per_epoch": round(read_s, 3),
