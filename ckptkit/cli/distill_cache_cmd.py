@@ -27,7 +27,8 @@ from ckptkit.cli.common import emit_json, info, json_option, quiet_option
 @click.option("--mlm-probability", type=float, default=0.15, show_default=True, help="As in distill train.")
 @click.option("--mlm-smoothing", type=float, default=0.0, show_default=True, help="As in distill train.")
 @click.option("--seed", type=int, default=42, show_default=True, help="Masking seed (= distill train --seed).")
-@click.option("--whole-word-mask", is_flag=True, help="As in distill train: mask whole words (train with --whole-word-mask).")
+@click.option("--whole-word-mask", is_flag=True,
+              help="As in distill train: mask whole words (train with --whole-word-mask).")
 @click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True, help="Blocks per forward.")
 @click.option("--dtype", "value_dtype", type=click.Choice(["float16", "float32"]), default="float16",
               show_default=True, help="Storage of log-probs and hidden states.")
