@@ -116,6 +116,29 @@ def test_the_big_matrices_are_read_in_stored_chunks_only(tmp_path, monkeypatch):
     assert np.max(np.abs(out["mlm_logits"] - expected)) <= forward_tolerance(expected)
 
 
+def test_the_tf_reference_reads_the_big_tables_in_chunks_too(monkeypatch):
+    """verify's other side (the official math over the TF variables): the word table and extra_output_weights
+    through ``get.stored`` in row chunks, the MLM logits as with whole float64 tables."""
+    from ckptkit.converters import reference
+    from ckptkit.converters.reference_mobilebert import mobilebert_reference_forward
+
+    config = mobilebert_config()
+    variables = mobilebert_tf_variables(config)
+    inputs = fixed_inputs(vocab_size=config["vocab_size"], max_positions=32, type_vocab_size=2)
+    whole = mobilebert_reference_forward(lambda n: variables[n].astype(np.float64), set(variables), config, inputs)
+    monkeypatch.setattr(reference, "_ROWS_PER_CHUNK", 7)
+    seen = []
+
+    def get(name):
+        seen.append(name)
+        return variables[name].astype(np.float64)
+
+    get.stored = variables.__getitem__
+    chunked = mobilebert_reference_forward(get, set(variables), config, inputs)
+    assert not {"bert/embeddings/word_embeddings", "cls/predictions/extra_output_weights"} & set(seen)
+    np.testing.assert_allclose(chunked["mlm_logits"], whole["mlm_logits"], rtol=1e-12, atol=1e-12)
+
+
 @pytest.mark.parametrize("config, class_name, words", [
     ({"hidden_act": "xielu"}, "MobileBertModel", "hidden_act 'xielu'"),
     ({"normalization_type": "rms_norm"}, "MobileBertModel", "normalization_type 'rms_norm'"),

@@ -20,7 +20,7 @@ from typing import Callable, Mapping
 
 import numpy as np
 
-from ckptkit.converters.reference import ACTIVATIONS, Getter, dense, layer_norm
+from ckptkit.converters.reference import ACTIVATIONS, Getter, dense, embedding_rows, layer_norm, times_transposed
 
 __all__ = ["mobilebert_reference_forward", "MOBILEBERT_ACTIVATIONS"]
 
@@ -56,7 +56,7 @@ class _Model:
     def embeddings(self, inputs: Mapping[str, np.ndarray]) -> np.ndarray:
         ids, types = inputs["input_ids"], inputs["token_type_ids"]
         e = "bert/embeddings/"
-        x = self.get(f"{e}word_embeddings")[ids]
+        x = embedding_rows(self.get, f"{e}word_embeddings", ids)
         if self.c["trigram_input"]:
             pad = np.zeros_like(x[:, :1])
             x = np.concatenate([np.concatenate([x[:, 1:], pad], 1), x, np.concatenate([pad, x[:, :-1]], 1)], 2)
@@ -97,6 +97,9 @@ class _Model:
             out = self.norm(self.dense(out, f"{p}output/bottleneck/dense") + x, f"{p}output/bottleneck")
         return out
 
+    def embedding_size(self) -> int:
+        return int(self.c.get("embedding_size") or self.c["hidden_size"])
+
     def heads(self, x: np.ndarray, out: dict) -> None:
         names, get = self.names, self.get
         pooled = x[:, 0]
@@ -106,10 +109,12 @@ class _Model:
             t = self.act(self.dense(x, "cls/predictions/transform/dense"))
             t = layer_norm(t, get("cls/predictions/transform/LayerNorm/gamma"),
                            get("cls/predictions/transform/LayerNorm/beta"))
-            table = get("bert/embeddings/word_embeddings")
+            # the decoder [word table, extra_output_weights] (concatenated along the hidden axis), in row chunks
+            words = times_transposed(get, "bert/embeddings/word_embeddings", t[..., :self.embedding_size()])
             if "cls/predictions/extra_output_weights" in names:
-                table = np.concatenate([table, get("cls/predictions/extra_output_weights")], 1)
-            out["mlm_logits"] = t @ table.T + get("cls/predictions/output_bias")
+                words = words + times_transposed(get, "cls/predictions/extra_output_weights",
+                                                 t[..., self.embedding_size():])
+            out["mlm_logits"] = words + get("cls/predictions/output_bias")
         for head, key in (("cls/seq_relationship/", "nsp_logits"), ("", "logits")):
             if f"{head}output_weights" in names:
                 out[key] = pooled @ get(f"{head}output_weights").T + get(f"{head}output_bias")
