@@ -5,12 +5,13 @@ after the real CLI ran in a fresh process, against what was written."""
 from __future__ import annotations
 
 import json
-import os
+import re
 
 import ml_dtypes
 import numpy as np
 import pytest
 
+from ckptkit.converters.families import DETECTION, FAMILIES, get_family
 from ckptkit.converters.formats.tf1 import TFCheckpointWriter, open_tf_checkpoint
 from test_startup import run_cli_output
 
@@ -79,3 +80,25 @@ def test_a_damaged_global_step_fails_its_crc_without_numpy(tmp_path):
     assert code == 2 and out == "" and numeric(modules) == []
     assert err.startswith("ckptkit: error: ") and err.count("\n") == 1
     assert "CRC mismatch in tensor 'global_step'" in err and data in err
+
+
+def test_inspect_imports_no_family_module(tmp_path):
+    """The family is detected from the registry's DETECTION rows: none of the family modules (tables, plans,
+    config schemas) is imported to list a checkpoint."""
+    bert_checkpoint(tmp_path / "m", num_shards=1)
+    code, modules, out, err = run_cli_output("inspect", tmp_path / "m")
+    assert code == 0 and "Family: bert" in out, err
+    assert sorted(m for m in modules if m.startswith("ckptkit.converters.families.")) == []  # before: 14
+    assert "ckptkit.converters.plan" not in modules
+
+
+def test_the_detection_rows_are_the_families_own():
+    """DETECTION repeats each family's model_types and signature so that detecting imports no family module:
+    every registered family has its row, equal to what its FAMILY says (update the row with the family)."""
+    assert list(DETECTION) == list(FAMILIES)
+    for name in FAMILIES:
+        family = get_family(name)
+        model_types, pattern = DETECTION[name]
+        assert model_types == family.model_types, name
+        assert pattern == (family.signature.pattern if family.signature is not None else None), name
+        assert family.signature is None or re.compile(pattern).flags == family.signature.flags, name
