@@ -95,6 +95,31 @@ def test_final_logits_bias_is_added_and_the_shared_table_read_in_stored_rows(tmp
     assert np.max(np.abs(with_bias["logits"] - expected)) <= forward_tolerance(expected)
 
 
+def test_the_tf_reference_reads_the_word_table_in_chunks_too(monkeypatch):
+    """verify's other side (the official math over the TF variables): the word table through ``get.stored`` in
+    row chunks, the logits as with the whole float64 table."""
+    from ckptkit.converters import reference
+    from ckptkit.converters.reference_pegasus import pegasus_reference_forward
+
+    config = pegasus_config()
+    variables = pegasus_tf_variables(config)
+    inputs = encoder_decoder_inputs(fixed_inputs(vocab_size=64, max_positions=40, type_vocab_size=1),
+                                    {"vocab_size": 64, "is_encoder_decoder": True})
+    whole = pegasus_reference_forward(lambda n: variables[n].astype(np.float64), set(variables), config, inputs)
+    monkeypatch.setattr(reference, "_ROWS_PER_CHUNK", 7)
+    seen = []
+
+    def get(name):
+        seen.append(name)
+        return variables[name].astype(np.float64)
+
+    get.stored = variables.__getitem__
+    chunked = pegasus_reference_forward(get, set(variables), config, inputs)
+    assert not {"pegasus/embeddings/word_embeddings", "pegasus/embeddings/position_embeddings"} & set(seen)
+    for key, value in whole.items():
+        np.testing.assert_allclose(chunked[key], value, rtol=1e-12, atol=1e-12)
+
+
 @pytest.mark.parametrize("config, class_name, words", [
     ({"attention_type": "block_sparse", "block_size": 2, "num_random_blocks": 0}, GENERATE,
      r"block-sparse attention \(16 tokens > 10"),

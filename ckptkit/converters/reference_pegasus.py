@@ -31,7 +31,8 @@ from typing import Mapping
 
 import numpy as np
 
-from ckptkit.converters.reference import ACTIVATIONS, GOOGLE_ACTIVATIONS, Getter, dense, layer_norm
+from ckptkit.converters.reference import (ACTIVATIONS, GOOGLE_ACTIVATIONS, Getter, dense, embedding_rows, layer_norm,
+                                          times_transposed)
 
 __all__ = ["pegasus_reference_forward", "encoder_decoder_inputs", "encoder_decoder_outputs", "DECODER_LENGTH",
            "DECODER_START"]
@@ -113,9 +114,11 @@ class _Model:
                               p + "output/dense")
 
     def embed(self, ids: np.ndarray, rescale: bool) -> np.ndarray:
-        words = self.get(f"{self.scope}/embeddings/word_embeddings")
-        x = words[ids] * (math.sqrt(words.shape[1]) if rescale else 1.0)
-        return x + self.get(f"{self.scope}/embeddings/position_embeddings")[: ids.shape[1]][None]
+        """Rows of the word and position tables (only those rows converted to float64)."""
+        words = embedding_rows(self.get, f"{self.scope}/embeddings/word_embeddings", ids)
+        x = words * (math.sqrt(words.shape[-1]) if rescale else 1.0)
+        return x + embedding_rows(self.get, f"{self.scope}/embeddings/position_embeddings",
+                                  np.arange(ids.shape[1]))[None]
 
 
 def _layers(names: set[str], scope: str, stack: str) -> int:
@@ -156,5 +159,5 @@ def pegasus_reference_forward(get: Getter, names: set[str], config: Mapping, inp
                             p + "attention/encdec_output")
         y = m.ffn(y, p)
     decoder = m.norm(y, f"{m.scope}/decoder")
-    logits = decoder @ get(f"{m.scope}/embeddings/word_embeddings").T
+    logits = times_transposed(get, f"{m.scope}/embeddings/word_embeddings", decoder)
     return {"encoder_last_hidden_state": encoder * mask[..., None], "last_hidden_state": decoder, "logits": logits}
