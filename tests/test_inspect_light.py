@@ -102,3 +102,39 @@ def test_the_detection_rows_are_the_families_own():
         assert model_types == family.model_types, name
         assert pattern == (family.signature.pattern if family.signature is not None else None), name
         assert family.signature is None or re.compile(pattern).flags == family.signature.flags, name
+
+
+def _write_weights(kind: str, root) -> str:
+    """BERT-like weights (bf16 among them) and a global_step as a safetensors file, a .bin or a hub folder."""
+    from ckptkit.converters.formats.safetensors_io import save_safetensors
+    from ckptkit.converters.formats.torch_bin import save_torch_bin
+
+    tensors = {"bert.embeddings.word_embeddings.weight": np.ones((6, 4), np.float32),
+               "bert.encoder.layer.0.output.dense.weight": np.ones((4, 4), ml_dtypes.bfloat16),
+               "global_step": np.asarray(np.int64(-20000 if kind == "pytorch" else 20000))}
+    if kind == "pytorch":
+        import torch
+
+        save_torch_bin(str(root / "pytorch_model.bin"), tensors)
+        assert torch.load(root / "pytorch_model.bin")["global_step"].shape == ()  # was [1] before the 0-d fix
+        return str(root / "pytorch_model.bin")
+    save_safetensors(str(root / "model.safetensors"), tensors)
+    if kind == "hub":
+        (root / "config.json").write_text(json.dumps({"model_type": "electra"}))
+        return str(root)
+    return str(root / "model.safetensors")
+
+
+@pytest.mark.parametrize("kind,family", [("safetensors", "bert"), ("pytorch", "bert"), ("hub", "electra")])
+def test_inspect_of_safetensors_bin_and_hub_folders_imports_no_numpy(tmp_path, kind, family):
+    """Their headers, the zip's pickle and config.json are read without NumPy; so is the global step, from its
+    stored little-endian bytes."""
+    path = _write_weights(kind, tmp_path)
+    code, modules, out, err = run_cli_output("inspect", path, "--json")
+    assert code == 0, err
+    assert numeric(modules) == []  # before #18 item 4: numpy and ml_dtypes
+    doc = json.loads(out)
+    assert doc["global_step"] == (-20000 if kind == "pytorch" else 20000) and doc["family"] == family
+    assert {t["name"]: (t["dtype"], t["shape"]) for t in doc["tensors"]} == {
+        "bert.embeddings.word_embeddings.weight": ("float32", [6, 4]),
+        "bert.encoder.layer.0.output.dense.weight": ("bfloat16", [4, 4]), "global_step": ("int64", [])}

@@ -20,7 +20,7 @@ from ckptkit.errors import CorruptCheckpointError
 if TYPE_CHECKING:
     import numpy as np
 
-__all__ = ["release_pages", "dont_need", "read_exact", "read_small", "numpy_shape_problem", "BYTE_SOURCES",
+__all__ = ["release_pages", "dont_need", "read_exact", "read_bytes", "numpy_shape_problem", "BYTE_SOURCES",
            "prefetch"]
 
 # absolute local path -> an object whose ensure(offset, nbytes) makes those bytes present before they are
@@ -165,22 +165,25 @@ def read_exact(fd: int, offset: int, nbytes: int, *, path: str, hint: str | None
     return out
 
 
-def read_small(fd: int, offset: int, nbytes: int, *, path: str, hint: str | None = None) -> bytes:
-    """A few bytes (a counter's value) as ``bytes``, without NumPy; a remote mirror's bytes go through
-    :func:`read_exact`, which makes them present first.
+def read_bytes(fd: int, offset: int, nbytes: int, *, path: str, hint: str | None = None) -> bytes:
+    """Metadata bytes (a header, a counter's value) as ``bytes``, without NumPy; a remote mirror's bytes go
+    through :func:`read_exact`, which makes them present first.
 
     Example:
         >>> import tempfile
         >>> f = tempfile.TemporaryFile(); _ = f.write(b"abcdef"); f.flush()
-        >>> read_small(f.fileno(), 2, 3, path="x")
+        >>> read_bytes(f.fileno(), 2, 3, path="x")
         b'cde'
         >>> f.close()
     """
     if BYTE_SOURCES and os.path.abspath(path) in BYTE_SOURCES:
         return read_exact(fd, offset, nbytes, path=path, hint=hint).tobytes()
-    data = os.pread(fd, nbytes, offset)
-    if len(data) < nbytes:
-        raise _truncated(offset, nbytes, offset + len(data), path=path, hint=hint)
+    data = b""
+    while len(data) < nbytes:
+        chunk = os.pread(fd, min(nbytes - len(data), _MAX_READ), offset + len(data))
+        if not chunk:
+            raise _truncated(offset, nbytes, offset + len(data), path=path, hint=hint)
+        data += chunk
     return data
 
 

@@ -201,6 +201,9 @@ class LazyTensor:
     role: str = ""
     location: str = ""  # file (and offset) the bytes come from, for messages
     byte_range: tuple[str, int, int] | None = field(default=None, repr=False)  # (file, offset, size) read, if one
+    # the elements' bytes as stored, when the format keeps them little-endian and in order (a counter's value
+    # is then read without NumPy)
+    stored: Callable[[], bytes] | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         self.shape = tuple(int(s) for s in self.shape)
@@ -257,10 +260,11 @@ class Checkpoint(Mapping[str, LazyTensor]):
         """The value of the ``global_step`` counter, if the checkpoint has one."""
         for name in ("global_step", "step", "optimizer/iter/.ATTRIBUTES/VARIABLE_VALUE",
                      "global_step/.ATTRIBUTES/VARIABLE_VALUE"):
-            if name in self._tensors and self._tensors[name].dtype.name.startswith("int"):
-                import numpy as np
-
-                return int(np.asarray(self._tensors[name].read()).reshape(-1)[0])
+            tensor = self._tensors.get(name)
+            if tensor is not None and tensor.dtype.name.startswith("int"):
+                if tensor.stored is not None and tensor.numel == 1:
+                    return int.from_bytes(tensor.stored(), "little", signed=True)
+                return int(tensor.read().reshape(-1)[0])
         return None
 
     def close(self) -> None:

@@ -19,17 +19,18 @@ from __future__ import annotations
 
 import errno
 import json
+import math
 import os
 import struct
 from pathlib import Path
-from typing import Iterable, Mapping
-
-import numpy as np
+from typing import TYPE_CHECKING, Iterable, Mapping
 
 from ckptkit.converters.formats.safetensors_header import HEADER_HINT, check_header_length, parse_header
-from ckptkit.converters.memory import numpy_shape_problem, read_exact
-from ckptkit.converters.stream_write import write_array
+from ckptkit.converters.memory import numpy_shape_problem, read_bytes, read_exact
 from ckptkit.converters.tensors import Checkpoint, DType, LazyTensor, dtype_by_safetensors, dtype_of
+if TYPE_CHECKING:
+    import numpy as np
+
 from ckptkit.errors import (
     CheckpointNotFoundError, CorruptCheckpointError, UnsafeCheckpointError, UnsupportedFormatError,
 )
@@ -53,7 +54,7 @@ class TensorSpec(tuple):
 
     @property
     def nbytes(self) -> int:
-        return int(np.prod(self.shape, dtype=np.int64)) * self.dtype.itemsize
+        return math.prod(self.shape) * self.dtype.itemsize
 
 
 class SafetensorsCheckpoint(Checkpoint):
@@ -90,6 +91,10 @@ class _SourceFile:
     def read(self, offset: int, nbytes: int) -> np.ndarray:
         return read_exact(self._fd(), offset, nbytes, path=self.path, hint=_DAMAGED)
 
+    def read_bytes(self, offset: int, nbytes: int) -> bytes:
+        """Header bytes, without NumPy."""
+        return read_bytes(self._fd(), offset, nbytes, path=self.path, hint=_DAMAGED)
+
     def close(self) -> None:
         self._file.close()
 
@@ -99,9 +104,9 @@ def _read_header(source: _SourceFile) -> tuple[dict | None, dict, int]:
     size = source.size
     if size < 8:
         raise CorruptCheckpointError(f"file of {size} bytes is too short to be safetensors", path=source.path)
-    (header_len,) = struct.unpack("<Q", source.read(0, 8).tobytes())
+    (header_len,) = struct.unpack("<Q", source.read_bytes(0, 8))
     check_header_length(header_len, size, source.path)
-    metadata, entries = parse_header(source.read(8, header_len).tobytes(), data_len=size - 8 - header_len,
+    metadata, entries = parse_header(source.read_bytes(8, header_len), data_len=size - 8 - header_len,
                                      path=source.path)
     return metadata, entries, 8 + header_len
 
@@ -134,7 +139,8 @@ def _lazy(source: _SourceFile, name: str, entry: tuple, data_start: int) -> Lazy
         return source.read(offset, end - begin).view(dtype.numpy).reshape(shape)
 
     return LazyTensor(name, dtype, shape, loader=load, location=f"{source.path}@{offset}",
-                      byte_range=(source.path, offset, end - begin))
+                      byte_range=(source.path, offset, end - begin),
+                      stored=lambda: source.read_bytes(offset, end - begin))
 
 
 def weights_file_in(path: str, candidates: tuple[str, ...]) -> str:
@@ -255,7 +261,7 @@ class SafetensorsWriter:
     tensor -> ``close`` (atomic rename) or ``abort`` (temporary file removed).
 
     Example:
-        >>> import tempfile, os
+        >>> import numpy as np, tempfile, os
         >>> from ckptkit.converters.tensors import dtype_by_name
         >>> path = os.path.join(tempfile.mkdtemp(), "x.safetensors")
         >>> w = SafetensorsWriter(path, [TensorSpec("x", dtype_by_name("int32"), (2,))])
@@ -300,6 +306,8 @@ class SafetensorsWriter:
             raise ValueError(f"tensor {name!r}: got {array.dtype}{list(array.shape)}, declared "
                              f"{spec.dtype.name}{list(spec.shape)}")
         if spec.nbytes:
+            from ckptkit.converters.stream_write import write_array
+
             write_array(self._file.fileno(), self._data_start + offset, array, spec.dtype.numpy)
         self._pending.discard(name)
 
@@ -354,12 +362,14 @@ def save_safetensors(path: str, tensors: Mapping[str, np.ndarray], *, metadata: 
     """Write NumPy arrays to one safetensors file (atomically).
 
     Example:
-        >>> import tempfile, os
+        >>> import numpy as np, tempfile, os
         >>> p = os.path.join(tempfile.mkdtemp(), "t.safetensors")
         >>> save_safetensors(p, {"b": np.ones((2, 2), np.float16)}, metadata={"format": "pt"})
         >>> open_safetensors(p).extras["metadata"]
         {'format': 'pt'}
     """
+    import numpy as np
+
     writer = SafetensorsWriter(path, [TensorSpec(n, dtype_of(a.dtype), a.shape) for n, a in tensors.items()],
                                metadata=metadata)
     try:

@@ -17,14 +17,15 @@ from __future__ import annotations
 
 import os
 import pickle
-from typing import Mapping
-
-import numpy as np
+from typing import TYPE_CHECKING, Mapping
 
 from ckptkit.converters.formats.safetensors_io import read_weight_index, weights_file_in
 from ckptkit.converters.formats.torch_zip import TensorRecord, ZipEntry, ZipLayout, data_offset, read_layout
-from ckptkit.converters.memory import BYTE_SOURCES, numpy_shape_problem, read_exact
+from ckptkit.converters.memory import BYTE_SOURCES, numpy_shape_problem, read_bytes, read_exact
 from ckptkit.converters.tensors import Checkpoint, LazyTensor, dtype_by_name
+if TYPE_CHECKING:
+    import numpy as np
+
 from ckptkit.errors import (CheckpointNotFoundError, CorruptCheckpointError, UnsafeCheckpointError,
                             UnsupportedFormatError)
 
@@ -48,12 +49,13 @@ def tensor_to_numpy(tensor) -> np.ndarray:
 
 def numpy_to_tensor(array: np.ndarray):
     """A NumPy array as a torch tensor sharing memory where torch allows it."""
+    import numpy as np
     import torch
 
     name = np.dtype(array.dtype).name
     carriers = {"bfloat16": (np.int16, torch.bfloat16), "float8_e5m2": (np.uint8, torch.float8_e5m2),
                 "float8_e4m3fn": (np.uint8, torch.float8_e4m3fn)}
-    array = np.ascontiguousarray(array)
+    array = np.require(array, requirements="C")  # C order; unlike ascontiguousarray, a 0-d stays 0-d
     if name in carriers:
         carrier, torch_dtype = carriers[name]
         return torch.from_numpy(array.view(carrier).copy() if not array.flags.writeable else array.view(carrier)
@@ -89,6 +91,9 @@ class _ZipFile:
     def read(self, offset: int, nbytes: int) -> np.ndarray:
         return read_exact(self._fd(), offset, nbytes, path=self.path, hint=_DAMAGED)
 
+    def read_bytes(self, offset: int, nbytes: int) -> bytes:
+        return read_bytes(self._fd(), offset, nbytes, path=self.path, hint=_DAMAGED)
+
     def close(self) -> None:
         self._file.close()
 
@@ -110,10 +115,12 @@ def _zip_tensor(name: str, record: TensorRecord, layout: ZipLayout, source: _Zip
     if record.storage.nbytes > entry.size or (record.offset * itemsize + span if span else 0) > record.storage.nbytes:
         raise CorruptCheckpointError(f"tensor {name!r} of shape {list(record.shape)} reaches past its storage "
                                      f"data/{key} ({entry.size} bytes)", path=path)
-    shape, dtype = record.shape, record.dtype.numpy
-    strides = tuple(step * itemsize for step in record.stride)
+    shape, strides = record.shape, tuple(step * itemsize for step in record.stride)
 
     def load() -> np.ndarray:
+        import numpy as np
+
+        dtype = record.dtype.numpy
         if not span:
             return np.zeros(shape, dtype)
         data = source.read(source.data_start(entry) + record.offset * itemsize, span).view(dtype)
@@ -123,9 +130,13 @@ def _zip_tensor(name: str, record: TensorRecord, layout: ZipLayout, source: _Zip
         out.flags.writeable = False
         return out
 
+    def stored() -> bytes:
+        return source.read_bytes(source.data_start(entry) + record.offset * itemsize, span)
+
     # prefetched by a remote mirror: the entry's local header and data, one span
     return LazyTensor(name, record.dtype, shape, loader=load, location=f"{path}:{entry.name}",
-                      byte_range=(path, entry.header, entry.end - entry.header))
+                      byte_range=(path, entry.header, entry.end - entry.header),
+                      stored=stored if record.contiguous else None)
 
 
 def _open_zip(path: str) -> tuple[dict[str, LazyTensor], dict, _ZipFile]:
@@ -197,7 +208,7 @@ def _open_shard(path: str) -> tuple[dict[str, LazyTensor], dict, _ZipFile | None
         raise CheckpointNotFoundError("file not found", path=path)
     with open(path, "rb", buffering=0) as f:
         size = os.fstat(f.fileno()).st_size
-        magic = read_exact(f.fileno(), 0, min(size, len(_LEGACY_MAGIC)), path=path).tobytes()
+        magic = read_bytes(f.fileno(), 0, min(size, len(_LEGACY_MAGIC)), path=path)
     if magic.startswith(_ZIP_MAGIC):
         return _open_zip(path)
     if magic == _LEGACY_MAGIC:
@@ -255,7 +266,7 @@ def save_torch_bin(path: str, tensors: Mapping[str, np.ndarray]) -> None:
     """Write NumPy arrays as a PyTorch state dict (zip format), atomically.
 
     Example:
-        >>> import tempfile, os
+        >>> import numpy as np, tempfile, os
         >>> p = os.path.join(tempfile.mkdtemp(), "m.bin")
         >>> save_torch_bin(p, {"x": np.zeros(3, np.int64)})
         >>> open_torch_bin(p)["x"].shape

@@ -33,7 +33,7 @@ import zipfile
 from dataclasses import dataclass
 from typing import Any
 
-from ckptkit.converters.memory import BYTE_SOURCES, read_exact
+from ckptkit.converters.memory import BYTE_SOURCES, read_bytes
 from ckptkit.converters.tensors import DTYPES, DType, dtype_by_name
 from ckptkit.errors import CkptkitError, CorruptCheckpointError, UnsafeCheckpointError, UnsupportedFormatError
 
@@ -109,7 +109,7 @@ class ZipLayout:
 
 
 class _Positioned(io.RawIOBase):
-    """The file under ``fd`` for :mod:`zipfile`, every read a positioned :func:`read_exact` (no shared
+    """The file under ``fd`` for :mod:`zipfile`, every read a positioned :func:`read_bytes` (no shared
     offset, a short read is a one-line error, and a remote mirror fetches the bytes first)."""
 
     def __init__(self, fd: int, path: str):
@@ -138,7 +138,7 @@ class _Positioned(io.RawIOBase):
         if remote is not None:  # zipfile reads a few bytes at a time: fetch a window around them at once
             low = max(0, min(self.pos, self.size - _WINDOW))
             remote.ensure(low, max(count, min(_WINDOW, self.size - low)))
-        memoryview(buffer).cast("B")[:count] = read_exact(self.fd, self.pos, count, path=self.path)
+        memoryview(buffer).cast("B")[:count] = read_bytes(self.fd, self.pos, count, path=self.path)
         self.pos += count
         return count
 
@@ -314,7 +314,7 @@ def _state_dict(state: Any, path: str) -> dict[str, TensorRecord]:
 def data_offset(fd: int, entry: ZipEntry, path: str) -> int:
     """Where ``entry``'s data starts: after its local header (whose extra field may differ from the
     central directory's), read with one positioned read."""
-    header = read_exact(fd, entry.header, _LOCAL_HEADER.size, path=path).tobytes()
+    header = read_bytes(fd, entry.header, _LOCAL_HEADER.size, path=path)
     signature, name_length, extra_length = _LOCAL_HEADER.unpack(header)
     if signature != _LOCAL_SIGNATURE:
         raise CorruptCheckpointError(f"zip entry {entry.name!r} has no local header", path=path)

@@ -82,13 +82,22 @@ def parse_fields(buf) -> dict[int, list]:
         ProtoError: on any malformed byte.
     """
     fields: dict[int, list] = {}
-    pos = 0
-    while pos < len(buf):
-        tag, pos = decode_varint(buf, pos)
+    pos, end = 0, len(buf)
+    while pos < end:
+        tag = buf[pos]  # one-byte tags, varints and lengths inline: most of an index's ~10 per entry
+        if tag < 0x80:
+            pos += 1
+        else:
+            tag, pos = decode_varint(buf, pos)
         number, wire = tag >> 3, tag & 7
         if number == 0:
             raise ProtoError(f"field number 0 at byte {pos}")
-        value, pos = _read_value(buf, pos, wire)
+        if wire == 0 and pos < end and buf[pos] < 0x80:
+            value, pos = buf[pos], pos + 1
+        elif wire == 2 and pos < end and buf[pos] < 0x80 and buf[pos] < end - pos:
+            value, pos = bytes(buf[pos + 1:pos + 1 + buf[pos]]), pos + 1 + buf[pos]
+        else:
+            value, pos = _read_value(buf, pos, wire)
         fields.setdefault(number, []).append(value)
     return fields
 

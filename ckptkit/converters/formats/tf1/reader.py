@@ -35,7 +35,7 @@ from ckptkit.converters.formats.tf1.object_graph import OBJECT_GRAPH_KEY, readab
 from ckptkit.converters.formats.tf1.paths import data_file, resolve_prefix
 from ckptkit.converters.formats.tf1.proto import ProtoError, decode_varint
 from ckptkit.converters.formats.tf1.slices import slice_key
-from ckptkit.converters.memory import numpy_shape_problem, read_exact, read_small
+from ckptkit.converters.memory import numpy_shape_problem, read_bytes, read_exact
 from ckptkit.converters.tensors import (
     ROLE_METADATA, ROLE_OPTIMIZER, Checkpoint, DType, LazyTensor, classify_role, dtype_by_tf_enum,
 )
@@ -274,7 +274,7 @@ class TFCheckpoint(Checkpoint):
         """One entry's stored bytes as ``bytes``: for the few small values metadata needs."""
         if entry.size == 0:
             return b""
-        return read_small(self._fd(entry.shard_id), entry.offset, entry.size, path=self._files[entry.shard_id],
+        return read_bytes(self._fd(entry.shard_id), entry.offset, entry.size, path=self._files[entry.shard_id],
                           hint=_DAMAGED)
 
     def _verify(self, key: bytes, entry: BundleEntry, raw) -> None:
