@@ -25,6 +25,8 @@ from typing import Iterator
 
 import numpy as np
 
+from ckptkit.converters.blas_transpose import transpose_into
+
 __all__ = ["write_array", "iter_bands", "pwrite_all", "copy_band", "BAND_BYTES", "TILE"]
 
 # One band: small enough to still be in the core's L2 cache when pwrite copies it into the page cache. On
@@ -59,8 +61,10 @@ def _band_buffer(nbytes: int) -> np.ndarray:
 
 def copy_band(out: np.ndarray, part: np.ndarray) -> None:
     """Copy (and cast) ``part`` into the same-shaped ``out``; a non-contiguous 2-D ``part`` (a transposed
-    view) tile by tile, so that both sides of each tile stay in cache."""
+    view) with OpenBLAS where NumPy bundles it, else tile by tile so that both sides of each tile stay in cache."""
     if part.ndim == 2 and not part.flags.c_contiguous and part.shape[1] >= TILE:
+        if transpose_into(out, part):
+            return
         for i in range(0, part.shape[0], TILE):
             for j in range(0, part.shape[1], TILE):
                 out[i:i + TILE, j:j + TILE] = part[i:i + TILE, j:j + TILE]
