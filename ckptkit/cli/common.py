@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from typing import Any
 
@@ -29,6 +28,8 @@ def emit_json(document: Any) -> None:
     remote = sys.modules.get("ckptkit.remote.settings")
     if remote is not None and remote.STATS.remote and isinstance(document, dict):
         document = {**document, "remote": remote.STATS.to_json()}
+    import json  # only --json needs it
+
     click.echo(json.dumps(document, indent=2, ensure_ascii=False, default=str))
 
 

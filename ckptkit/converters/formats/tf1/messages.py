@@ -21,10 +21,11 @@ from ckptkit.converters.formats.tf1.proto import (
 )
 
 __all__ = ["BundleHeader", "BundleEntry", "Extent", "encode_header", "decode_header", "encode_entry",
-           "decode_entry", "ENDIAN_LITTLE", "ENDIAN_BIG", "BUNDLE_VERSION"]
+           "decode_entry", "ENDIAN_LITTLE", "ENDIAN_BIG", "BUNDLE_VERSION", "OBJECT_GRAPH_KEY"]
 
 ENDIAN_LITTLE, ENDIAN_BIG = 0, 1
 BUNDLE_VERSION = 1  # tensor_bundle.h kTensorBundleVersion; we read producers up to this consumer
+OBJECT_GRAPH_KEY = "_CHECKPOINTABLE_OBJECT_GRAPH"  # the key of a TF2 bundle's object graph (object_graph.py)
 
 # One slice dimension: (start, length), or None for "the whole dimension".
 Extent = tuple[int, int] | None

@@ -27,12 +27,12 @@ import re
 from collections import deque
 from dataclasses import dataclass
 
+from ckptkit.converters.formats.tf1.messages import OBJECT_GRAPH_KEY
 from ckptkit.converters.formats.tf1.proto import ProtoError, first, parse_fields
 from ckptkit.converters.tensors import ROLE_OPTIMIZER, classify_role
 
 __all__ = ["OBJECT_GRAPH_KEY", "TF2Name", "readable_names", "escape_segment"]
 
-OBJECT_GRAPH_KEY = "_CHECKPOINTABLE_OBJECT_GRAPH"
 _VALUE_SUFFIX = "/.ATTRIBUTES/VARIABLE_VALUE"
 
 

@@ -30,8 +30,7 @@ from typing import TYPE_CHECKING
 from ckptkit.converters.formats.tf1.checksum import crc32c, crc32c_extend, mask, unmask
 from ckptkit.converters.formats.tf1.index import DAMAGED as _DAMAGED
 from ckptkit.converters.formats.tf1.index import read_index, shard_sizes
-from ckptkit.converters.formats.tf1.messages import ENDIAN_BIG, BundleEntry, BundleHeader
-from ckptkit.converters.formats.tf1.object_graph import OBJECT_GRAPH_KEY, readable_names
+from ckptkit.converters.formats.tf1.messages import ENDIAN_BIG, OBJECT_GRAPH_KEY, BundleEntry, BundleHeader
 from ckptkit.converters.formats.tf1.paths import data_file, resolve_prefix
 from ckptkit.converters.formats.tf1.proto import ProtoError, decode_varint
 from ckptkit.converters.formats.tf1.slices import slice_key
@@ -250,6 +249,8 @@ class TFCheckpoint(Checkpoint):
         graph = tensors.get(OBJECT_GRAPH_KEY)
         if graph is None:
             return {}
+        from ckptkit.converters.formats.tf1.object_graph import readable_names  # TF2 only
+
         try:
             return readable_names(self._graph_bytes(graph))
         except (ProtoError, IndexError) as e:
