@@ -33,6 +33,8 @@ Extent = tuple[int, int] | None
 
 @dataclass(frozen=True)
 class BundleHeader:
+    """The bundle's header: shard count, byte order, and the versions that may read it."""
+
     num_shards: int = 1
     endianness: int = ENDIAN_LITTLE
     producer: int = BUNDLE_VERSION
