@@ -19,6 +19,7 @@ from ckptkit.converters.reference import fixed_inputs
 from ckptkit.converters.verify import _hf_outputs, verify_conversion
 from support.hub_models import engine_outputs, hub_getter, random_hub_folder
 from support.mobilebert import mobilebert_config, mobilebert_tf_variables
+from test_verify_engine import _fresh  # the CLI in an interpreter that refuses torch and transformers
 from tf_save import tf1_save
 
 _SIZES = dict(model_type="mobilebert", vocab_size=50, hidden_size=24, num_hidden_layers=2, num_attention_heads=2,
@@ -175,6 +176,9 @@ def test_verify_with_the_numpy_engine_agrees_with_the_official_math(tmp_path):
     assert report.passed and report.engine == "numpy", report.summary()
     assert {r["output"] for r in report.outputs} == {"last_hidden_state", "mlm_logits", "nsp_logits"}
     assert "NumPy engine" in report.compared
+    fresh = _fresh("verify", tmp_path / "tf", tmp_path / "hf")  # an interpreter refusing torch and transformers
+    assert fresh["code"] == 0 and fresh["attempts"] == [] and fresh["loaded"] == [], fresh
+    assert "NumPy engine" in fresh["out"] and "verification PASSED" in fresh["out"]
     _tamper_config(tmp_path / "hf", classifier_activation=False)  # the pooler's weights are then ignored
     report = verify_conversion(str(tmp_path / "tf"), str(tmp_path / "hf"), tokenizer=False, engine="numpy")
     assert all(r["ok"] for r in report.tensors)

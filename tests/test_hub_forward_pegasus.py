@@ -20,6 +20,7 @@ from ckptkit.converters.reference_pegasus import encoder_decoder_inputs
 from ckptkit.converters.verify import _hf_outputs, verify_conversion
 from support.hub_models import engine_outputs, hub_getter, random_hub_folder
 from support.pegasus import pegasus_config, pegasus_tf_variables, save_pegasus_checkpoint, write_flags
+from test_verify_engine import _fresh  # the CLI in an interpreter that refuses torch and transformers
 
 _SIZES = dict(model_type="bigbird_pegasus", vocab_size=64, d_model=16, encoder_layers=2, decoder_layers=2,
               encoder_attention_heads=2, decoder_attention_heads=2, encoder_ffn_dim=24, decoder_ffn_dim=24,
@@ -151,6 +152,9 @@ def test_verify_with_the_numpy_engine_agrees_with_the_official_math(tmp_path):
     assert report.passed and report.engine == "numpy", report.summary()
     assert {r["output"] for r in report.outputs} == {"encoder_last_hidden_state", "last_hidden_state", "logits"}
     assert "NumPy engine" in report.compared
+    fresh = _fresh("verify", tmp_path / "tf", tmp_path / "hf")  # an interpreter refusing torch and transformers
+    assert fresh["code"] == 0 and fresh["attempts"] == [] and fresh["loaded"] == [], fresh
+    assert "NumPy engine" in fresh["out"] and "verification PASSED" in fresh["out"]
     weights = load_file(str(tmp_path / "hf" / "model.safetensors"))
     name = "model.encoder.layers.1.self_attn.self.value.weight"
     weights[name] = weights[name].T.copy()
