@@ -28,6 +28,7 @@ from ckptkit.converters.compare import (
 from ckptkit.converters.model_pages import layer_by_layer
 from ckptkit.converters.plan import Plan, PlannedTensor, materialize
 from ckptkit.converters.reference import fixed_inputs
+from ckptkit.converters.reference_config import reference_config, source_tf_config
 from ckptkit.converters.reference_pegasus import encoder_decoder_inputs, encoder_decoder_outputs
 from ckptkit.converters.tensors import Checkpoint, dtype_by_name
 from ckptkit.converters.tokenizer_check import check_tokenizers, merge_checks
@@ -224,9 +225,9 @@ _KEPT_BYTES = 1 << 20
 
 
 def _compare_forward(family: Family, tf_side: Checkpoint, hf_side: Checkpoint, hf_folder: str, hf_config: Mapping,
-                     report: VerifyReport, view: Mapping[str, str] | None = None, engine: str = DEFAULT_ENGINE
-                     ) -> None:
-    tf_config = family.config_to_tf(hf_config)
+                     report: VerifyReport, view: Mapping[str, str] | None = None, engine: str = DEFAULT_ENGINE,
+                     tf_config: dict | None = None) -> None:
+    tf_config = tf_config if tf_config is not None else family.config_to_tf(hf_config)
     tf_config.setdefault("num_hidden_layers", hf_config.get("num_hidden_layers"))
     inputs = fixed_inputs(vocab_size=int(hf_config["vocab_size"]),
                           max_positions=int(hf_config.get("max_position_embeddings", 16)),
@@ -264,18 +265,20 @@ _ROW_NOTES = {"all": "", "unpadded": " (rows without padding: the TF code masks 
 
 
 @dataclass(frozen=True)
-class _TokenizerOptions:
-    """What the conversion said about the tokenizer: whether the output should have one, and the vocab
-    files it was told to use."""
+class _ConversionFacts:
+    """What the conversion said: whether the output should have a tokenizer, the vocab files it was told to
+    use, and the TF config it read (None: the reference reads the source's config file itself)."""
 
     expected: bool = True
     vocab: str | None = None
     spm: str | None = None
+    tf_config: Mapping | None = None
 
 
 def verify_conversion(source: str | Source, output: str | Source, *, family: str | None = None, forward: bool = True,
                       raise_on_mismatch: bool = False, part: str | None = None, tokenizer: bool = True,
-                      vocab: str | None = None, spm: str | None = None, engine: str = DEFAULT_ENGINE) -> VerifyReport:
+                      vocab: str | None = None, spm: str | None = None, engine: str = DEFAULT_ENGINE,
+                      tf_config: Mapping | None = None) -> VerifyReport:
     """Check ``output`` against ``source``: every tensor through the plan, a forward pass, and the tokenizer.
 
     Args:
@@ -294,6 +297,9 @@ def verify_conversion(source: str | Source, output: str | Source, *, family: str
         engine: what computes the hub folder's outputs: ``"numpy"`` (ckptkit's torch-free engine over the
             folder's weights and config.json; falls back to transformers for an architecture it lacks) or
             ``"transformers"`` (the model class itself; needs ``ckptkit[verify]``).
+        tf_config: the TF config the conversion read (``convert --verify`` passes its own); by default the
+            source's config file. The reference runs under its activation and head count
+            (:mod:`ckptkit.converters.reference_config`).
 
     Example:
         >>> report = verify_conversion("examples/tiny-bert", "out/tiny-bert")  # doctest: +SKIP
@@ -304,7 +310,7 @@ def verify_conversion(source: str | Source, output: str | Source, *, family: str
     with _opened(source) as source, _opened(output) as output:
         in_source = None if part else source.part_folders
         parts = in_source and source or (None if part else output.part_folders and output)
-        checks = _TokenizerOptions(tokenizer, vocab, spm)
+        checks = _ConversionFacts(tokenizer, vocab, spm, tf_config)
         if parts:
             joined = output if in_source else source
             report = _verify_parts(parts, joined, joined_is_output=bool(in_source), family=family,
@@ -332,7 +338,7 @@ def _raise_mismatch(report: VerifyReport, output: str) -> None:
 
 
 def _verify_parts(parts: Source, joined: Source, *, joined_is_output: bool,
-                  family: str | None, forward: bool, checks: _TokenizerOptions, engine: str = DEFAULT_ENGINE
+                  family: str | None, forward: bool, checks: _ConversionFacts, engine: str = DEFAULT_ENGINE
                   ) -> VerifyReport:
     """A folder of part folders (ELECTRA's discriminator/ and generator/) against the one TF checkpoint
     they came from or were joined into: each part through its own plan and forward pass, then every
@@ -359,7 +365,7 @@ def _verify_parts(parts: Source, joined: Source, *, joined_is_output: bool,
 
 
 def _verify_one(source: Source, output: Source, *, family: str | None, forward: bool, part: str | None,
-                checks: _TokenizerOptions = _TokenizerOptions(), engine: str = DEFAULT_ENGINE) -> VerifyReport:
+                checks: _ConversionFacts = _ConversionFacts(), engine: str = DEFAULT_ENGINE) -> VerifyReport:
     report = VerifyReport()
     src, dst = source.checkpoint, output.checkpoint
     plan, fam, direction, chosen = _plan_for(src, dst, get_family(family) if family else None, part)
@@ -371,6 +377,8 @@ def _verify_one(source: Source, output: Source, *, family: str | None, forward: 
     if forward and fam is not None and fam.reference and direction != "weights":
         hf_side, tf_side = (dst, src) if direction == "tf->hf" else (src, dst)
         hf_folder = hf_side.extras.get("folder") or output.path
+        source_config = (checks.tf_config or source_tf_config(source, fam)) if direction == "tf->hf" else None
+        tf_config = reference_config(fam, hf_side.extras["config"], source_config)
         _compare_forward(fam, tf_side, hf_side, hf_folder, hf_side.extras["config"], report,
-                         view=_part_view(tf_side, chosen), engine=engine)
+                         view=_part_view(tf_side, chosen), engine=engine, tf_config=tf_config)
     return report

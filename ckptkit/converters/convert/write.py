@@ -136,7 +136,8 @@ def _verify(prepared: Prepared, source: Source, folder: str, options: Conversion
     vocab, spm = (prepared.vocab, prepared.spm) if prepared.target == "hf" else (source.vocab, source.spm)
     report = verify_conversion(source.path, folder, family=prepared.family.name if prepared.family else None,
                                part=prepared.part.name if prepared.part else None, raise_on_mismatch=True,
-                               tokenizer=not options.no_tokenizer, vocab=vocab, spm=spm, engine=options.verify_engine)
+                               tokenizer=not options.no_tokenizer, vocab=vocab, spm=spm, engine=options.verify_engine,
+                               tf_config=prepared.tf_config if prepared.target == "hf" else None)
     return {**report.summary(), "outputs": report.outputs}  # per-output max abs diff: the card's verify table
 
 
