@@ -7,7 +7,8 @@
 Target: a command's CPU time <= 3 x that of `python -c pass` + the work itself. "The work itself" is
 the same library call timed in a process that has already made it once (imports and caches warm),
 so what is left over is import and start-up cost. The report also lists which of torch,
-transformers, TensorFlow, tokenizers and huggingface_hub each command imported.
+transformers, TensorFlow, tokenizers, huggingface_hub, NumPy and ml_dtypes each command imported
+(`inspect` needs neither of the last two: it reads metadata only).
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from bench_convert import WORK, make_case, measured_env  # noqa: E402
 
 REPO = os.path.dirname(HERE)
 TINY = os.path.join(REPO, "examples", "tiny-bert")
-HEAVY = ("torch", "transformers", "tensorflow", "tokenizers", "huggingface_hub")
+HEAVY = ("torch", "transformers", "tensorflow", "tokenizers", "huggingface_hub", "numpy", "ml_dtypes")
 
 # runs the CLI in-process, then prints the heavy top-level packages it imported (stderr, last line)
 IMPORTS = textwrap.dedent("""
