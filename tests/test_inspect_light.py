@@ -92,9 +92,22 @@ def test_inspect_imports_no_family_module(tmp_path):
     assert "ckptkit.converters.plan" not in modules
 
 
+def test_inspect_of_a_folder_with_a_tf_config_imports_no_family_module(tmp_path):
+    """A checkpoint folder with bert_config.json but no config.json is not a folder of part folders: finding that
+    out needs no family module either."""
+    folder = tmp_path / "run"
+    folder.mkdir()
+    bert_checkpoint(folder / "model.ckpt-1", num_shards=1)
+    (folder / "bert_config.json").write_text("{}")
+    (folder / "logs").mkdir()
+    code, modules, out, err = run_cli_output("inspect", folder)
+    assert code == 0 and "Family: bert" in out, err
+    assert sorted(m for m in modules if m.startswith("ckptkit.converters.families.")) == []
+
+
 def test_the_detection_rows_are_the_families_own():
-    """DETECTION repeats each family's model_types and signature so that detecting imports no family module:
-    every registered family has its row, equal to what its FAMILY says (update the row with the family)."""
+    """DETECTION holds each family's model_types and signature so that detecting imports no family module: every
+    registered family has its row, and its FAMILY is built from that row (one source, not a copy)."""
     assert list(DETECTION) == list(FAMILIES)
     for name in FAMILIES:
         family = get_family(name)

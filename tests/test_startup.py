@@ -113,3 +113,38 @@ def test_a_single_file_conversion_does_not_import_the_hubs_shard_splitter(tmp_pa
     code, modules = run_cli("convert", TINY, tmp_path / "sharded", "-q", "--max-shard-size", "100KB")
     assert code == 0 and "huggingface_hub.serialization" in modules
     assert len([p for p in os.listdir(tmp_path / "sharded") if p.endswith(".safetensors")]) > 1
+
+
+LOG_AFTER_START = textwrap.dedent("""
+    import sys
+    import click
+    from ckptkit import cli
+
+    @click.command()
+    def leaky():
+        import logging  # a library bringing logging in only once a command runs
+        logging.getLogger("some.library").warning("using token %s", "hf_" + "Z9" * 12)
+        logging.getLogger("gcsfs").error("gcsfs retry noise")
+        try:
+            raise RuntimeError("hf_" + "Y8" * 12)
+        except RuntimeError:
+            logging.getLogger("some.library").exception("failed")
+
+    cli.cli.add_command(leaky)
+    print("logging" in sys.modules, file=sys.stderr)
+    cli.main(sys.argv[1:])
+""")
+
+
+def test_logging_is_imported_only_when_something_needs_it_and_then_redacted():
+    """`inspect` never imports logging (a third of the gap to its start-up target); when a library imports it
+    later, its records are redacted and the remote libraries' are quiet, as when it was imported up front."""
+    code, modules = run_cli("inspect", TINY)
+    assert code == 0 and "logging" not in modules
+    done = subprocess.run([sys.executable, "-c", LOG_AFTER_START, "leaky"], capture_output=True, text=True,
+                          timeout=60, cwd=REPO)
+    lines = done.stderr.splitlines()
+    assert lines[0] == "False" and done.returncode == 0, done.stderr
+    assert "using token hf_***" in done.stderr and "Z9Z9" not in done.stderr
+    assert "RuntimeError: hf_***" in done.stderr and "Y8Y8" not in done.stderr
+    assert "gcsfs retry noise" not in done.stderr

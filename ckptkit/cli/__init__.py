@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib
 import os
 import sys
+from typing import Callable
 
 # NumPy's OpenBLAS starts a busy-waiting thread per core when imported (~0.06 s of CPU on 2 cores, a third of
 # `inspect`); the command's NumPy work is copies and small products that gain nothing from them. Set before
@@ -125,11 +126,9 @@ def _quiet_third_party_logs(debug: bool) -> None:
         logging.getLogger(name).setLevel(logging.NOTSET if debug else logging.CRITICAL + 1)
 
 
-def _install_redaction() -> None:
-    """Log records and warnings pass through :func:`ckptkit.errors.redact` (a token never reaches a log line)."""
+def _redact_log_records() -> None:
+    """Log records pass through :func:`ckptkit.errors.redact` (a token never reaches a log line)."""
     import logging
-    import traceback
-    import warnings
 
     from ckptkit.errors import redact
 
@@ -145,13 +144,65 @@ def _install_redaction() -> None:
             return record
         record.msg, record.args = redact(message), None
         if record.exc_info and record.exc_info[1] is not None:
+            import traceback
+
             record.exc_text = redact("".join(traceback.format_exception(*record.exc_info))).rstrip("\n")
         return record
 
     redacting_factory.ckptkit_redacting = True  # type: ignore[attr-defined]
     logging.setLogRecordFactory(redacting_factory)
-    formatwarning = warnings.formatwarning
-    warnings.formatwarning = lambda *a, **k: redact(formatwarning(*a, **k))
+
+
+class _AfterFirstImport:
+    """A ``sys.meta_path`` entry that calls ``then()`` right after module ``name`` is first imported, by anyone:
+    logging is set up when some library brings it in, and a command that never logs (``inspect``) does not
+    import it (~3 ms of its start-up)."""
+
+    def __init__(self, name: str, then: Callable[[], None]) -> None:
+        self.name, self.then = name, then
+
+    def find_spec(self, fullname: str, path=None, target=None):  # noqa: ANN001 - the meta path protocol
+        if fullname != self.name:
+            return None
+        sys.meta_path.remove(self)
+        from importlib.util import find_spec
+
+        spec = find_spec(fullname)
+        if spec is not None and spec.loader is not None and hasattr(spec.loader, "exec_module"):
+            run, then = spec.loader.exec_module, self.then
+
+            def exec_then(module) -> None:  # noqa: ANN001
+                run(module)
+                then()
+
+            spec.loader.exec_module = exec_then  # this spec's own loader instance
+        return spec
+
+
+def _install_redaction(debug: bool) -> None:
+    """Warnings and log records pass through :func:`ckptkit.errors.redact`, and the remote libraries' log lines
+    are quiet unless ``--debug``: log records once logging is imported (now, or when a library imports it)."""
+    import warnings
+
+    from ckptkit.errors import redact
+
+    if not getattr(warnings.formatwarning, "ckptkit_redacting", False):
+        formatwarning = warnings.formatwarning
+
+        def redacting_formatwarning(*args, **kwargs) -> str:
+            return redact(formatwarning(*args, **kwargs))
+
+        redacting_formatwarning.ckptkit_redacting = True  # type: ignore[attr-defined]
+        warnings.formatwarning = redacting_formatwarning
+
+    def set_up_logging() -> None:
+        _redact_log_records()
+        _quiet_third_party_logs(debug)
+
+    if "logging" in sys.modules:
+        set_up_logging()
+    elif not any(isinstance(finder, _AfterFirstImport) for finder in sys.meta_path):
+        sys.meta_path.insert(0, _AfterFirstImport("logging", set_up_logging))
 
 
 def _one_line(text: str) -> str:
@@ -194,8 +245,7 @@ def main(argv: list[str] | None = None) -> None:
     from ckptkit.errors import redact
 
     args, debug = split_debug(list(argv if argv is not None else sys.argv[1:]))
-    _install_redaction()
-    _quiet_third_party_logs(debug)
+    _install_redaction(debug)
     try:
         cli.main(args=args, prog_name="ckptkit", standalone_mode=False)
     except click.exceptions.Abort:

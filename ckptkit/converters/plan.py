@@ -21,7 +21,6 @@ from __future__ import annotations
 import json
 import math
 import os
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Callable, Iterable, Mapping, Protocol, Sequence
 
@@ -30,6 +29,8 @@ from ckptkit.errors import PlanError
 from ckptkit.converters.memory import prefetch, release_pages
 
 if TYPE_CHECKING:
+    from concurrent.futures import ThreadPoolExecutor
+
     import numpy as np
 
 __all__ = ["Step", "PlannedTensor", "Dropped", "Plan", "Sink", "OPS", "output_shape", "materialize",
@@ -216,6 +217,8 @@ def _tiled_copy(out: np.ndarray, value: np.ndarray) -> None:
     band = -(-rows // threads // TILE) * TILE
     bands = [slice(start, min(start + band, rows)) for start in range(0, rows, band)]
     if len(bands) > 1 and _pool is None:
+        from concurrent.futures import ThreadPoolExecutor  # imports logging: not on the metadata-only paths
+
         _pool = ThreadPoolExecutor(_threads(), thread_name_prefix="ckptkit-copy")
     pending = [_pool.submit(copy_band, out[rows_], value[rows_]) for rows_ in bands[1:]]
     copy_band(out[bands[0]], value[bands[0]])

@@ -27,6 +27,7 @@ import re
 from typing import Mapping
 
 from ckptkit.converters.config_schema import ConfigSchema, divisible, positive_int
+from ckptkit.converters.families import DETECTION
 from ckptkit.converters.families.base import Family, Generated, LayerStack, ModelClass, Rule
 from ckptkit.converters.families.options import FamilyOption
 from ckptkit.converters.families.bert_like import (GOOGLE_TO_HF_ACT, HF_TO_GOOGLE_ACT, bert_like_keys, hf_keys,
@@ -228,7 +229,7 @@ ALBERT_OPTIONS = (
 )
 
 ALBERT = Family(
-    name="albert", model_types=("albert",), rules=ALBERT_RULES, classes=ALBERT_CLASSES,
+    name="albert", model_types=DETECTION["albert"][0], rules=ALBERT_RULES, classes=ALBERT_CLASSES,
     config_to_hf=albert_config_to_hf, config_to_tf=hf_config_to_albert, infer_tf_config=infer_albert_config,
     tied={"predictions.decoder.weight": "albert.embeddings.word_embeddings.weight",
           "predictions.decoder.bias": "predictions.bias"},
@@ -237,8 +238,6 @@ ALBERT = Family(
     reference="ckptkit.converters.reference_albert:albert_reference_forward",
     student=ALBERT_STUDENT, spm_names=("30k-clean.model", "spiece.model"), stacks=ALBERT_STACKS,
     options=ALBERT_OPTIONS, generated=ALBERT_GENERATED,
-    signature=re.compile(r"^bert/(embeddings/|encoder/(embedding_hidden_mapping_in|transformer/group_\d+)/)"
-                         r"|^(albert\.)?(embeddings|encoder\.(albert_layer_groups\.\d+"
-                         r"|embedding_hidden_mapping_in))\."),
+    signature=re.compile(DETECTION["albert"][1]),
 )
 FAMILY = ALBERT

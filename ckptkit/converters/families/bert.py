@@ -12,6 +12,7 @@ import re
 from typing import Mapping
 
 from ckptkit.converters.config_schema import ConfigSchema, divisible
+from ckptkit.converters.families import DETECTION
 from ckptkit.converters.families.base import Family, ModelClass, Rule
 from ckptkit.converters.families.student import ABSOLUTE_POSITIONS, BERT_MLM_HEAD, StudentRules
 from ckptkit.converters.families.bert_like import (BERT_LAYER_INDEX, BERT_SHAPE_CHECKS, GOOGLE_TO_HF_ACT,
@@ -113,7 +114,7 @@ BERT_STUDENT = StudentRules(mlm=BERT_MLM_HEAD, head_activation=lambda c: c.get("
                             requirements=(ABSOLUTE_POSITIONS,))
 
 BERT = Family(
-    name="bert", model_types=("bert",), rules=BERT_RULES, classes=BERT_CLASSES,
+    name="bert", model_types=DETECTION["bert"][0], rules=BERT_RULES, classes=BERT_CLASSES,
     config_to_hf=bert_config_to_hf, config_to_tf=hf_config_to_bert, infer_tf_config=infer_bert_config,
     tied={"cls.predictions.decoder.weight": "bert.embeddings.word_embeddings.weight",
           "cls.predictions.decoder.bias": "cls.predictions.bias"},
@@ -122,8 +123,6 @@ BERT = Family(
     approximate_acts={"gelu": "gelu_new"},
     reference="ckptkit.converters.reference:bert_reference_forward",
     student=BERT_STUDENT,
-    signature=re.compile(r"^bert/(embeddings|encoder/layer_\d+)/"
-                         r"(?!.*(FakeLayerNorm|bottleneck|ffn_layer_|embedding_transformation))"
-                         r"|^(bert\.)?(embeddings|encoder\.layer\.\d+)\."),
+    signature=re.compile(DETECTION["bert"][1]),
 )
 FAMILY = BERT

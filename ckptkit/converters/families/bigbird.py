@@ -33,6 +33,7 @@ import os
 import re
 from typing import Mapping
 
+from ckptkit.converters.families import DETECTION
 from ckptkit.converters.families.base import TRANSFORMS, Family, ModelClass, Rule, Transform
 from ckptkit.converters.config_schema import (ConfigSchema, count, divisible, flag, one_of, positive_int,
                                               text)
@@ -313,7 +314,7 @@ BIGBIRD_OPTIONS = (
 )
 
 BIGBIRD = Family(
-    name="bigbird", model_types=("big_bird",), rules=BIGBIRD_RULES, classes=BIGBIRD_CLASSES,
+    name="bigbird", model_types=DETECTION["bigbird"][0], rules=BIGBIRD_RULES, classes=BIGBIRD_CLASSES,
     config_to_hf=bigbird_config_to_hf, config_to_tf=hf_config_to_bigbird, infer_tf_config=infer_bigbird_config,
     tied={"cls.predictions.decoder.weight": "bert.embeddings.word_embeddings.weight",
           "cls.predictions.decoder.bias": "cls.predictions.bias"},
@@ -327,10 +328,7 @@ BIGBIRD = Family(
     student=BIGBIRD_STUDENT,
     # every BERT name plus the embedding LayerNorm under bert/encoder and the MLM transform at the top level,
     # so it outscores bert exactly when those are present (a tie goes to bert, registered first).
-    signature=re.compile(r"^bert/(embeddings|encoder/layer_\d+)/"
-                         r"(?!.*(FakeLayerNorm|bottleneck|ffn_layer_|embedding_transformation))"
-                         r"|^(bert\.)?(embeddings|encoder\.layer\.\d+)\."
-                         r"|^bert/encoder/LayerNorm/|^transform/(kernel|bias|gamma|beta)$"),
+    signature=re.compile(DETECTION["bigbird"][1]),
     transforms=BIGBIRD_TRANSFORMS, options=BIGBIRD_OPTIONS,
 )
 FAMILY = BIGBIRD

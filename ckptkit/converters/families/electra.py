@@ -42,6 +42,7 @@ from typing import Mapping
 
 from ckptkit.converters.config_io import read_json_config
 from ckptkit.converters.config_schema import ConfigSchema, divisible, one_of, positive_int, section
+from ckptkit.converters.families import DETECTION
 from ckptkit.converters.families.base import Family, ModelClass, Part, Rule
 from ckptkit.converters.families.options import DISTILL_INIT, FamilyOption
 from ckptkit.converters.families.student import ABSOLUTE_POSITIONS, StudentRules
@@ -325,7 +326,7 @@ ELECTRA_OPTIONS = (
 )
 
 ELECTRA = Family(
-    name="electra", model_types=("electra",), rules=ELECTRA_RULES, classes=ELECTRA_CLASSES,
+    name="electra", model_types=DETECTION["electra"][0], rules=ELECTRA_RULES, classes=ELECTRA_CLASSES,
     config_to_hf=electra_config_to_hf, config_to_tf=hf_config_to_electra, infer_tf_config=infer_electra_config,
     tied={"generator_lm_head.weight": "electra.embeddings.word_embeddings.weight"},
     read_tf_config=read_electra_config, tf_config_name="hparams.json",
@@ -336,8 +337,7 @@ ELECTRA = Family(
     hf_parts=(DISCRIMINATOR, GENERATOR), join_tf_config=join_electra_configs,
     reference="ckptkit.converters.reference_families:electra_reference_forward",
     student=ELECTRA_STUDENT,
-    signature=re.compile(r"^(electra|generator)/(embeddings|embeddings_project|encoder/layer_\d+)/"
-                         r"|^(discriminator|generator)_predictions/|^(electra\.)?embeddings_project\.|^electra\."),
+    signature=re.compile(DETECTION["electra"][1]),
     options=ELECTRA_OPTIONS,
 )
 FAMILY = ELECTRA

@@ -34,6 +34,7 @@ import re
 from typing import Callable, Mapping
 
 from ckptkit.converters.config_schema import ConfigSchema, flag, one_of, positive_int
+from ckptkit.converters.families import DETECTION
 from ckptkit.converters.families.base import Family, LayerStack, LAYERS, ModelClass, Rule
 from ckptkit.converters.families.bert_like import (MLM_TRANSFORM_RULES, NSP_RULES, bert_like_keys, count_layers,
                                                    google_act, hf_keys, with_hf_types)
@@ -342,12 +343,8 @@ MOBILEBERT_STUDENT = StudentRules(
                   ("normalization_type", "layer_norm", "no_norm", "DistilBERT's norms are real LayerNorms"),
                   ("trigram_input", False, True, "DistilBERT has no trigram input")))
 
-# names only MobileBERT creates (the BERT pattern also counts, so these decide against BERT and BigBird)
-_SIGNATURE = (r"^bert/(embeddings|encoder/layer_\d+)/|^(mobilebert\.)?(embeddings|encoder\.layer\.\d+)\."
-              r"|/(FakeLayerNorm|bottleneck|ffn_layer_\d+|embedding_transformation)/|^cls/predictions/extra_output")
-
 MOBILEBERT = Family(
-    name="mobilebert", model_types=("mobilebert",), rules=MOBILEBERT_RULES, classes=MOBILEBERT_CLASSES,
+    name="mobilebert", model_types=DETECTION["mobilebert"][0], rules=MOBILEBERT_RULES, classes=MOBILEBERT_CLASSES,
     config_to_hf=mobilebert_config_to_hf, config_to_tf=hf_config_to_mobilebert,
     infer_tf_config=infer_mobilebert_config,
     tied={"cls.predictions.decoder.weight": "mobilebert.embeddings.word_embeddings.weight",
@@ -355,7 +352,7 @@ MOBILEBERT = Family(
     check_tf_config=check_mobilebert_config, tf_config_name="bert_config.json",
     tf_schema=MOBILEBERT_TF_SCHEMA, hf_schema=MOBILEBERT_HF_SCHEMA, approximate_acts={"gelu": "gelu_new"},
     reference="ckptkit.converters.reference_mobilebert:mobilebert_reference_forward",
-    student=MOBILEBERT_STUDENT, signature=re.compile(_SIGNATURE),
+    student=MOBILEBERT_STUDENT, signature=re.compile(DETECTION["mobilebert"][1]),
     stacks=(LAYERS, LayerStack("ffn", "num_feedforward_networks")),
     tf_names=_tf_names_for, reference_rows="unpadded",
 )

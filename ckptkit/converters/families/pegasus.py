@@ -34,6 +34,7 @@ import re
 from typing import Callable, Mapping
 
 from ckptkit.converters.families.bert_like import attention_bias_to_hf, attention_kernel_to_hf, attention_output_to_hf
+from ckptkit.converters.families import DETECTION
 from ckptkit.converters.families.base import Family, Generated, LayerStack, ModelClass, Part, Rule, Transform
 from ckptkit.converters.families.options import FamilyOption
 from ckptkit.converters.families.student import SEQ2SEQ_STUDENT
@@ -204,7 +205,7 @@ PEGASUS_OPTIONS = (
 )
 
 PEGASUS = Family(
-    name="bigbird_pegasus", model_types=("bigbird_pegasus",), rules=PEGASUS_RULES, classes=PEGASUS_CLASSES,
+    name="bigbird_pegasus", model_types=DETECTION["bigbird_pegasus"][0], rules=PEGASUS_RULES, classes=PEGASUS_CLASSES,
     config_to_hf=pegasus_config_to_hf, config_to_tf=hf_config_to_pegasus, infer_tf_config=infer_pegasus_config,
     tied=PEGASUS_TIED, value_ties=_VALUE_TIES, check_tf_config=check_pegasus_config,
     read_tf_config=read_pegasus_config, tf_config_name="summarization.config",
@@ -217,9 +218,7 @@ PEGASUS = Family(
     generated=(FINAL_LOGITS_BIAS,),
     # a decoder layer, the pre-norm LayerNorms or the encoder-decoder attention, under any scope (TF), or the
     # HF names of the encoder-decoder's layers
-    signature=re.compile(r"^[^/]+/decoder/layer_\d+/|^[^/]+/encoder/layer_\d+/(attention/self|intermediate)/LayerNorm/"
-                         r"|^[^/]+/decoder/LayerNorm/|^(model\.)?(encoder|decoder)\.layers\.\d+\.(self_attn|encoder_attn)"
-                         r"|^(model\.)?(encoder|decoder)\.layernorm_embedding\."),
+    signature=re.compile(DETECTION["bigbird_pegasus"][1]),
     transforms=PEGASUS_TRANSFORMS, stacks=(ENCODER_LAYERS, DECODER_LAYERS), options=PEGASUS_OPTIONS,
     tf_names=_tf_names, with_options=_with_scope,
     student=SEQ2SEQ_STUDENT,  # distill init: --encoder-layers/--decoder-layers, each stack on its own

@@ -58,6 +58,8 @@ def find_part_folders(path: str) -> dict[str, str] | None:
     """
     if not os.path.isdir(path) or os.path.isfile(os.path.join(path, "config.json")):
         return None
+    if not any(os.path.isfile(os.path.join(path, name, "config.json")) for name in os.listdir(path)):
+        return None  # no hub folder inside: no need to import the families for their part names
     from ckptkit.converters.families import FAMILIES, get_family
 
     names = {p.name for f in FAMILIES for p in get_family(f).hf_parts}
