@@ -3,6 +3,9 @@ rounding, and the thin matrix products of the reference on one BLAS thread.
 
 Example:
     >>> import numpy as np
+
+if TYPE_CHECKING:
+    from ckptkit.converters.tensors import LazyTensor
     >>> compare_arrays(np.ones(3, np.float32), np.ones(3, np.float32), "float32")
     (0.0, True)
 """
@@ -10,11 +13,13 @@ Example:
 from __future__ import annotations
 
 import contextlib
-from typing import ContextManager
+import os
+from typing import TYPE_CHECKING, ContextManager
 
 import numpy as np
 
-__all__ = ["TOLERANCES", "FORWARD_TOLERANCE", "forward_tolerance", "compare_arrays", "one_blas_thread"]
+__all__ = ["TOLERANCES", "FORWARD_TOLERANCE", "forward_tolerance", "compare_arrays", "one_blas_thread",
+           "file_holds", "tensor_holds"]
 
 # relative tolerance of a tensor compared after a cast to this dtype
 TOLERANCES = {"float32": 1e-6, "float16": 1e-3, "bfloat16": 8e-3, "float64": 1e-12}
@@ -67,3 +72,48 @@ def one_blas_thread() -> ContextManager:
     except ImportError:  # pragma: no cover - threadpoolctl comes with the verify extra
         return contextlib.nullcontext()
     return threadpool_limits(limits=1, user_api="blas")
+
+
+def file_holds(view: np.ndarray, path: str, offset: int) -> bool:
+    """Whether ``path`` holds exactly ``view``'s C-order bytes at ``offset``.
+
+    ``view`` may be any view (a transposed kernel): it is copied band by band into a reused buffer (as
+    ``convert`` writes it) and each band compared with the same bytes of the file read into another, so
+    neither side is ever copied whole. False at the first differing band; the caller then measures the
+    difference on whole arrays.
+
+    Example:
+        >>> import tempfile
+        >>> f = tempfile.NamedTemporaryFile(); _ = f.write(b"xx" + np.arange(6, dtype=np.float32).tobytes()); f.flush()
+        >>> a = np.arange(6, dtype=np.float32)
+        >>> file_holds(a, f.name, 2), file_holds(a.reshape(2, 3).T, f.name, 2)
+        (True, False)
+    """
+    from ckptkit.converters.stream_write import iter_bands
+
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        buffer = np.empty(0, np.uint8)
+        for start, band in iter_bands(view, view.dtype):
+            expected = band.reshape(-1).view(np.uint8)
+            if buffer.nbytes < expected.nbytes:
+                buffer = np.empty(expected.nbytes, np.uint8)
+            stored = buffer[:expected.nbytes]
+            if os.preadv(fd, [memoryview(stored)], offset + start) != expected.nbytes \
+                    or not np.array_equal(expected, stored):
+                return False
+        return True
+    finally:
+        os.close(fd)
+
+
+def tensor_holds(target: LazyTensor, view: np.ndarray) -> bool:
+    """Whether ``target`` is stored plainly in a local safetensors file with exactly ``view``'s bytes (False
+    for anything else: another format, a remote file, another dtype or shape)."""
+    from ckptkit.converters.memory import BYTE_SOURCES
+
+    where = target.byte_range
+    if where is None or not where[0].endswith(".safetensors") or os.path.abspath(where[0]) in BYTE_SOURCES:
+        return False
+    same_layout = view.dtype == target.dtype.numpy and tuple(view.shape) == tuple(target.shape)
+    return same_layout and where[2] == view.nbytes and file_holds(view, where[0], where[1])

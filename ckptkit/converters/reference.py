@@ -12,6 +12,7 @@ Example:
 from __future__ import annotations
 
 import math
+import threading
 from typing import Callable, Mapping
 
 import numpy as np
@@ -96,13 +97,19 @@ def bert_encoder(get: Getter, config: Mapping, x: np.ndarray, attention_mask: np
 
 
 _ROWS_PER_CHUNK = 4096
+# verify runs the reference and the hub-side forward side by side: only one of them holds a whole (stored)
+# vocabulary table at a time, so their peaks do not add up
+_ONE_TABLE_AT_A_TIME = threading.Lock()
 
 
 def embedding_rows(get: Getter, name: str, ids: np.ndarray) -> np.ndarray:
     """``get(name)[ids]`` in float64, converting only the rows used when the getter can give the stored
     array (``get.stored``: verify's, so a 30k-row vocabulary is never held in float64)."""
     stored = getattr(get, "stored", None)
-    return stored(name)[ids].astype(np.float64) if stored else get(name)[ids]
+    if stored is None:
+        return get(name)[ids]
+    with _ONE_TABLE_AT_A_TIME:
+        return stored(name)[ids].astype(np.float64)
 
 
 def times_transposed(get: Getter, name: str, x: np.ndarray) -> np.ndarray:
@@ -111,9 +118,10 @@ def times_transposed(get: Getter, name: str, x: np.ndarray) -> np.ndarray:
     stored = getattr(get, "stored", None)
     if stored is None:
         return x @ get(name).T
-    matrix = stored(name)
-    return np.concatenate([x @ matrix[i:i + _ROWS_PER_CHUNK].astype(np.float64).T
-                           for i in range(0, matrix.shape[0], _ROWS_PER_CHUNK)], axis=-1)
+    with _ONE_TABLE_AT_A_TIME:
+        matrix = stored(name)
+        return np.concatenate([x @ matrix[i:i + _ROWS_PER_CHUNK].astype(np.float64).T
+                               for i in range(0, matrix.shape[0], _ROWS_PER_CHUNK)], axis=-1)
 
 
 def bert_embeddings(get: Getter, inputs: Mapping[str, np.ndarray], *, scope: str = "bert") -> np.ndarray:
