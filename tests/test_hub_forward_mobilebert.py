@@ -17,7 +17,8 @@ from ckptkit.converters.hub_forward import mobilebert as engine
 from ckptkit.converters.hub_forward.ops import Unsupported
 from ckptkit.converters.reference import fixed_inputs
 from ckptkit.converters.verify import _hf_outputs, verify_conversion
-from support.hub_models import engine_outputs, hub_getter, random_hub_folder
+from support.hub_models import (assert_engine_matches_transformers, engine_outputs, hub_getter, random_hub_folder,
+                                reference_whole_and_chunked)
 from support.mobilebert import mobilebert_config, mobilebert_tf_variables
 from test_verify_engine import _fresh  # the CLI in an interpreter that refuses torch and transformers
 from tf_save import tf1_save
@@ -71,15 +72,7 @@ def _inputs(config: dict) -> dict:
 def test_engine_computes_what_transformers_computes(case, tmp_path):
     class_name, overrides = CASES[case]
     config = {**_SIZES, **overrides}
-    folder = random_hub_folder(class_name, config, str(tmp_path / case))
-    inputs = _inputs(config)
-    expected = _hf_outputs(folder, class_name, inputs)
-    actual = engine_outputs(folder, inputs)
-    assert set(actual) == set(expected)
-    for key, value in expected.items():
-        assert actual[key].shape == value.shape, key
-        diff = float(np.max(np.abs(actual[key] - value.astype(np.float64))))
-        assert diff <= forward_tolerance(actual[key]), (key, diff)
+    assert_engine_matches_transformers(class_name, config, str(tmp_path / case), _inputs(config))
 
 
 def test_a_wrong_config_value_shows_as_a_difference(tmp_path):
@@ -105,15 +98,8 @@ def test_the_big_matrices_are_read_in_stored_chunks_only(tmp_path, monkeypatch):
     folder = random_hub_folder("MobileBertForPreTraining", config, str(tmp_path / "m"))
     inputs = _inputs(config)
     with hub_getter(folder) as (get, names, saved):
-        seen = []
-
-        def watching(name):
-            seen.append(name)
-            return get(name)
-
-        watching.stored = get.stored
-        out = engine.mobilebert_forward(watching, names, saved, "MobileBertForPreTraining", inputs)
-    assert not {"mobilebert.embeddings.word_embeddings.weight", "cls.predictions.dense.weight"} & set(seen)
+        out = engine.mobilebert_forward(get, names, saved, "MobileBertForPreTraining", inputs)
+    assert not {"mobilebert.embeddings.word_embeddings.weight", "cls.predictions.dense.weight"} & set(get.seen)
     expected = _hf_outputs(folder, "MobileBertForPreTraining", inputs)["mlm_logits"]
     assert np.max(np.abs(out["mlm_logits"] - expected)) <= forward_tolerance(expected)
 
@@ -121,23 +107,13 @@ def test_the_big_matrices_are_read_in_stored_chunks_only(tmp_path, monkeypatch):
 def test_the_tf_reference_reads_the_big_tables_in_chunks_too(monkeypatch):
     """verify's other side (the official math over the TF variables): the word table and extra_output_weights
     through ``get.stored`` in row chunks, the MLM logits as with whole float64 tables."""
-    from ckptkit.converters import reference
     from ckptkit.converters.reference_mobilebert import mobilebert_reference_forward
 
     config = mobilebert_config()
-    variables = mobilebert_tf_variables(config)
     inputs = fixed_inputs(vocab_size=config["vocab_size"], max_positions=32, type_vocab_size=2)
-    whole = mobilebert_reference_forward(lambda n: variables[n].astype(np.float64), set(variables), config, inputs)
-    monkeypatch.setattr(reference, "_ROWS_PER_CHUNK", 7)
-    seen = []
-
-    def get(name):
-        seen.append(name)
-        return variables[name].astype(np.float64)
-
-    get.stored = variables.__getitem__
-    chunked = mobilebert_reference_forward(get, set(variables), config, inputs)
-    assert not {"bert/embeddings/word_embeddings", "cls/predictions/extra_output_weights"} & set(seen)
+    whole, chunked, seen = reference_whole_and_chunked(mobilebert_reference_forward, mobilebert_tf_variables(config),
+                                                       config, inputs, monkeypatch)
+    assert not {"bert/embeddings/word_embeddings", "cls/predictions/extra_output_weights"} & seen
     np.testing.assert_allclose(chunked["mlm_logits"], whole["mlm_logits"], rtol=1e-12, atol=1e-12)
 
 

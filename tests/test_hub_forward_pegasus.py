@@ -18,7 +18,8 @@ from ckptkit.converters.hub_forward.ops import Unsupported
 from ckptkit.converters.reference import fixed_inputs
 from ckptkit.converters.reference_pegasus import encoder_decoder_inputs
 from ckptkit.converters.verify import _hf_outputs, verify_conversion
-from support.hub_models import engine_outputs, hub_getter, random_hub_folder
+from support.hub_models import (assert_engine_matches_transformers, engine_outputs, hub_getter, random_hub_folder,
+                                reference_whole_and_chunked)
 from support.pegasus import pegasus_config, pegasus_tf_variables, save_pegasus_checkpoint, write_flags
 from test_verify_engine import _fresh  # the CLI in an interpreter that refuses torch and transformers
 
@@ -47,15 +48,7 @@ def _inputs(config: dict) -> dict:
 def test_engine_computes_what_transformers_computes(case, tmp_path):
     class_name, overrides = CASES[case]
     config = {**_SIZES, **overrides}
-    folder = random_hub_folder(class_name, config, str(tmp_path / case))
-    inputs = _inputs(config)
-    expected = _hf_outputs(folder, class_name, inputs)
-    actual = engine_outputs(folder, inputs)
-    assert set(actual) == set(expected)
-    for key, value in expected.items():
-        assert actual[key].shape == value.shape, key
-        diff = float(np.max(np.abs(actual[key] - value.astype(np.float64))))
-        assert diff <= forward_tolerance(actual[key]), (key, diff)
+    assert_engine_matches_transformers(class_name, config, str(tmp_path / case), _inputs(config))
 
 
 def test_layer_norms_use_torchs_epsilon_whatever_the_config_says(tmp_path):
@@ -78,14 +71,8 @@ def test_final_logits_bias_is_added_and_the_shared_table_read_in_stored_rows(tmp
     folder = random_hub_folder(GENERATE, config, str(tmp_path / "m"))
     inputs = _inputs(config)
     with hub_getter(folder) as (get, names, saved):
-        seen = []
-
-        def watching(name):
-            seen.append(name)
-            return get(name)
-
-        watching.stored = get.stored
-        with_bias = engine.pegasus_forward(watching, names, saved, GENERATE, inputs)
+        with_bias = engine.pegasus_forward(get, names, saved, GENERATE, inputs)
+        seen = list(get.seen)
         without = engine.pegasus_forward(get, names - {"final_logits_bias"}, saved, GENERATE, inputs)
         bias = get("final_logits_bias").reshape(-1)
     assert np.abs(bias).max() > 0.1
@@ -99,24 +86,14 @@ def test_final_logits_bias_is_added_and_the_shared_table_read_in_stored_rows(tmp
 def test_the_tf_reference_reads_the_word_table_in_chunks_too(monkeypatch):
     """verify's other side (the official math over the TF variables): the word table through ``get.stored`` in
     row chunks, the logits as with the whole float64 table."""
-    from ckptkit.converters import reference
     from ckptkit.converters.reference_pegasus import pegasus_reference_forward
 
     config = pegasus_config()
-    variables = pegasus_tf_variables(config)
     inputs = encoder_decoder_inputs(fixed_inputs(vocab_size=64, max_positions=40, type_vocab_size=1),
                                     {"vocab_size": 64, "is_encoder_decoder": True})
-    whole = pegasus_reference_forward(lambda n: variables[n].astype(np.float64), set(variables), config, inputs)
-    monkeypatch.setattr(reference, "_ROWS_PER_CHUNK", 7)
-    seen = []
-
-    def get(name):
-        seen.append(name)
-        return variables[name].astype(np.float64)
-
-    get.stored = variables.__getitem__
-    chunked = pegasus_reference_forward(get, set(variables), config, inputs)
-    assert not {"pegasus/embeddings/word_embeddings", "pegasus/embeddings/position_embeddings"} & set(seen)
+    whole, chunked, seen = reference_whole_and_chunked(pegasus_reference_forward, pegasus_tf_variables(config),
+                                                       config, inputs, monkeypatch)
+    assert not {"pegasus/embeddings/word_embeddings", "pegasus/embeddings/position_embeddings"} & seen
     for key, value in whole.items():
         np.testing.assert_allclose(chunked[key], value, rtol=1e-12, atol=1e-12)
 

@@ -18,7 +18,7 @@ from typing import Callable, Mapping
 import numpy as np
 
 __all__ = ["ACTIVATIONS", "GOOGLE_ACTIVATIONS", "layer_norm", "dense", "self_attention", "fixed_inputs",
-           "embedding_rows", "times_transposed",
+           "embedding_rows", "times_transposed", "float64_getter",
            "bert_encoder", "bert_heads", "bert_reference_forward"]
 
 _erf = np.vectorize(math.erf, otypes=[np.float64])
@@ -94,6 +94,28 @@ def bert_encoder(get: Getter, config: Mapping, x: np.ndarray, attention_mask: np
         out = dense(inter, get(f"{p}output/dense/kernel"), get(f"{p}output/dense/bias"))
         x = layer_norm(out + x, get(f"{p}output/LayerNorm/gamma"), get(f"{p}output/LayerNorm/beta"))
     return x
+
+
+_KEPT_BYTES = 1 << 20
+
+
+def float64_getter(stored: Callable[[str], np.ndarray]) -> Getter:
+    """A forward pass's ``get`` over ``stored`` (name -> the tensor as stored, read when asked): each tensor in
+    float64 when the pass reaches it, so about one layer's weights are held at a time; vectors (biases, norms)
+    are kept, matrices read again when used again. ``get.stored`` is ``stored``, for chunked use of the big
+    tables (:func:`embedding_rows`, :func:`times_transposed`)."""
+    small: dict[str, np.ndarray] = {}
+
+    def get(name: str) -> np.ndarray:
+        if name in small:
+            return small[name]
+        value = np.asarray(stored(name), dtype=np.float64)
+        if value.ndim <= 1 and value.nbytes <= _KEPT_BYTES:
+            small[name] = value
+        return value
+
+    get.stored = stored  # type: ignore[attr-defined]
+    return get
 
 
 _ROWS_PER_CHUNK = 4096

@@ -29,7 +29,7 @@ from ckptkit.converters.compare import (
 )
 from ckptkit.converters.model_pages import layer_by_layer
 from ckptkit.converters.plan import Plan, PlannedTensor, materialize, planned_view
-from ckptkit.converters.reference import fixed_inputs
+from ckptkit.converters.reference import fixed_inputs, float64_getter
 from ckptkit.converters.reference_config import reference_config, source_tf_config
 from ckptkit.converters.reference_pegasus import encoder_decoder_inputs, encoder_decoder_outputs
 from ckptkit.converters.tensors import Checkpoint, dtype_by_name
@@ -203,29 +203,15 @@ def _reference_outputs(family: Family, tf_side: Checkpoint, tf_config: Mapping, 
     forward = getattr(importlib.import_module(module), function)
     rounding = dtype_by_name(weights_dtype).numpy if weights_dtype else None
     view = view if view is not None else {n: n for n in tf_side}
-    small: dict[str, np.ndarray] = {}  # vectors (biases, norms) stay; matrices are read again when used again
 
     def stored(name: str) -> np.ndarray:
         """A variable as stored (after the rounding), read when the forward reaches it."""
         value = tf_side[view[name]].read()
         return value.astype(rounding) if rounding is not None and value.dtype.kind == "f" else value
 
-    def get(name: str) -> np.ndarray:
-        """A variable in float64, read when the forward reaches it (so one layer's weights at a time)."""
-        if name in small:
-            return small[name]
-        value = np.asarray(stored(name), dtype=np.float64)
-        if value.ndim <= 1 and value.nbytes <= _KEPT_BYTES:
-            small[name] = value
-        return value
-
-    get.stored = stored  # for chunked use of big matrices (reference.embedding_rows, times_transposed)
-
+    get = float64_getter(stored)
     with _one_blas_thread():
         return forward(get, set(view), tf_config, inputs)
-
-
-_KEPT_BYTES = 1 << 20
 
 
 def _compare_forward(family: Family, tf_side: Checkpoint, hf_side: Checkpoint, hf_folder: str, hf_config: Mapping,

@@ -28,7 +28,6 @@ __all__ = ["ENGINES", "DEFAULT_ENGINE", "EngineOutputs", "MissingWeight", "hub_g
 
 ENGINES = ("numpy", "transformers")
 DEFAULT_ENGINE = "numpy"
-_KEPT_BYTES = 1 << 20
 _INSTALL = "pip install 'ckptkit[verify]'"
 
 
@@ -42,23 +41,14 @@ EngineOutputs = tuple[dict[str, np.ndarray], str]  # the outputs, and how they w
 def hub_getter(checkpoint: Checkpoint) -> Callable[[str], np.ndarray]:
     """The engines' ``get``: a tensor of ``checkpoint`` in float64, read when asked; ``get.stored`` gives it
     as stored (for chunked use of the big matrices)."""
-    small: dict[str, np.ndarray] = {}
+    from ckptkit.converters.reference import float64_getter
 
     def stored(name: str) -> np.ndarray:
         if name not in checkpoint:
             raise MissingWeight(name)
         return checkpoint[name].read()
 
-    def get(name: str) -> np.ndarray:
-        if name in small:
-            return small[name]
-        value = np.asarray(stored(name), dtype=np.float64)
-        if value.ndim <= 1 and value.nbytes <= _KEPT_BYTES:
-            small[name] = value
-        return value
-
-    get.stored = stored
-    return get
+    return float64_getter(stored)
 
 
 def _weights_file(checkpoint: Checkpoint) -> str:

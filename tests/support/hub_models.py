@@ -49,7 +49,8 @@ def random_hub_folder(class_name: str, config: dict, folder: str, *, seed: int =
 
 @contextlib.contextmanager
 def hub_getter(folder: str) -> Iterator[tuple]:
-    """(get, names, config) over ``folder``: ``get(name)`` in float64, ``get.stored(name)`` as stored."""
+    """(get, names, config) over ``folder``: ``get(name)`` in float64 (each name read so is listed in
+    ``get.seen``), ``get.stored(name)`` as stored."""
     from safetensors import safe_open
 
     with open(os.path.join(folder, "config.json"), encoding="utf-8") as f:
@@ -59,9 +60,10 @@ def hub_getter(folder: str) -> Iterator[tuple]:
             return tensors.get_tensor(name)
 
         def get(name: str) -> np.ndarray:
+            get.seen.append(name)
             return np.asarray(stored(name), dtype=np.float64)
 
-        get.stored = stored
+        get.stored, get.seen = stored, []
         yield get, set(tensors.keys()), config
 
 
@@ -71,3 +73,37 @@ def engine_outputs(folder: str, inputs: dict) -> dict[str, np.ndarray]:
 
     with hub_getter(folder) as (get, names, config):
         return hub_forward(get, names, config, config["architectures"][0], inputs)
+
+
+def assert_engine_matches_transformers(class_name: str, config: dict, folder: str, inputs: dict) -> None:
+    """A random ``class_name`` model saved by transformers into ``folder``: the engine's outputs have exactly the
+    keys of verify's transformers path, and each agrees within verify's forward tolerance."""
+    from ckptkit.converters.compare import forward_tolerance
+    from ckptkit.converters.verify import _hf_outputs
+
+    random_hub_folder(class_name, config, folder)
+    expected = _hf_outputs(folder, class_name, inputs)
+    actual = engine_outputs(folder, inputs)
+    assert set(actual) == set(expected)
+    for key, value in expected.items():
+        assert actual[key].shape == value.shape, key
+        diff = float(np.max(np.abs(actual[key] - value.astype(np.float64))))
+        assert diff <= forward_tolerance(actual[key]), (key, diff)
+
+
+def reference_whole_and_chunked(forward, variables: dict, config: dict, inputs: dict, monkeypatch
+                                ) -> tuple[dict, dict, set[str]]:
+    """A TF-side reference ``forward`` run over whole float64 variables, then with ``get.stored`` offered and
+    7-row chunks: (whole outputs, chunked outputs, the names the chunked run read whole through ``get``)."""
+    from ckptkit.converters import reference
+
+    whole = forward(lambda n: variables[n].astype(np.float64), set(variables), config, inputs)
+    monkeypatch.setattr(reference, "_ROWS_PER_CHUNK", 7)
+    seen: set[str] = set()
+
+    def get(name: str) -> np.ndarray:
+        seen.add(name)
+        return variables[name].astype(np.float64)
+
+    get.stored = variables.__getitem__
+    return whole, forward(get, set(variables), config, inputs), seen
