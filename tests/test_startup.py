@@ -148,3 +148,30 @@ def test_logging_is_imported_only_when_something_needs_it_and_then_redacted():
     assert "using token hf_***" in done.stderr and "Z9Z9" not in done.stderr
     assert "RuntimeError: hf_***" in done.stderr and "Y8Y8" not in done.stderr
     assert "gcsfs retry noise" not in done.stderr
+
+
+CORE_INSTALL = textwrap.dedent("""
+    import sys
+
+    class NotInstalled:  # the core install: no tokenizer libraries, no torch, no transformers
+        def find_spec(self, name, path=None, target=None):
+            if name.split(".")[0] in ("tokenizers", "sentencepiece", "transformers", "torch"):
+                raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+
+    sys.meta_path.insert(0, NotInstalled())
+    from ckptkit.cli import main
+    main(sys.argv[1:])
+""")
+
+
+def test_a_core_install_says_which_package_the_tokenizer_needs(tmp_path):
+    """Without the verify extra, convert writes the weights and verify passes on them, and both say the
+    tokenizer needs a package to install instead of blaming the vocab file."""
+    out = tmp_path / "out"
+    done = subprocess.run([sys.executable, "-c", CORE_INSTALL, "convert", TINY, out, "--verify"], capture_output=True,
+                          text=True, timeout=120, cwd=REPO)
+    assert done.returncode == 0, done.stderr
+    text = done.stdout + done.stderr
+    assert "the Python package 'tokenizers' is not installed" in text and "pip install 'ckptkit[verify]'" in text
+    assert "fix the vocab file" not in text
+    assert (out / "model.safetensors").is_file() and not (out / "tokenizer.json").exists()

@@ -116,6 +116,11 @@ def plan_tokenizer(*, vocab: str | None, spm: str | None, prefer_spm: bool, do_l
                                    else choose_tokenizer(vocab, spm, prefer_spm=prefer_spm))
         built = build_tokenizer(kind, vocab_file=vocab, spm_file=spm, do_lower_case=do_lower_case,
                                 keep_accents=keep_accents)
+    except ModuleNotFoundError as e:  # a core install: the tokenizer libraries come with the verify extra
+        package = (e.name or "a tokenizer library").split(".")[0]
+        return TokenizerStep(warnings=[f"no tokenizer written: the Python package {package!r} is not installed; "
+                                       "the weights are converted (pip install 'ckptkit[verify]' and rerun, "
+                                       "or pass --no-tokenizer)"])
     except Exception as e:  # noqa: BLE001 - any tokenizer failure leaves the weights alone
         return TokenizerStep(warnings=[f"no tokenizer written: {_describe(e)}; the weights are converted "
                                        "(fix the vocab file and rerun, or pass --no-tokenizer)"])
