@@ -175,3 +175,13 @@ def test_a_core_install_says_which_package_the_tokenizer_needs(tmp_path):
     assert "the Python package 'tokenizers' is not installed" in text and "pip install 'ckptkit[verify]'" in text
     assert "fix the vocab file" not in text
     assert (out / "model.safetensors").is_file() and not (out / "tokenizer.json").exists()
+
+
+def test_a_local_run_imports_nothing_remote_and_the_option_defaults_are_the_settings():
+    """The remote options skip their settings module when left at its defaults (which they must equal)."""
+    from ckptkit.cli.remote_options import DEFAULTS
+    from ckptkit.remote.settings import RemoteSettings
+
+    code, modules = run_cli("inspect", TINY)
+    assert code == 0 and not [m for m in modules if m.startswith("ckptkit.remote")]
+    assert DEFAULTS == vars(RemoteSettings())
