@@ -66,7 +66,8 @@ ALPHAS: dict[str, str] = {
     "cos": "Weight of 1-cos of last hidden states [1.0].",
     "mse": "Weight of MSE of mapped hidden states [mlm: 0, hidden: 1.0].",
     "attn": "Weight of the attention-distribution KL [0].",
-    "pooled_cos": "Weight of 1-cos of mean-pooled embeddings [mlm: 0, hidden: 1.0].",
+    "pooled_cos": "Weight of 1-cos of the sentence embeddings, pooled as the teacher's sentence-transformers "
+                  "stack pools them (mean without one) [mlm: 0, hidden: 1.0].",
 }
 
 

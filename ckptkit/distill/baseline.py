@@ -62,8 +62,11 @@ def read_log(folder) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
-def add_comparison(result, baseline, *, opts, teacher, student, tokenizer, seed: int) -> None:
-    """Put the baseline's run and both students' held-out scores into ``result.summary``."""
+def add_comparison(result, baseline, *, opts, teacher, student, tokenizer, seed: int, pooling=None) -> None:
+    """Put the baseline's run and both students' held-out scores into ``result.summary``.
+
+    ``pooling``: the teacher's sentence-embedding pooling (:mod:`ckptkit.distill.pooling`; None: mean).
+    """
     from ckptkit.distill.held_out import held_out_scores
     from ckptkit.distill.models import load_model
 
@@ -72,7 +75,7 @@ def add_comparison(result, baseline, *, opts, teacher, student, tokenizer, seed:
     scores = held_out_scores(teacher, {"distilled": student, f"baseline_{opts.baseline}": base_model},
                              tokenizer=tokenizer, eval_files=opts.validation_files,
                              max_seq_length=opts.max_seq_length, seed=seed, mlm_probability=opts.mlm_probability,
-                             text_column=opts.text_column)
+                             text_column=opts.text_column, pooling=pooling)
     result.summary["baseline"] = {
         "kind": opts.baseline, "what": BASELINES[opts.baseline], "output_dir": baseline.output_dir,
         "weights": {k: v for k, v in baseline_options(opts).weights.as_dict().items() if v > 0},

@@ -2,8 +2,9 @@
 
 MLM models: accuracy and perplexity of both on the same masked tokens, top-1 agreement and
 KL(teacher || student) on them, cosine of last hidden states. Every model: cosine between the
-mean-pooled sentence embeddings of teacher and student, parameter counts, weight-file sizes,
-CPU latency per batch (median and p90) and the speedup.
+sentence embeddings of teacher and student (pooled as the teacher's sentence-transformers stack
+pools them, :mod:`ckptkit.distill.pooling`; mean-pooled without one), parameter counts,
+weight-file sizes, CPU latency per batch (median and p90) and the speedup.
 
 Example:
     >>> r = evaluate_student(teacher="out/kobert", student="out/distil", eval_files=["held_out.txt"])  # doctest: +SKIP
@@ -139,11 +140,10 @@ def _mlm_metrics(teacher, student, blocks, collator, *, batch_size: int, max_bat
                           "hidden_cosine": sums["cos"] / max(1, sums["tokens"])}}
 
 
-def _embedding_cosine(teacher, student, sentences: list[list[int]], *, pad_id: int, batch_size: int) -> float:
+def _embedding_cosine(teacher, student, sentences: list[list[int]], *, pad_id: int, batch_size: int,
+                      pool) -> float:
     import torch
     import torch.nn.functional as F
-
-    from ckptkit.distill.losses import mean_pool
 
     total = 0.0
     for start in range(0, len(sentences), batch_size):
@@ -154,8 +154,8 @@ def _embedding_cosine(teacher, student, sentences: list[list[int]], *, pad_id: i
         for row, s in enumerate(chunk):
             ids[row, :len(s)], mask[row, :len(s)] = torch.tensor(s), 1
         with torch.inference_mode():
-            t = mean_pool(teacher(input_ids=ids, attention_mask=mask, output_hidden_states=True).hidden_states[-1], mask)
-            s = mean_pool(student(input_ids=ids, attention_mask=mask, output_hidden_states=True).hidden_states[-1], mask)
+            t = pool(teacher(input_ids=ids, attention_mask=mask, output_hidden_states=True).hidden_states[-1], mask)
+            s = pool(student(input_ids=ids, attention_mask=mask, output_hidden_states=True).hidden_states[-1], mask)
         total += float(F.cosine_similarity(t.float(), s.float(), dim=-1).sum())
     return total / max(1, len(sentences))
 
@@ -188,6 +188,9 @@ def evaluate_student(*, student: str | os.PathLike, eval_files: Sequence[str | o
     teacher = teacher or read_student_json(student).get("teacher")
     if not teacher:
         raise UsageError("no teacher: pass --teacher (the student has no student.json naming one)")
+    from ckptkit.distill.pooling import read_pooling
+
+    pooling = read_pooling(teacher)
     tokenizer = AutoTokenizer.from_pretrained(str(teacher))
     t_model, s_model, objective = _load_pair(str(teacher), str(student), objective)
     t_model.eval(), s_model.eval()
@@ -213,8 +216,8 @@ def evaluate_student(*, student: str | os.PathLike, eval_files: Sequence[str | o
             result[key].update(mlm[key])
     sentences = data_mod.tokenize_lines(texts, tokenizer, max_seq_length=max_seq_length,
                                         limit=batch_size * max_batches)
-    result["sentences"] = len(sentences)
-    result["agreement"]["embedding_cosine"] = _embedding_cosine(t_model, s_model, sentences,
+    result["sentences"], result["pooling"] = len(sentences), pooling.describe()
+    result["agreement"]["embedding_cosine"] = _embedding_cosine(t_model, s_model, sentences, pool=pooling,
                                                                 pad_id=tokenizer.pad_token_id, batch_size=batch_size)
     timing_batch = collator([blocks[i] for i in range(min(batch_size, len(blocks)))])
     timing_inputs = {"input_ids": timing_batch["input_ids"], "attention_mask": timing_batch["attention_mask"]}
@@ -249,7 +252,8 @@ def format_eval_table(result: dict[str, Any]) -> str:
     rows = [[label, fmt(result["teacher"][key]), fmt(result["student"][key])]
             for key, (label, fmt) in ROWS.items() if key in result["student"]]
     table = format_table(rows, ["metric", "teacher", "student"], right={1, 2})
-    pairs = [[label, f"{result['agreement'][key]:.4f}"] for key, label in AGREEMENT_ROWS.items()
-             if key in result["agreement"]]
+    pooled = f" ({result['pooling']})" if result.get("pooling") else ""
+    pairs = [[label + (pooled if key == "embedding_cosine" else ""), f"{result['agreement'][key]:.4f}"]
+             for key, label in AGREEMENT_ROWS.items() if key in result["agreement"]]
     pairs.append(["speedup (median latency)", f"{result['speedup']:.2f}x"])
     return table + "\n\n" + format_table(pairs, ["student vs teacher", "value"], right={1})

@@ -2,7 +2,9 @@
 
 Per student: MLM loss and accuracy on the masked tokens (against the true tokens); against the
 teacher: top-1 agreement and KL(teacher || student) on the masked tokens (a teacher with an MLM
-head), cosine of the last hidden states per token and of the mean-pooled sentence embeddings.
+head), cosine of the last hidden states per token and of the sentence embeddings, pooled as the
+teacher's sentence-transformers stack pools them (:mod:`ckptkit.distill.pooling`; mean pooling for
+a teacher without one).
 
 Example:
     >>> scores = held_out_scores(teacher, {"distilled": kd, "baseline_mlm": mlm}, tokenizer=tok,  # doctest: +SKIP
@@ -34,10 +36,8 @@ def _zero_sums() -> dict[str, float]:
             "emb": 0.0, "rows": 0}
 
 
-def _accumulate(sums: dict[str, float], batch, t_out, s_out) -> None:
+def _accumulate(sums: dict[str, float], batch, t_out, s_out, pool) -> None:
     import torch.nn.functional as F
-
-    from ckptkit.distill.losses import mean_pool
 
     mask, tokens = batch["labels"] != -100, batch["attention_mask"].bool()
     labels = batch["labels"][mask]
@@ -53,7 +53,7 @@ def _accumulate(sums: dict[str, float], batch, t_out, s_out) -> None:
     if t_last.shape[-1] == s_last.shape[-1]:
         sums["cos"] += float(F.cosine_similarity(t_last[tokens], s_last[tokens], dim=-1).sum())
         mask_f = batch["attention_mask"]
-        sums["emb"] += float(F.cosine_similarity(mean_pool(t_last, mask_f), mean_pool(s_last, mask_f), dim=-1).sum())
+        sums["emb"] += float(F.cosine_similarity(pool(t_last, mask_f), pool(s_last, mask_f), dim=-1).sum())
     sums["tokens"] += int(tokens.sum())
     sums["rows"] += int(tokens.shape[0])
 
@@ -71,11 +71,18 @@ def _scores(sums: dict[str, float], *, teacher_logits: bool, same_width: bool) -
 
 def held_out_scores(teacher, students: Mapping[str, Any], *, tokenizer, eval_files: Sequence[str | os.PathLike],
                     max_seq_length: int, batch_size: int = 16, max_batches: int = 50, seed: int = 42,
-                    mlm_probability: float = 0.15, text_column: str = "text") -> dict[str, Any]:
-    """Score each student (name -> MLM model) against ``teacher`` on the same masked blocks of ``eval_files``."""
+                    mlm_probability: float = 0.15, text_column: str = "text", pooling=None) -> dict[str, Any]:
+    """Score each student (name -> MLM model) against ``teacher`` on the same masked blocks of ``eval_files``.
+
+    ``pooling`` makes the sentence embeddings (a :class:`ckptkit.distill.pooling.Pooling`, the
+    teacher's; None: mean pooling); the result's ``"pooling"`` says which was used.
+    """
     import torch
 
     from ckptkit.distill import data as data_mod
+    from ckptkit.distill.pooling import Pooling
+
+    pooling = pooling or Pooling()
 
     blocks = data_mod.tokenize_and_pack(data_mod.load_texts(eval_files, text_column=text_column), tokenizer,
                                         max_seq_length=max_seq_length)
@@ -97,10 +104,11 @@ def held_out_scores(teacher, students: Mapping[str, Any], *, tokenizer, eval_fil
             for name, model in students.items():
                 s_out = model.eval()(**inputs, output_hidden_states=True)
                 same_width = same_width and t_out.hidden_states[-1].shape[-1] == s_out.hidden_states[-1].shape[-1]
-                _accumulate(sums[name], batch, t_out, s_out)
+                _accumulate(sums[name], batch, t_out, s_out, pooling)
     for name, model in students.items():
         model.train(was_training[name])
     result: dict[str, Any] = {name: _scores(s, teacher_logits=teacher_logits, same_width=same_width)
                               for name, s in sums.items()}
+    result["pooling"] = pooling.describe()
     result["blocks"], result["masked_tokens"] = rows, next(iter(sums.values()))["masked"] if sums else 0
     return result

@@ -14,7 +14,7 @@ Example:
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Sequence
+from typing import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -171,17 +171,21 @@ def mean_pool(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return (hidden * weights).sum(1) / weights.sum(1).clamp_min(1e-9)
 
 
-def pooled_cosine_loss(student_hidden: torch.Tensor, teacher_hidden: torch.Tensor,
-                       mask: torch.Tensor) -> torch.Tensor:
-    """``1 - cos`` between mean-pooled student and teacher sentence embeddings, mean over the batch.
+def pooled_cosine_loss(student_hidden: torch.Tensor, teacher_hidden: torch.Tensor, mask: torch.Tensor, *,
+                       pooling: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None) -> torch.Tensor:
+    """``1 - cos`` between pooled student and teacher sentence embeddings, mean over the batch.
+
+    ``pooling`` is the teacher's sentence-transformers pooling (:class:`ckptkit.distill.pooling.Pooling`);
+    None: mean pooling.
 
     Example:
         >>> h = torch.ones(2, 3, 4)
         >>> float(pooled_cosine_loss(h, h, torch.ones(2, 3)))
         0.0
     """
-    s = mean_pool(student_hidden.float(), mask)
-    t = mean_pool(teacher_hidden.float(), mask)
+    pool = pooling or mean_pool
+    s = pool(student_hidden.float(), mask)
+    t = pool(teacher_hidden.float(), mask)
     return (1.0 - F.cosine_similarity(s, t, dim=-1)).mean()
 
 

@@ -21,7 +21,8 @@ from pathlib import Path
 from ckptkit.errors import ConfigError
 from ckptkit.output.atomic import write_json
 
-__all__ = ["ST_FILES", "MODULES_FILE", "is_sentence_transformer", "st_module_folders", "copy_st_modules"]
+__all__ = ["ST_FILES", "MODULES_FILE", "is_sentence_transformer", "read_modules", "st_module_folders",
+           "copy_st_modules"]
 
 MODULES_FILE = "modules.json"
 # top-level files of a sentence-transformers folder besides the Transformer module's own
@@ -34,8 +35,9 @@ def is_sentence_transformer(folder: str | os.PathLike) -> bool:
     return (Path(folder) / MODULES_FILE).is_file()
 
 
-def _modules(folder: Path) -> list[dict]:
-    path = folder / MODULES_FILE
+def read_modules(folder: str | os.PathLike) -> list[dict]:
+    """``folder``'s ``modules.json``: the module stack in order, each with its ``type`` and ``path``."""
+    path = Path(folder) / MODULES_FILE
     try:
         modules = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError) as e:
@@ -50,7 +52,7 @@ def st_module_folders(folder: str | os.PathLike) -> list[str]:
     folder = Path(folder)
     if not is_sentence_transformer(folder):
         return []
-    return [m["path"] for m in _modules(folder)
+    return [m["path"] for m in read_modules(folder)
             if m.get("path") and not m["type"].endswith(_TRANSFORMER)]
 
 
@@ -65,7 +67,7 @@ def copy_st_modules(source: str | os.PathLike, target: str | os.PathLike) -> lis
     source, target = Path(source), Path(target)
     if not is_sentence_transformer(source):
         return []
-    modules = [{**m, "path": ""} if m["type"].endswith(_TRANSFORMER) else m for m in _modules(source)]
+    modules = [{**m, "path": ""} if m["type"].endswith(_TRANSFORMER) else m for m in read_modules(source)]
     write_json(target / MODULES_FILE, modules)
     written = [MODULES_FILE]
     for name in ST_FILES:

@@ -87,17 +87,21 @@ class _Setup:
     teacher: str | os.PathLike
     last_checkpoint: str | None
     args: Any
+    pooling: Any   # the teacher's sentence-embedding pooling (ckptkit.distill.pooling.Pooling)
 
 
 def _check(opts: TrainOptions) -> _Setup:
     from transformers import TrainingArguments
     from transformers.trainer_utils import get_last_checkpoint
 
+    from ckptkit.distill.pooling import read_pooling
+
     student_dir, out = Path(opts.student), Path(opts.output_dir)
     student_info = read_student_json(student_dir)
     teacher = opts.teacher or student_info.get("teacher")
     if not teacher:
         raise UsageError("no teacher: pass --teacher (the student has no student.json naming one)")
+    pooling = read_pooling(teacher)  # a Pooling config we cannot honour stops the run before anything is written
     last_checkpoint = get_last_checkpoint(str(out)) if out.is_dir() else None
     if opts.resume and last_checkpoint is None:
         raise UsageError("nothing to resume: no checkpoint-* folder", path=out, hint="run once without --resume")
@@ -116,7 +120,7 @@ def _check(opts: TrainOptions) -> _Setup:
         args = TrainingArguments(**args_dict)
     except (TypeError, ValueError) as e:
         raise UsageError(f"invalid training option: {e}") from e
-    return _Setup(student_dir, out, student_info, teacher, last_checkpoint, args)
+    return _Setup(student_dir, out, student_info, teacher, last_checkpoint, args, pooling)
 
 
 @dataclass(frozen=True)
@@ -154,7 +158,7 @@ def _load(opts: TrainOptions, setup: _Setup) -> _Models:
                          f"({fitted})")
     distill = DistillOptions(weights=weights, temperature=opts.temperature, ce_on=opts.ce_on, layer_map=layers,
                              objective=opts.objective, teacher_layers=num_layers(teacher.config),
-                             cos_pairs=cos_pairs)
+                             cos_pairs=cos_pairs, pooling=setup.pooling)
     return _Models(tokenizer, teacher, student, layers, distill)
 
 
@@ -274,7 +278,7 @@ def _summary(opts: TrainOptions, setup: _Setup, models: _Models, trainer, result
         "teacher_dtype": str(next(trainer.teacher.parameters()).dtype).removeprefix("torch.")
         if trainer.teacher is not None else None,
         "tokens_per_second": round(float(train_rows[-1].get("tokens_per_second", 0.0)), 1) if train_rows else None,
-        "losses": loss_summary(history, opts.weights),
+        "losses": loss_summary(history, opts.weights), "pooling": setup.pooling.describe(),
         "top1_agreement": {"first": agreement[0], "last": agreement[-1]} if agreement else None,
     }
     if cache is not None:
@@ -349,7 +353,8 @@ def train_student(options: TrainOptions | None = None, *, log: Log | None = None
         from ckptkit.distill.baseline import add_comparison
 
         add_comparison(result, baseline, opts=options, teacher=trainer.teacher, tokenizer=models.tokenizer,
-                       student=trainer.accelerator.unwrap_model(trainer.model), seed=setup.args.seed)
+                       student=trainer.accelerator.unwrap_model(trainer.model), seed=setup.args.seed,
+                       pooling=setup.pooling)
     _finish(options, setup, models, trainer, result)
     _barrier()
     return result

@@ -192,7 +192,8 @@ def format_comparison(report: dict[str, Any]) -> str:
     if not baseline or not held_out:
         return ""
     base_key = f"baseline_{baseline['kind']}"
-    rows = [[label + (" (lower is better)" if lower else ""), f"{held_out['distilled'][key]:.4f}",
+    pooled = {"embedding_cosine": f" ({held_out['pooling']})"} if held_out.get("pooling") else {}
+    rows = [[label + pooled.get(key, "") + (" (lower is better)" if lower else ""), f"{held_out['distilled'][key]:.4f}",
              f"{held_out[base_key][key]:.4f}"]
             for key, (label, lower) in SCORE_LABELS.items() if key in held_out["distilled"]]
     kd_mlm, base_mlm = report["losses"].get("mlm"), baseline["losses"].get("mlm")

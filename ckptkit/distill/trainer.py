@@ -14,6 +14,7 @@ from __future__ import annotations
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, Callable
 
 import torch
@@ -33,6 +34,8 @@ class DistillOptions:
     ``cos_pairs`` are the (student layer, teacher layer) pairs of the cosine terms (cos, pooled_cos);
     empty: the student's last layer with the teacher's last, DistilBERT's choice.
     ``objective="mlm"`` uses the MLM heads (ce, mlm terms); ``"hidden"`` only hidden states.
+    ``pooling`` makes the pooled_cos term's sentence embeddings (the teacher's
+    :class:`~ckptkit.distill.pooling.Pooling`; None: mean pooling).
 
     Example:
         >>> DistillOptions(ce_on="masked").temperature
@@ -46,6 +49,7 @@ class DistillOptions:
     objective: str = "mlm"
     teacher_layers: int = 0
     cos_pairs: tuple[tuple[int, int], ...] = ()
+    pooling: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None  # pooled_cos; None: mean
 
     @property
     def cosine_pairs(self) -> tuple[tuple[int, int], ...]:
@@ -111,7 +115,7 @@ TERMS: dict[str, Callable[[_Step], torch.Tensor]] = {
                                               s.attention_mask),
     "attn": lambda s: losses.attention_kl(s.student.attentions, s.teacher.attentions, s.options.layer_map,
                                           s.attention_mask),
-    "pooled_cos": lambda s: s.cosine(losses.pooled_cosine_loss),
+    "pooled_cos": lambda s: s.cosine(partial(losses.pooled_cosine_loss, pooling=s.options.pooling)),
 }
 
 
