@@ -78,6 +78,32 @@ def test_normalize_after_pooling_equals_sentence_transformers(tmp_path):
     torch.testing.assert_close(pooling(hidden, mask), Normalize()(features)["sentence_embedding"])
 
 
+def test_a_dense_after_pooling_is_named_as_not_applied(tmp_path):
+    folder = _st_folder(tmp_path / "st", {"pooling_mode": "cls"}, normalize=True)
+    modules = json.loads((folder / "modules.json").read_text())
+    modules.insert(2, {"idx": 2, "name": "2", "path": "2_Dense", "type": "sentence_transformers.models.Dense"})
+    (folder / "modules.json").write_text(json.dumps(modules))
+    pooling = read_pooling(folder)
+    assert pooling.not_applied == ("Dense",) and pooling.normalize
+    assert pooling.describe() == ("CLS-pooled, L2-normalised (the teacher's sentence-transformers "
+                                  "1_Pooling/config.json; not applied: Dense)")
+
+
+@pytest.mark.parametrize("broken, named", [("modules", "WordWeights"), ("json", "cannot read")])
+def test_a_stack_ckptkit_cannot_pool_is_a_config_error(tmp_path, broken, named):
+    from ckptkit.errors import ConfigError
+
+    folder = _st_folder(tmp_path / "st", {"pooling_mode": "mean"})
+    if broken == "modules":
+        modules = json.loads((folder / "modules.json").read_text())
+        modules.insert(1, {"idx": 1, "name": "w", "path": "w", "type": "sentence_transformers.models.WordWeights"})
+        (folder / "modules.json").write_text(json.dumps(modules))
+    else:
+        (folder / "1_Pooling" / "config.json").write_text("{not json")
+    with pytest.raises(ConfigError, match=named):
+        read_pooling(folder)
+
+
 def test_a_folder_without_the_stack_is_mean_pooled(tmp_path):
     assert read_pooling(tmp_path) == Pooling() and read_pooling(tmp_path / "missing") == Pooling()
     assert Pooling().describe() == "mean-pooled (no sentence-transformers stack)"
@@ -134,6 +160,7 @@ def test_eval_embedding_cosine_is_the_cls_embeddings_cosine(cls_pair, tmp_path, 
     main(["distill", "eval", "--teacher", str(teacher), "--student", str(student), "--eval-file", str(lines),
           "--objective", "hidden", "--max-seq-length", "32", "--latency-runs", "1", "-q"])
     assert "sentence-embedding cosine (CLS-pooled" in capsys.readouterr().out
+    assert "sentence embeddings CLS-pooled" in (student / "README.md").read_text(encoding="utf-8")  # the recorded result
 
 
 def test_held_out_embedding_cosine_pools_with_cls(cls_pair, distill_world):

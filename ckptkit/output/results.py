@@ -183,6 +183,8 @@ def eval_result(result: Mapping[str, Any], *, command: str, date: str) -> dict[s
     if not metrics:
         return None
     held_out = f"{result.get('examples', '?')} held-out blocks"
+    if result.get("pooling"):  # how the sentence embeddings were made (ckptkit.distill.pooling)
+        held_out += f"; sentence embeddings {result['pooling']}"
     return make_result("distill-eval", metrics, command=command, date=date,
                        reference=f"teacher {result['teacher_path']}" if result.get("teacher_path") else None,
                        notes=held_out)
