@@ -9,6 +9,7 @@ when the two differ, so no figure reaches the README that a script did not print
 
 from __future__ import annotations
 
+import json
 import os
 import shlex
 import statistics
@@ -50,6 +51,15 @@ def publish(script: str, *, machine_start: str, machine_end: str, method: str, b
     with open(path, "w", encoding="utf-8") as handle:
         handle.write(text)
     return path
+
+
+def show(results: dict, report: str, *, started: str, ended: str, as_json: bool) -> None:
+    """Print a run: one JSON document (``--json``: machine lines and raw results) or the text report."""
+    if as_json:
+        print(json.dumps({"machine_at_start": started, "machine_at_end": ended, "results": results}, indent=2,
+                         default=str))
+    else:
+        print(f"start: {started}\nend:   {ended}\n{report}")
 
 
 def preformatted(report: str) -> str:

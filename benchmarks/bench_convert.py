@@ -39,7 +39,7 @@ from typing import Callable
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "tests"))  # support: the test factories
-from _results import markdown_table, publish  # noqa: E402
+from _results import markdown_table, publish, show  # noqa: E402
 from _measure import machine_line, measure  # noqa: E402
 
 WORK = os.path.join(HERE, "_work")
@@ -349,11 +349,7 @@ def main() -> None:
     if args.background_load:
         started += f" | {args.background_load} busy-looping processes during the run"
     ended = machine_line()
-    if args.json:
-        print(json.dumps({"machine_at_start": started, "machine_at_end": ended, "results": results},
-                         indent=2, default=str))
-    else:
-        print(f"start: {started}\nend:   {ended}\n{report(results)}")
+    show(results, report(results), started=started, ended=ended, as_json=args.json)
     if args.publish:
         name = "bench_convert" + (f"-{args.publish_suffix}" if args.publish_suffix else "")
         method = (f"TF → hub folder (safetensors), every path in a fresh process (imports included), "

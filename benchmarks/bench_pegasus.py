@@ -36,7 +36,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "tests"))  # support: the test factories
 from _measure import machine_line  # noqa: E402
-from _results import markdown_table, publish  # noqa: E402
+from _results import markdown_table, publish, show  # noqa: E402
 from bench_convert import floor_vs_ckptkit, parse_bench_args, summarize  # noqa: E402
 
 WORK = os.path.join(HERE, "_work")
@@ -190,10 +190,7 @@ def main() -> None:
     started = machine_line()  # date, machine and load before the run: a busy machine moves every ratio
     results = {case: run_case(case, repeat=args.repeat) for case in args.cases.split(",")}
     ended = machine_line()
-    if args.json:
-        print(json.dumps({"machine_at_start": started, "machine_at_end": ended, "results": results}, indent=2))
-    else:
-        print(f"start: {started}\nend:   {ended}\n{report(results)}")
+    show(results, report(results), started=started, ended=ended, as_json=args.json)
     if args.publish:
         print("wrote", publish_table(results, started, ended, repeat=args.repeat), file=sys.stderr)
 

@@ -23,7 +23,7 @@ import textwrap
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from _results import preformatted, publish  # noqa: E402
+from _results import preformatted, publish, show  # noqa: E402
 from _measure import machine_line, measure  # noqa: E402
 from bench_convert import WORK, make_case, measured_env  # noqa: E402
 
@@ -100,13 +100,10 @@ def main() -> None:
                               env=measured_env())
         imported[name] = json.loads(last_line(done.stderr, "IMPORTED"))
     results = summarize(cpu, work, imported)
-    if args.json:
-        print(json.dumps({"machine_at_start": started, "machine_at_end": machine_line(), "results": results},
-                         indent=2))
-    else:
-        print(f"start: {started}\nend:   {machine_line()}\n{report(results, args.repeat)}")
+    ended = machine_line()
+    show(results, report(results, args.repeat), started=started, ended=ended, as_json=args.json)
     if args.publish:
-        print("wrote", publish("bench_startup", machine_start=started, machine_end=machine_line(),
+        print("wrote", publish("bench_startup", machine_start=started, machine_end=ended,
                                method=f"CPU time of each command against `python -c pass` plus the work itself, "
                                       f"a fresh process each, {args.repeat} interleaved rounds.",
                                body=preformatted(report(results, args.repeat))), file=sys.stderr)

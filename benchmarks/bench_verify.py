@@ -18,7 +18,6 @@ transformers and building the model class, nothing else.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import statistics
@@ -27,7 +26,7 @@ import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from _results import preformatted, publish  # noqa: E402
+from _results import preformatted, publish, show  # noqa: E402
 from _measure import machine_line, measure  # noqa: E402
 from bench_convert import WORK, make_case, measured_env, warm  # noqa: E402
 
@@ -101,13 +100,10 @@ def main() -> None:
     os.makedirs(WORK, exist_ok=True)
     started = machine_line()
     results = {case: run_case(case, repeat=args.repeat) for case in args.cases.split(",")}
-    if args.json:
-        print(json.dumps({"machine_at_start": started, "machine_at_end": machine_line(), "results": results},
-                         indent=2))
-    else:
-        print(f"start: {started}\nend:   {machine_line()}\n{report(results)}")
+    ended = machine_line()
+    show(results, report(results), started=started, ended=ended, as_json=args.json)
     if args.publish:
-        print("wrote", publish("bench_verify", machine_start=started, machine_end=machine_line(),
+        print("wrote", publish("bench_verify", machine_start=started, machine_end=ended,
                                method=f"`ckptkit verify` (default NumPy engine, and --engine transformers) vs "
                                       f"the `ckptkit convert` it checks, and the torch + "
                                       f"transformers import floor, a fresh process each, {args.repeat} interleaved "
