@@ -92,16 +92,20 @@ def parse_layer_list(text: str | Sequence[int], *, flag: str = "--layers") -> tu
     return layers
 
 
-def check_layers(layers: Sequence[int], teacher_layers: int, *, shown: str | None = None) -> list[int]:
-    """``layers`` if each names a distinct teacher layer in ``0..teacher_layers-1``; else a UsageError."""
+def check_layers(layers: Sequence[int], teacher_layers: int, *, shown: str | None = None,
+                 stack: str | None = None) -> list[int]:
+    """``layers`` if each names a distinct teacher layer in ``0..teacher_layers-1``; else a UsageError naming
+    the flag (``--layers``, or ``--STACK-layers`` for one stack of an encoder-decoder)."""
     shown = shown if shown is not None else ",".join(str(i) for i in layers)
+    flag, layer, teacher = (f"--{stack}-layers", f"teacher {stack} layer", f"the teacher's {stack}") if stack \
+        else ("--layers", "teacher layer", "the teacher")
     bad = [i for i in layers if not 0 <= i < teacher_layers]
     if bad:
-        raise UsageError(f"--layers {shown}: teacher layer {bad[0]} is out of range",
-                         hint=f"the teacher has {teacher_layers} layers, numbered 0..{teacher_layers - 1}")
+        raise UsageError(f"{flag} {shown}: {layer} {bad[0]} is out of range",
+                         hint=f"{teacher} has {teacher_layers} layers, numbered 0..{teacher_layers - 1}")
     twice = next((i for k, i in enumerate(layers) if i in layers[:k]), None)
     if twice is not None:
-        raise UsageError(f"--layers {shown}: teacher layer {twice} is named twice",
+        raise UsageError(f"{flag} {shown}: {layer} {twice} is named twice",
                          hint="each teacher layer can start one student layer")
     return list(layers)
 

@@ -24,6 +24,7 @@ from typing import Mapping, Sequence
 
 from ckptkit.converters.families.student import StudentStack
 from ckptkit.converters.plan import PlannedTensor
+from ckptkit.distill.init.layers import check_layers
 from ckptkit.distill.init.names import Copied
 from ckptkit.errors import PlanError, UsageError
 
@@ -66,17 +67,9 @@ class StackChoice:
 def _checked(stack: str, layers: tuple[int, ...] | None, shown: str, count: int) -> list[int]:
     if layers is None:
         return list(range(count))
-    flag = f"--{stack}-layers {shown}"
-    bad = next((i for i in layers if not 0 <= i < count), None)
-    if bad is not None:
-        raise UsageError(f"{flag}: teacher {stack} layer {bad} is out of range",
-                         hint=f"the teacher's {stack} has {count} layers, numbered 0..{count - 1}")
-    twice = next((i for k, i in enumerate(layers) if i in layers[:k]), None)
-    if twice is not None:
-        raise UsageError(f"{flag}: teacher {stack} layer {twice} is named twice",
-                         hint="each teacher layer can start one student layer")
+    check_layers(layers, count, shown=shown, stack=stack)
     if list(layers) != sorted(layers):
-        raise UsageError(f"{flag}: not increasing", hint=f"the student's {stack} runs its layers in the teacher's "
+        raise UsageError(f"--{stack}-layers {shown}: not increasing", hint=f"the student's {stack} runs its layers in the teacher's "
                          f"order: give them sorted, e.g. {','.join(str(i) for i in sorted(layers))}")
     return list(layers)
 
