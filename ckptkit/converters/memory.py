@@ -191,6 +191,7 @@ def _truncated(offset: int, nbytes: int, end: int, *, path: str, hint: str | Non
     return CorruptCheckpointError(f"truncated: needs bytes {offset}..{offset + nbytes}, the file ends at byte {end}",
                                   path=path, hint=hint)
 
+
 _MADV_DONTNEED = 4  # Linux; on a shared file mapping it only unmaps: the bytes stay in the page cache / file
 
 

@@ -1,13 +1,16 @@
 """``verify``: compare every converted tensor with its source through the plan, then compute the hub
 folder's outputs (by default ckptkit's torch-free NumPy engine over the folder's own names and config.json,
 :mod:`ckptkit.converters.verify_engine`; or the transformers model) and compare them with an independent
-NumPy forward pass over the TF variables (:mod:`ckptkit.converters.reference`), and check that the output's tokenizer gives the
+NumPy forward pass over the TF variables (:mod:`ckptkit.converters.reference`, under the source's own
+config: :mod:`ckptkit.converters.reference_config`), and check that the output's tokenizer gives the
 source's ids (:mod:`ckptkit.converters.tokenizer_check`).
 
-Tensor comparison is bitwise when dtypes agree (the plan's ops are exact); after a cast it is
-by the dtype's tolerance. The forward comparison uses the TF weights as stored on the TF side
-(after any cast), so a correct conversion agrees to float32 rounding: 1e-5, relative to an output's largest
-magnitude when that passes 1 (:func:`forward_tolerance`). Weights are read as the forward reaches them.
+Tensor comparison is bitwise when dtypes agree (the plan's ops are exact), in bands straight against a
+safetensors file (:func:`~ckptkit.converters.compare.tensor_holds`); after a cast it is by the dtype's
+tolerance. The forward comparison uses the TF weights as stored on the TF side (after any cast), so a correct
+conversion agrees to float32 rounding: 1e-5, relative to an output's largest magnitude when that passes 1
+(:func:`forward_tolerance`). Weights are read as each forward reaches them, and the two forwards run side by
+side.
 """
 
 from __future__ import annotations
